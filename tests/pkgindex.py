@@ -1,0 +1,151 @@
+"""A PEP 503 package index served on 127.0.0.1, holding tiny stand-in wheels.
+
+The wheels are real (uv installs them); they only carry a module whose
+``__version__`` records which build was installed, so a test can see whether
+uv took ``torch 2.7.1+cu128`` or ``+cpu``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import http.server
+import threading
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from packaging.utils import canonicalize_name
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+
+def _record_hash(data: bytes) -> str:
+    digest = hashlib.sha256(data).digest()
+    return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def build_wheel(
+    directory: Path,
+    name: str,
+    version: str,
+    *,
+    requires: Sequence[str] = (),
+) -> Path:
+    """Write ``{name}-{version}-py3-none-any.whl`` and return its path."""
+    dist = canonicalize_name(name).replace("-", "_")
+    dist_info = f"{dist}-{version}.dist-info"
+    metadata = "\n".join(
+        [
+            "Metadata-Version: 2.1",
+            f"Name: {name}",
+            f"Version: {version}",
+            *(f"Requires-Dist: {req}" for req in requires),
+            "",
+        ]
+    )
+    files = {
+        f"{dist}/__init__.py": f"__version__ = {version!r}\n",
+        f"{dist_info}/METADATA": metadata,
+        f"{dist_info}/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: llm-sync-tests\nRoot-Is-Purelib: true\n"
+            "Tag: py3-none-any\n"
+        ),
+    }
+    record_lines = [
+        f"{path},{_record_hash(text.encode())},{len(text.encode())}" for path, text in files.items()
+    ]
+    record_lines.append(f"{dist_info}/RECORD,,")
+    files[f"{dist_info}/RECORD"] = "\n".join(record_lines) + "\n"
+    path = directory / f"{dist}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for arcname, text in files.items():
+            archive.writestr(arcname, text)
+    return path
+
+
+@dataclass
+class PackageIndex:
+    """Index prefixes (``/simple``, ``/whl/cu128``) mapped to the files they serve."""
+
+    root: Path
+    prefixes: dict[str, list[Path]] = field(default_factory=dict)
+    requests: list[str] = field(default_factory=list)
+    base_url: str = ""
+
+    def add(self, prefix: str, name: str, version: str, *, requires: Sequence[str] = ()) -> None:
+        folder = self.root / prefix.strip("/").replace("/", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        wheel = build_wheel(folder, name, version, requires=requires)
+        self.prefixes.setdefault(prefix.rstrip("/"), []).append(wheel)
+
+    def url(self, prefix: str) -> str:
+        return self.base_url + prefix.rstrip("/")
+
+    def _listing(self, prefix: str, project: str) -> str | None:
+        files = self.prefixes.get(prefix)
+        if files is None:
+            return None
+        anchors = []
+        for path in files:
+            dist = path.name.split("-", 1)[0]
+            if canonicalize_name(dist) != canonicalize_name(project):
+                continue
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            href = f"{self.base_url}/files/{path.parent.name}/{path.name}#sha256={digest}"
+            anchors.append(f'<a href="{html.escape(href)}">{html.escape(path.name)}</a><br>')
+        return "<!DOCTYPE html><html><body>" + "".join(anchors) + "</body></html>"
+
+    def respond(self, path: str) -> tuple[int, bytes, str]:
+        self.requests.append(path)
+        if path.startswith("/files/"):
+            _, _, folder, filename = path.split("/", 3)
+            target = self.root / folder / filename
+            if target.is_file():
+                return 200, target.read_bytes(), "application/octet-stream"
+            return 404, b"", "text/plain"
+        prefix, _, project = path.rstrip("/").rpartition("/")
+        listing = self._listing(prefix, project)
+        if listing is None:
+            return 404, b"not found", "text/plain"
+        return 200, listing.encode(), "text/html"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    index: PackageIndex
+
+    def _answer(self, *, with_body: bool) -> None:
+        status, body, content_type = self.index.respond(self.path.split("?", 1)[0])
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if with_body:
+            self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        self._answer(with_body=True)
+
+    def do_HEAD(self) -> None:  # noqa: N802 - uv asks HEAD before range requests
+        self._answer(with_body=False)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature of the base class
+        """Stay quiet: requests are recorded in PackageIndex.requests."""
+
+
+def serve(index: PackageIndex) -> Iterator[PackageIndex]:
+    """Serve ``index`` on 127.0.0.1 for the duration of a ``with``/fixture block."""
+    handler = type("Handler", (_Handler,), {"index": index})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    index.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield index
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

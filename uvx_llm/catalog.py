@@ -1,0 +1,167 @@
+"""The compatibility knowledge in catalog.toml, loaded into values with queries."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+# (major, minor): a CUDA version such as 12.8 or a compute capability such as 9.0.
+Pair = tuple[int, int]
+
+
+def parse_pair(text: str) -> Pair:
+    """"12.8" -> (12, 8); also accepts "sm_90"/"90" forms of compute capabilities."""
+    cleaned = text.strip().lower().removeprefix("sm_").removeprefix("compute_")
+    if "." in cleaned:
+        major, _, minor = cleaned.partition(".")
+        return int(major), int(minor)
+    if cleaned.isdigit() and len(cleaned) >= 2:  # noqa: PLR2004 - "90" is sm_90
+        return int(cleaned[:-1]), int(cleaned[-1])
+    raise ValueError(text)
+
+
+def show_pair(pair: Pair) -> str:
+    return f"{pair[0]}.{pair[1]}"
+
+
+def show_sm(capability: Pair) -> str:
+    return f"sm_{capability[0]}{capability[1]}"
+
+
+def runs_on(built: Pair, gpu: Pair) -> bool:
+    """CUDA binary compatibility: code for X.Y runs on X.Z with Z >= Y."""
+    return built[0] == gpu[0] and built[1] <= gpu[1]
+
+
+@dataclass(frozen=True)
+class TorchRelease:
+    release: str
+    versions: tuple[Version, ...]
+    variants: tuple[tuple[str, tuple[Pair, ...]], ...]
+    unconfirmed: frozenset[str]
+    source: str
+
+    def archs(self, variant: str) -> tuple[Pair, ...] | None:
+        for name, archs in self.variants:
+            if name == variant:
+                return archs
+        return None
+
+    def series(self) -> Pair:
+        return parse_pair(self.release)
+
+    def allows(self, specifier: SpecifierSet) -> bool:
+        """Whether a version of this release satisfies ``specifier``.
+
+        Known versions are tried first; a version the specifier names in this
+        series (a patch release newer than the catalog) counts too.
+        """
+        named = [Version(spec.version.rstrip(".*")) for spec in specifier if spec.version[0].isdigit()]
+        candidates = [*self.versions, *(v for v in named if (v.major, v.minor) == self.series())]
+        return any(specifier.contains(v, prereleases=True) for v in candidates)
+
+
+@dataclass(frozen=True)
+class VllmPin:
+    vllm: SpecifierSet
+    torch: Version
+
+
+@dataclass(frozen=True)
+class Catalog:
+    updated: str
+    index_base: str
+    family: tuple[str, ...]
+    consumers: frozenset[str]
+    uv_min_routing: Version
+    toolkit_min_driver: tuple[tuple[Pair, Version], ...]
+    family_min_driver: tuple[tuple[int, Version], ...]
+    variant_cuda: tuple[tuple[str, Pair], ...]
+    torch: tuple[TorchRelease, ...]
+    vllm: tuple[VllmPin, ...]
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """Variant names, newest CUDA first."""
+        return tuple(name for name, _ in sorted(self.variant_cuda, key=lambda v: v[1], reverse=True))
+
+    @property
+    def backends(self) -> tuple[str, ...]:
+        return ("cpu", *self.variants)
+
+    def cuda_of(self, variant: str) -> Pair:
+        return dict(self.variant_cuda)[variant]
+
+    def max_cuda_for_driver(self, driver: Version) -> Pair | None:
+        """Highest CUDA toolkit whose minimum driver is at most ``driver``."""
+        fitting = [cuda for cuda, minimum in self.toolkit_min_driver if minimum <= driver]
+        return max(fitting) if fitting else None
+
+    def family_minimum(self, major: int) -> Version | None:
+        return dict(self.family_min_driver).get(major)
+
+    def releases_with(self, variant: str) -> tuple[TorchRelease, ...]:
+        return tuple(r for r in self.torch if r.archs(variant) is not None)
+
+
+def _pairs(values: list[str]) -> tuple[Pair, ...]:
+    return tuple(parse_pair(v) for v in values)
+
+
+def _load_toml(text: str) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib  # noqa: PLC0415 - stdlib only from 3.11
+
+        return tomllib.loads(text)
+    import tomlkit  # noqa: PLC0415 - the 3.10 fallback
+
+    return tomlkit.parse(text).unwrap()
+
+
+def from_data(data: dict[str, Any]) -> Catalog:
+    pytorch = data["pytorch"]
+    return Catalog(
+        updated=data["updated"],
+        index_base=pytorch["index-base"],
+        family=tuple(pytorch["family"]),
+        consumers=frozenset(pytorch["consumers"]),
+        uv_min_routing=Version(data["uv"]["min-version-routing"]),
+        toolkit_min_driver=tuple(
+            (parse_pair(cuda), Version(driver))
+            for cuda, driver in data["cuda"]["toolkit-min-driver"].items()
+        ),
+        family_min_driver=tuple(
+            (int(major), Version(driver))
+            for major, driver in data["cuda"]["family-min-driver"].items()
+        ),
+        variant_cuda=tuple(
+            (name, parse_pair(row["cuda"])) for name, row in data["variants"].items()
+        ),
+        torch=tuple(
+            TorchRelease(
+                release=row["release"],
+                versions=tuple(Version(v) for v in row["versions"]),
+                variants=tuple((name, _pairs(archs)) for name, archs in row["variants"].items()),
+                unconfirmed=frozenset(row.get("unconfirmed", ())),
+                source=row["source"],
+            )
+            for row in data["torch"]
+        ),
+        vllm=tuple(
+            VllmPin(vllm=SpecifierSet(row["vllm"]), torch=Version(row["torch"]))
+            for row in data["vllm"]
+        ),
+    )
+
+
+@cache
+def load() -> Catalog:
+    """The catalog shipped in the package."""
+    text = resources.files("uvx_llm").joinpath("catalog.toml").read_text(encoding="utf-8")
+    return from_data(_load_toml(text))

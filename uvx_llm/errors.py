@@ -1,0 +1,44 @@
+"""The one error type llm-sync raises for problems a user can act on."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Exit codes of the `llm-sync` command (docs/exit-codes.md)."""
+
+    OK = 0
+    DIFFERENCES = 1  # `check` found differences; `sync` uses uv's own code when uv fails
+    USAGE = 2  # usage error or bad input: nothing was written
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class LlmSyncError(Exception):
+    """What happened, why, and what to do about it.
+
+    Raised by core modules and caught once, in the command-line entry point,
+    which prints the three parts and exits with ``exit_code``.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        why: str = "",
+        fix: str = "",
+        exit_code: int = ExitCode.USAGE,
+    ) -> None:
+        super().__init__(what)
+        self.what = what
+        self.why = why
+        self.fix = fix
+        self.exit_code = exit_code
+
+    def render(self) -> str:
+        lines = [f"error: {self.what}"]
+        if self.why:
+            lines.append(f"  why: {self.why}")
+        if self.fix:
+            lines.append(f"  fix: {self.fix}")
+        return "\n".join(lines)

@@ -1,0 +1,351 @@
+"""Facts about the machine: NVIDIA driver, highest CUDA it runs, GPUs.
+
+Order of sources: explicit target (--cuda/--arch, for image builds without a
+GPU), then NVML (nvidia-ml-py), then `nvidia-smi --query-gpu` CSV (never the
+human-readable table, whose labels changed), then /proc/driver/nvidia/version.
+Environment overrides UV_CUDA_DRIVER_VERSION and CONDA_OVERRIDE_CUDA replace the
+detected CUDA limit. Every failure becomes a note and a fallback.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from packaging.version import InvalidVersion, Version
+
+from uvx_llm import proc
+from uvx_llm.catalog import Catalog, Pair, parse_pair, show_pair, show_sm
+from uvx_llm.errors import LlmSyncError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+log = structlog.get_logger(__name__)
+
+PROC_VERSION = Path("/proc/driver/nvidia/version")
+_PROC_DRIVER = re.compile(r"Kernel Module(?:\s+for\s+\S+)?\s+(\d+\.\d+(?:\.\d+)?)")
+_SMI_FIELDS = "index,name,driver_version,compute_cap,memory.total"
+
+
+@dataclass(frozen=True)
+class Gpu:
+    index: int
+    name: str
+    capability: Pair | None
+    memory_bytes: int | None = None
+    mig: bool = False
+
+    def describe(self) -> str:
+        cap = f"compute capability {show_pair(self.capability)}" if self.capability else "compute capability unknown"
+        memory = f", {self.memory_bytes / 2**30:.0f} GiB" if self.memory_bytes else ""
+        mig = ", MIG enabled" if self.mig else ""
+        return f"GPU {self.index}: {self.name} ({cap}{memory}{mig})"
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What llm-sync plans for. ``archs_known`` is False when the GPU list is unknown."""
+
+    system: str
+    source: str
+    driver_version: str | None = None
+    cuda_max: Pair | None = None
+    cuda_source: str = ""
+    gpus: tuple[Gpu, ...] = ()
+    archs_known: bool = True
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def has_nvidia(self) -> bool:
+        return bool(self.gpus or self.cuda_max or self.driver_version)
+
+    @property
+    def capabilities(self) -> tuple[Pair, ...]:
+        return tuple(sorted({g.capability for g in self.gpus if g.capability is not None}))
+
+    def driver(self) -> Version | None:
+        try:
+            return Version(self.driver_version) if self.driver_version else None
+        except InvalidVersion:
+            return None
+
+    def summary(self) -> list[str]:
+        lines = [f"system: {self.system}", f"detected by: {self.source}"]
+        if self.driver_version:
+            lines.append(f"NVIDIA driver: {self.driver_version}")
+        if self.cuda_max:
+            lines.append(f"highest CUDA the driver runs: {show_pair(self.cuda_max)} ({self.cuda_source})")
+        lines.extend(gpu.describe() for gpu in self.gpus)
+        if not self.has_nvidia:
+            lines.append("no NVIDIA GPU")
+        elif not self.archs_known:
+            lines.append("GPU architectures: unknown (not checked)")
+        return lines
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "system": self.system,
+            "source": self.source,
+            "driver_version": self.driver_version,
+            "cuda_max": show_pair(self.cuda_max) if self.cuda_max else None,
+            "cuda_source": self.cuda_source or None,
+            "gpus": [
+                {
+                    "index": g.index,
+                    "name": g.name,
+                    "compute_capability": show_pair(g.capability) if g.capability else None,
+                    "sm": show_sm(g.capability) if g.capability else None,
+                    "memory_bytes": g.memory_bytes,
+                    "mig": g.mig,
+                }
+                for g in self.gpus
+            ],
+            "archs_known": self.archs_known,
+            "notes": list(self.notes),
+        }
+
+
+def _system_name(platform: str) -> str:
+    if platform.startswith("linux"):
+        return "linux"
+    if platform == "darwin":
+        return "macos"
+    if platform in {"win32", "cygwin"}:
+        return "windows"
+    return platform
+
+
+# --- target given on the command line ----------------------------------------------
+
+
+def parse_cuda(text: str) -> Pair:
+    try:
+        cuda = parse_pair(text)
+    except ValueError:
+        raise LlmSyncError(
+            f"--cuda {text!r} is not a CUDA version",
+            why="it must look like MAJOR.MINOR",
+            fix="pass the highest CUDA the target driver runs, e.g. --cuda 12.8",
+        ) from None
+    return cuda
+
+
+def parse_arch_list(text: str) -> tuple[Pair, ...]:
+    try:
+        archs = tuple(sorted({parse_pair(part) for part in re.split(r"[,;\s]+", text) if part}))
+    except ValueError:
+        archs = ()
+    if not archs:
+        raise LlmSyncError(
+            f"--arch {text!r} is not a list of compute capabilities",
+            why="each entry must look like MAJOR.MINOR (8.0) or sm_80",
+            fix="pass the target GPUs' compute capabilities, e.g. --arch 8.0,9.0",
+        )
+    return archs
+
+
+def target(*, cuda: Pair | None, archs: tuple[Pair, ...] | None, platform: str = sys.platform) -> Machine:
+    """A machine described by --cuda/--arch instead of detected."""
+    gpus = tuple(Gpu(index=i, name="target GPU", capability=cap) for i, cap in enumerate(archs or ()))
+    notes = () if archs else ("no --arch: GPU architectures are not checked",)
+    if cuda is None:
+        notes = (*notes, "no --cuda: the driver's CUDA limit is not checked")
+    return Machine(
+        system=_system_name(platform),
+        source="--cuda/--arch",
+        cuda_max=cuda,
+        cuda_source="--cuda" if cuda else "",
+        gpus=gpus,
+        archs_known=archs is not None,
+        notes=notes,
+    )
+
+
+# --- NVML ---------------------------------------------------------------------------
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _nvml_failure(nvml: ModuleType, error: Exception) -> str:
+    value = getattr(error, "value", None)
+    reasons = {
+        getattr(nvml, "NVML_ERROR_LIBRARY_NOT_FOUND", -1): "the NVML library (libnvidia-ml.so) is not installed: no NVIDIA driver here",
+        getattr(nvml, "NVML_ERROR_DRIVER_NOT_LOADED", -1): "the NVIDIA kernel driver is not loaded",
+        getattr(nvml, "NVML_ERROR_NO_PERMISSION", -1): "no permission to talk to the NVIDIA driver",
+        getattr(nvml, "NVML_ERROR_LIB_RM_VERSION_MISMATCH", -1): "the NVIDIA driver and its user-space library differ in version (a driver update without a reboot?)",
+    }
+    return f"NVML unusable: {reasons.get(value, str(error) or type(error).__name__)}"
+
+
+def _nvml_gpu(nvml: ModuleType, index: int) -> Gpu:
+    handle = nvml.nvmlDeviceGetHandleByIndex(index)
+    major, minor = nvml.nvmlDeviceGetCudaComputeCapability(handle)
+    try:
+        memory: int | None = int(nvml.nvmlDeviceGetMemoryInfo(handle).total)
+    except nvml.NVMLError:
+        memory = None
+    try:
+        mig = bool(nvml.nvmlDeviceGetMigMode(handle)[0])
+    except nvml.NVMLError:  # not a MIG-capable GPU
+        mig = False
+    return Gpu(index=index, name=_text(nvml.nvmlDeviceGetName(handle)), capability=(int(major), int(minor)), memory_bytes=memory, mig=mig)
+
+
+def cuda_from_nvml(value: int) -> Pair:
+    """nvmlSystemGetCudaDriverVersion's 12040 -> (12, 4)."""
+    return value // 1000, (value % 1000) // 10
+
+
+def from_nvml(nvml: ModuleType, *, system: str) -> Machine | str:
+    """A Machine from NVML, or the reason NVML could not be used."""
+    try:
+        nvml.nvmlInit()
+    except nvml.NVMLError as error:
+        return _nvml_failure(nvml, error)
+    try:
+        driver = _text(nvml.nvmlSystemGetDriverVersion())
+        cuda = cuda_from_nvml(int(nvml.nvmlSystemGetCudaDriverVersion()))
+        gpus = tuple(_nvml_gpu(nvml, i) for i in range(int(nvml.nvmlDeviceGetCount())))
+    except nvml.NVMLError as error:
+        return _nvml_failure(nvml, error)
+    finally:
+        try:
+            nvml.nvmlShutdown()
+        except nvml.NVMLError:
+            log.debug("nvmlShutdown failed")
+    return Machine(system=system, source="NVML", driver_version=driver, cuda_max=cuda, cuda_source="NVML", gpus=gpus)
+
+
+def load_nvml() -> ModuleType | str:
+    """The pynvml module of nvidia-ml-py, or why it cannot be imported."""
+    try:
+        import pynvml  # noqa: PLC0415 - imported only by the commands that detect
+    except ImportError as error:
+        return f"nvidia-ml-py is not importable: {error}"
+    return pynvml
+
+
+# --- nvidia-smi and /proc -------------------------------------------------------------
+
+
+def parse_smi_csv(text: str) -> tuple[Gpu, ...]:
+    """Rows of `--query-gpu=index,name,driver_version,compute_cap,memory.total --format=csv,noheader,nounits`."""
+    gpus = []
+    for row in csv.reader(io.StringIO(text), skipinitialspace=True):
+        if len(row) < 5:  # noqa: PLR2004 - the five queried fields
+            continue
+        index, name, _driver, cap, memory = (cell.strip() for cell in row[:5])
+        try:
+            capability: Pair | None = parse_pair(cap)
+        except ValueError:
+            capability = None
+        memory_bytes = int(float(memory) * 2**20) if memory.replace(".", "", 1).isdigit() else None
+        gpus.append(Gpu(index=int(index), name=name, capability=capability, memory_bytes=memory_bytes))
+    return tuple(gpus)
+
+
+def from_nvidia_smi(catalog: Catalog, *, system: str) -> Machine | str:
+    args = ["nvidia-smi", f"--query-gpu={_SMI_FIELDS}", "--format=csv,noheader,nounits"]
+    try:
+        result = proc.run(args, timeout=20)
+    except (OSError, TimeoutError) as error:
+        return f"nvidia-smi unusable: {error.strerror if isinstance(error, OSError) else error}"
+    except Exception as error:  # noqa: BLE001 - subprocess.TimeoutExpired and kin: any failure is a fallback
+        return f"nvidia-smi unusable: {error}"
+    if result.returncode != 0:
+        return f"nvidia-smi failed: {(result.stderr or result.stdout).strip().splitlines()[-1:] or result.returncode}"
+    gpus = parse_smi_csv(result.stdout)
+    drivers = [row.split(",")[2].strip() for row in result.stdout.strip().splitlines() if row.count(",") >= 4]  # noqa: PLR2004
+    driver = drivers[0] if drivers else None
+    machine = Machine(system=system, source="nvidia-smi", driver_version=driver, gpus=gpus, archs_known=all(g.capability for g in gpus))
+    return _with_cuda_from_driver(machine, catalog, source="nvidia-smi driver version")
+
+
+def parse_proc_version(text: str) -> str | None:
+    match = _PROC_DRIVER.search(text)
+    return match.group(1) if match else None
+
+
+def from_proc(catalog: Catalog, path: Path, *, system: str) -> Machine | str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return f"{path} absent: no NVIDIA kernel driver loaded"
+    driver = parse_proc_version(text)
+    if driver is None:
+        return f"{path}: no driver version in it"
+    machine = Machine(system=system, source=str(path), driver_version=driver, archs_known=False)
+    return _with_cuda_from_driver(machine, catalog, source=f"driver {driver} (CUDA release notes)")
+
+
+def _with_cuda_from_driver(machine: Machine, catalog: Catalog, *, source: str) -> Machine:
+    driver = machine.driver()
+    cuda = catalog.max_cuda_for_driver(driver) if driver else None
+    return replace(machine, cuda_max=cuda, cuda_source=source if cuda else "")
+
+
+# --- environment overrides -----------------------------------------------------------
+
+
+def _apply_env_overrides(machine: Machine, catalog: Catalog, env: Mapping[str, str]) -> Machine:
+    conda = env.get("CONDA_OVERRIDE_CUDA", "").strip()
+    uv_driver = env.get("UV_CUDA_DRIVER_VERSION", "").strip()
+    if conda:
+        try:
+            return replace(machine, cuda_max=parse_pair(conda), cuda_source="CONDA_OVERRIDE_CUDA")
+        except ValueError:
+            raise LlmSyncError(
+                f"CONDA_OVERRIDE_CUDA={conda!r} is not a CUDA version",
+                fix="set it to MAJOR.MINOR (for example 12.4) or unset it",
+            ) from None
+    if uv_driver:
+        try:
+            cuda = catalog.max_cuda_for_driver(Version(uv_driver))
+        except InvalidVersion:
+            cuda = None
+        if cuda is None:
+            raise LlmSyncError(
+                f"UV_CUDA_DRIVER_VERSION={uv_driver!r} is not a driver version llm-sync knows",
+                why="it must be an NVIDIA driver version such as 550.54.14 (CUDA 11.8 or newer)",
+                fix="set it to the target driver's version or unset it",
+            )
+        return replace(machine, driver_version=uv_driver, cuda_max=cuda, cuda_source="UV_CUDA_DRIVER_VERSION")
+    return machine
+
+
+def detect(
+    catalog: Catalog,
+    *,
+    env: Mapping[str, str],
+    platform: str = sys.platform,
+    proc_version: Path = PROC_VERSION,
+) -> Machine:
+    """This machine's facts. Never raises for a detection failure, only for bad overrides."""
+    system = _system_name(platform)
+    if system == "macos":
+        machine = Machine(system=system, source="platform", notes=("macOS has no CUDA",))
+        return _apply_env_overrides(machine, catalog, env)
+    notes: list[str] = []
+    nvml = load_nvml()
+    found: Machine | str = nvml if isinstance(nvml, str) else from_nvml(nvml, system=system)
+    if isinstance(found, str):
+        notes.append(found)
+        found = from_nvidia_smi(catalog, system=system)
+    if isinstance(found, str):
+        notes.append(found)
+        found = from_proc(catalog, proc_version, system=system)
+    if isinstance(found, str):
+        notes.append(found)
+        found = Machine(system=system, source="none")
+    machine = replace(found, notes=(*found.notes, *notes))
+    return _apply_env_overrides(machine, catalog, env)

@@ -1,0 +1,241 @@
+"""Applying a Plan to pyproject.toml: style-preserving edits, a diff, an atomic write.
+
+Edits go through tomlkit, so comments, order, quoting and whitespace outside the
+changed entries survive. Before anything is written the result is parsed again
+and compared with the same actions applied to plain data: a file that would not
+say exactly what the plan says is never written.
+"""
+
+from __future__ import annotations
+
+import codecs
+import copy
+import difflib
+import os
+import stat
+import tempfile
+from typing import TYPE_CHECKING, Any
+
+import tomlkit
+from tomlkit.items import AoT, Array, Table
+
+from uvx_llm.errors import LlmSyncError
+from uvx_llm.plan import Action, AddRequirement, RemoveIndex, SetConfig, SetIndex, SetSource
+from uvx_llm.project import TOOL_KEY, Project
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+
+    from tomlkit.container import Container
+
+
+def _body(node: Any) -> list[tuple[Any, Any]]:
+    container = node if hasattr(node, "body") else getattr(node, "value", None)
+    return list(getattr(container, "body", None) or [])
+
+
+def _end_with_blank_line(parent: Any) -> None:
+    """Make the table rendered last under ``parent`` end with a blank line.
+
+    tomlkit puts a newly appended table right under the previous one; a blank
+    line between tables is how people (and uv) write them.
+    """
+    node = parent
+    while True:
+        body = _body(node)
+        last = body[-1][1] if body else None
+        if isinstance(last, AoT):
+            last = last.body[-1] if last.body else None
+        if isinstance(last, Table):
+            node = last
+            continue
+        if node is not parent and isinstance(node, Table) and not node.as_string().endswith("\n\n"):
+            node.add(tomlkit.nl())
+        return
+
+
+def _child(parent: Any, key: str, *, leaf: bool) -> Any:
+    """The table ``key`` under ``parent``, created when missing."""
+    if key not in parent:
+        _end_with_blank_line(parent)
+        parent.append(key, tomlkit.table(is_super_table=not leaf))
+    return parent[key]
+
+
+def _path(doc: Container, *keys: str, leaf: bool = True) -> Any:
+    """Nested tables; only a ``leaf`` gets a header of its own when created."""
+    node: Any = doc
+    for position, key in enumerate(keys):
+        node = _child(node, key, leaf=leaf and position == len(keys) - 1)
+    return node
+
+
+def _inline_text(value: Any) -> str:
+    if isinstance(value, dict):
+        pairs = ", ".join(f"{tomlkit.key(k).as_string()} = {_inline_text(v)}" for k, v in value.items())
+        return "{ " + pairs + " }"
+    if isinstance(value, list):
+        return "[\n" + "".join(f"    {_inline_text(v)},\n" for v in value) + "]"
+    return str(tomlkit.item(value).as_string())
+
+
+def _item(value: Any) -> Any:
+    """A tomlkit item for plain data, written the way uv's docs write sources:
+    ``{ index = "...", marker = "..." }``, one entry per line in arrays."""
+    return tomlkit.parse(f"value = {_inline_text(value)}\n")["value"]
+
+
+def _requirement_array(doc: Container, action: AddRequirement) -> Array:
+    if action.kind == "dependencies":
+        project = doc["project"]
+        if "dependencies" not in project:  # type: ignore[operator]
+            project["dependencies"] = tomlkit.array()  # type: ignore[index]
+        return project["dependencies"]  # type: ignore[index,return-value]
+    parent = doc["project"]["optional-dependencies"] if action.kind == "extra" else doc["dependency-groups"]  # type: ignore[index]
+    return parent[action.list_name]  # type: ignore[index,no-any-return]
+
+
+def _set_index(doc: Container, action: SetIndex) -> None:
+    uv = _path(doc, "tool", "uv", leaf=False)
+    if "index" not in uv:
+        _end_with_blank_line(uv)
+        uv.append("index", tomlkit.aot())
+    indexes: AoT = uv["index"]
+    for table in indexes:
+        if table.get("name") == action.name:
+            table["url"] = action.url
+            table["explicit"] = True
+            return
+    table = tomlkit.table()
+    table.update({"name": action.name, "url": action.url, "explicit": True})
+    indexes.append(table)
+
+
+def _remove_index(doc: Container, action: RemoveIndex) -> None:
+    indexes: AoT = doc["tool"]["uv"]["index"]  # type: ignore[index,assignment]
+    for position, table in enumerate(indexes):
+        if table.get("name") == action.name:
+            del indexes[position]
+            return
+
+
+def apply_to_document(doc: Container, actions: Iterable[Action]) -> None:
+    for action in actions:
+        if isinstance(action, SetSource):
+            _path(doc, "tool", "uv", "sources")[action.package] = _item(action.value)
+        elif isinstance(action, SetIndex):
+            _set_index(doc, action)
+        elif isinstance(action, RemoveIndex):
+            _remove_index(doc, action)
+        elif isinstance(action, AddRequirement):
+            array = _requirement_array(doc, action)
+            array.append(action.requirement)
+        else:
+            _path(doc, "tool", TOOL_KEY)[action.key] = action.value
+
+
+def _plain_dict(parent: dict[str, Any], *keys: str) -> dict[str, Any]:
+    for key in keys:
+        parent = parent.setdefault(key, {})
+    return parent
+
+
+def apply_to_data(data: dict[str, Any], actions: Iterable[Action]) -> dict[str, Any]:
+    """The same actions on plain data: what the written file must parse back to."""
+    result = copy.deepcopy(data)
+    for action in actions:
+        if isinstance(action, SetSource):
+            _plain_dict(result, "tool", "uv", "sources")[action.package] = action.value
+        elif isinstance(action, (SetIndex, RemoveIndex)):
+            uv = _plain_dict(result, "tool", "uv")
+            indexes = [i for i in uv.get("index", []) if i.get("name") != action.name]
+            if isinstance(action, SetIndex):
+                old = next((i for i in uv.get("index", []) if i.get("name") == action.name), None)
+                entry = {**(old or {}), "name": action.name, "url": action.url, "explicit": True}
+                position = uv.get("index", []).index(old) if old else len(indexes)
+                indexes.insert(position, entry)
+            uv["index"] = indexes
+        elif isinstance(action, AddRequirement):
+            if action.kind == "dependencies":
+                result["project"].setdefault("dependencies", []).append(action.requirement)
+            elif action.kind == "extra":
+                result["project"]["optional-dependencies"][action.list_name].append(action.requirement)
+            else:
+                result["dependency-groups"][action.list_name].append(action.requirement)
+        else:
+            _plain_dict(result, "tool", TOOL_KEY)[action.key] = action.value
+    return result
+
+
+def render(project: Project, actions: tuple[Action, ...]) -> str:
+    """The new file text (line endings as the file had them, no BOM)."""
+    if not actions:
+        return project.text
+    doc = project.document()
+    apply_to_document(doc, actions)
+    text = tomlkit.dumps(doc)
+    expected = apply_to_data(project.data, actions)
+    if tomlkit.parse(text).unwrap() != expected:
+        raise LlmSyncError(
+            f"llm-sync could not edit {project.path} safely; nothing was written",
+            why="the edited file would not read back as planned (an unusual layout tomlkit cannot edit in place)",
+            fix="please report this with the file attached; meanwhile apply the diff from `llm-sync plan -v` by hand",
+        )
+    return text
+
+
+def diff(project: Project, new_text: str) -> str:
+    name = project.path.name
+    return "".join(
+        difflib.unified_diff(
+            project.text.splitlines(keepends=True),
+            new_text.splitlines(keepends=True),
+            fromfile=f"a/{name}",
+            tofile=f"b/{name}",
+        )
+    )
+
+
+def encode(project: Project, text: str) -> bytes:
+    """Back to the file's bytes: its line endings and byte-order mark."""
+    if project.newline != "\n":
+        text = text.replace("\n", project.newline)
+    data = text.encode("utf-8")
+    return codecs.BOM_UTF8 + data if project.bom else data
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` in one step, keeping its permission bits."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError as error:
+        raise LlmSyncError(f"cannot read {path}'s permissions: {error.strerror}") from None
+    if not mode & stat.S_IWUSR:
+        raise LlmSyncError(
+            f"{path} is read-only; nothing was written",
+            why="its permissions do not allow writing, and llm-sync does not override that",
+            fix=f"make it writable (chmod u+w {path}) or run `llm-sync plan` to see the changes",
+        )
+    fd, temp_name = -1, ""
+    try:
+        fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".llm-sync")
+        with os.fdopen(fd, "wb") as handle:
+            fd = -1
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp_name, mode)  # noqa: PTH101 - temp_name is a str from mkstemp
+        os.replace(temp_name, path)  # noqa: PTH105 - same
+    except OSError as error:
+        if fd != -1:
+            os.close(fd)
+        if temp_name:
+            try:
+                os.unlink(temp_name)  # noqa: PTH108 - same
+            except OSError:
+                pass
+        raise LlmSyncError(
+            f"cannot write {path}: {error.strerror}; the file is unchanged",
+            fix=f"check that {path.parent} is writable and the disk is not full",
+        ) from None

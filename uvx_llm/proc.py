@@ -1,0 +1,106 @@
+"""The one way llm-sync starts other programs.
+
+Argument lists only (never a shell), environment changes passed explicitly and
+logged, and a child that outlives Ctrl-C is terminated, then killed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import structlog
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from pathlib import Path
+
+log = structlog.get_logger(__name__)
+
+# How long a child gets to exit on its own after Ctrl-C (it saw the SIGINT too),
+# then after SIGTERM, before it is killed.
+GRACE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Completed:
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _environment(overrides: Mapping[str, str] | None) -> dict[str, str]:
+    env = dict(os.environ)
+    if overrides:
+        env.update(overrides)
+    return env
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """Give the child its chance to stop on its own, then terminate, then kill."""
+    for signal_next in (None, process.terminate, process.kill):
+        if signal_next is not None:
+            signal_next()
+        try:
+            process.wait(timeout=GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            continue
+        return
+
+
+def run(
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float | None = None,
+) -> Completed:
+    """Run to completion and capture output. Raises OSError when it cannot start."""
+    log.debug("run", argv=list(args), env=dict(env or {}), cwd=str(cwd) if cwd else None)
+    result = subprocess.run(
+        list(args),
+        env=_environment(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Completed(tuple(args), result.returncode, result.stdout, result.stderr)
+
+
+def run_streaming(
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    on_stderr_line: Callable[[str], None] | None = None,
+) -> int:
+    """Run with stdout shown as it comes; return the exit code.
+
+    With ``on_stderr_line`` each stderr line is handed over as it arrives
+    (build progress); without it stderr goes straight to the terminal.
+    On Ctrl-C the child is stopped and KeyboardInterrupt propagates.
+    """
+    log.debug("run", argv=list(args), env=dict(env or {}), cwd=str(cwd) if cwd else None)
+    stderr = subprocess.PIPE if on_stderr_line is not None else None
+    with subprocess.Popen(
+        list(args),
+        env=_environment(env),
+        cwd=cwd,
+        stderr=stderr,
+        text=True,
+        errors="replace",
+        bufsize=1,
+    ) as process:
+        try:
+            if on_stderr_line is not None and process.stderr is not None:
+                for line in process.stderr:
+                    on_stderr_line(line.rstrip("\n"))
+            return process.wait()
+        except KeyboardInterrupt:
+            _stop(process)
+            raise

@@ -1,0 +1,197 @@
+"""Reading a project's pyproject.toml: its bytes, its requirements, its llm-sync table.
+
+The file is read once; everything downstream works on the plain data and the
+tomlkit document kept here. Line endings and a UTF-8 byte-order mark are
+remembered so that writing gives back the same bytes outside what changed.
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+import tomlkit.exceptions
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from uvx_llm.errors import LlmSyncError
+
+PYPROJECT = "pyproject.toml"
+TOOL_KEY = "llm-sync"
+
+
+@dataclass(frozen=True)
+class DepList:
+    """One list of requirements: [project] dependencies, an extra, or a dependency group."""
+
+    kind: str  # "dependencies" | "extra" | "group"
+    name: str | None
+    requirements: tuple[Requirement, ...]
+
+    @property
+    def label(self) -> str:
+        if self.kind == "dependencies":
+            return "[project] dependencies"
+        if self.kind == "extra":
+            return f"[project.optional-dependencies] {self.name}"
+        return f"[dependency-groups] {self.name}"
+
+    def names(self) -> frozenset[str]:
+        return frozenset(canonicalize_name(r.name) for r in self.requirements)
+
+
+@dataclass(frozen=True)
+class Project:
+    path: Path
+    raw: bytes
+    text: str  # decoded, without BOM, with "\n" line endings when the file was all CRLF
+    newline: str
+    bom: bool
+    data: dict[str, Any]
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def document(self) -> tomlkit.TOMLDocument:
+        """A fresh, editable tomlkit document of the file."""
+        return tomlkit.parse(self.text)
+
+    def table(self, *keys: str) -> dict[str, Any]:
+        node: Any = self.data
+        for key in keys:
+            node = node.get(key) if isinstance(node, dict) else None
+            if node is None:
+                return {}
+        return node if isinstance(node, dict) else {}
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.table("tool", TOOL_KEY)
+
+    @property
+    def uv_sources(self) -> dict[str, Any]:
+        return self.table("tool", "uv", "sources")
+
+    @property
+    def uv_indexes(self) -> list[dict[str, Any]]:
+        indexes = self.table("tool", "uv").get("index", [])
+        return [i for i in indexes if isinstance(i, dict)] if isinstance(indexes, list) else []
+
+    def dependency_lists(self) -> tuple[DepList, ...]:
+        project = self.table("project")
+        lists = [DepList("dependencies", None, _requirements(project.get("dependencies", []), self.path, "[project] dependencies"))]
+        for extra, reqs in self.table("project", "optional-dependencies").items():
+            lists.append(DepList("extra", extra, _requirements(reqs, self.path, f"extra {extra!r}")))
+        for group, reqs in self.table("dependency-groups").items():
+            lists.append(DepList("group", group, _requirements(reqs, self.path, f"dependency group {group!r}")))
+        return tuple(lists)
+
+    def declared(self) -> frozenset[str]:
+        """Every package named in any requirement list, canonicalised."""
+        return frozenset().union(*(dep_list.names() for dep_list in self.dependency_lists()))
+
+
+def _requirements(values: Any, path: Path, where: str) -> tuple[Requirement, ...]:
+    if not isinstance(values, list):
+        raise LlmSyncError(
+            f"{path}: {where} is not a list",
+            why="PEP 621 requirement lists are arrays of strings",
+            fix=f"write {where} as [\"package>=1.0\", ...]",
+        )
+    parsed = []
+    for value in values:
+        if not isinstance(value, str):  # {include-group = "..."} in dependency groups
+            continue
+        try:
+            parsed.append(Requirement(value))
+        except InvalidRequirement as error:
+            raise LlmSyncError(
+                f"{path}: {where} has an invalid requirement {value!r}",
+                why=str(error),
+                fix="correct it to a PEP 508 requirement such as \"torch>=2.6\"",
+            ) from None
+    return tuple(parsed)
+
+
+def find(start: Path) -> Path:
+    """The nearest pyproject.toml at or above ``start``, like uv does."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        candidate = folder / PYPROJECT
+        if candidate.is_file():
+            return candidate
+    raise LlmSyncError(
+        f"no {PYPROJECT} in {start} or any folder above it",
+        why="llm-sync configures an existing uv project",
+        fix="run it inside the project, pass --project DIR, or create one with `uv init`",
+    )
+
+
+def locate(project_dir: Path | None, *, cwd: Path) -> Path:
+    if project_dir is None:
+        return find(cwd)
+    candidate = project_dir if project_dir.name == PYPROJECT else project_dir / PYPROJECT
+    if not candidate.is_file():
+        raise LlmSyncError(
+            f"no {PYPROJECT} at {candidate}",
+            why="--project must name a folder that holds a pyproject.toml",
+            fix="pass the project's folder, or create a project there with `uv init`",
+        )
+    return candidate
+
+
+def _decode(raw: bytes, path: Path) -> tuple[str, bool]:
+    bom = raw.startswith(codecs.BOM_UTF8)
+    try:
+        text = raw[len(codecs.BOM_UTF8) :].decode("utf-8") if bom else raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise LlmSyncError(
+            f"{path} is not UTF-8 text (byte {error.start})",
+            why="TOML files must be UTF-8",
+            fix="re-save the file as UTF-8",
+        ) from None
+    return text, bom
+
+
+def split_newlines(text: str) -> tuple[str, str]:
+    """(text with "\\n" endings, the file's line ending). Mixed endings stay as they are."""
+    crlf = text.count("\r\n")
+    if crlf and crlf == text.count("\n"):
+        return text.replace("\r\n", "\n"), "\r\n"
+    return text, "\n"
+
+
+def parse(raw: bytes, path: Path) -> Project:
+    text, bom = _decode(raw, path)
+    text, newline = split_newlines(text)
+    try:
+        document = tomlkit.parse(text)
+    except tomlkit.exceptions.ParseError as error:
+        raise LlmSyncError(
+            f"{path} is not valid TOML: {error.args[0] if error.args else error} (line {error.line}, column {error.col})",
+            why="llm-sync edits pyproject.toml and will not guess at a broken file",
+            fix=f"fix the syntax at line {error.line}, column {error.col}; `uv lock` reports the same error",
+        ) from None
+    data = document.unwrap()
+    if not isinstance(data.get("project"), dict):
+        raise LlmSyncError(
+            f"{path} has no [project] table",
+            why="uv sync needs a PEP 621 project; a Poetry-only or tool-only pyproject.toml is not one",
+            fix="add a [project] table with name, version and dependencies (`uv init --bare` writes a minimal one), or migrate with `uvx migrate-to-uv`",
+        )
+    return Project(path=path, raw=raw, text=text, newline=newline, bom=bom, data=data)
+
+
+def load(path: Path) -> Project:
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise LlmSyncError(
+            f"cannot read {path}: {error.strerror}",
+            fix="check that the file exists and is readable",
+        ) from None
+    return parse(raw, path)
