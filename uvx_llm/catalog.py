@@ -23,7 +23,7 @@ def parse_pair(text: str) -> Pair:
         return int(major), int(minor)
     if cleaned.isdigit() and len(cleaned) >= 2:  # noqa: PLR2004 - "90" is sm_90
         return int(cleaned[:-1]), int(cleaned[-1])
-    raise ValueError(text)
+    raise ValueError(f"not a MAJOR.MINOR pair: {text!r}")
 
 
 def show_pair(pair: Pair) -> str:

@@ -11,6 +11,7 @@ class ExitCode(enum.IntEnum):
     OK = 0
     DIFFERENCES = 1  # `check` found differences; `sync` uses uv's own code when uv fails
     USAGE = 2  # usage error or bad input: nothing was written
+    INTERNAL = 3  # a bug in llm-sync: a short message, details in a log file
     INTERRUPTED = 130  # Ctrl-C
 
 

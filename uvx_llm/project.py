@@ -134,6 +134,7 @@ def find(start: Path) -> Path:
 def locate(project_dir: Path | None, *, cwd: Path) -> Path:
     if project_dir is None:
         return find(cwd)
+    project_dir = project_dir.resolve()
     candidate = project_dir if project_dir.name == PYPROJECT else project_dir / PYPROJECT
     if not candidate.is_file():
         raise LlmSyncError(

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pkgindex import PackageIndex, serve
+from uvx_llm import catalog, paths
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+REAL_WORLD = Path(__file__).parent / "fixtures" / "real-world"
+
+
+@pytest.fixture(autouse=True)
+def hermetic(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """No real home, no real uv cache, no llm-sync settings leaking in from the developer's shell."""
+    home = tmp_path_factory.mktemp("home")
+    for name in list(os.environ):
+        if name.startswith(("LLM_SYNC_", "UV_")) or name in {"UV", "CONDA_OVERRIDE_CUDA", "VIRTUAL_ENV", "NO_COLOR"}:
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("UV_CACHE_DIR", str(home / "uv-cache"))
+    monkeypatch.setenv("UV_PYTHON_DOWNLOADS", "never")
+    monkeypatch.setenv("UV_NO_CONFIG", "1")
+    paths.override_root(home / "llm-sync")
+    yield home
+    paths.override_root(None)
+
+
+@pytest.fixture
+def cat() -> catalog.Catalog:
+    return catalog.load()
+
+
+@pytest.fixture(scope="session")
+def package_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackageIndex]:
+    """A loopback index: PyPI stand-in under /simple, PyTorch variants under /whl/<variant>."""
+    index = PackageIndex(tmp_path_factory.mktemp("index"))
+    for variant in ("cpu", "cu124", "cu126", "cu128", "cu130"):
+        for version in ("2.6.0", "2.8.0", "2.9.0"):
+            if variant == "cu124" and version != "2.6.0":
+                continue  # the real cu124 index ends at torch 2.6
+            index.add(f"/whl/{variant}", "torch", f"{version}+{variant}")
+    index.add("/simple", "torch", "2.9.0")  # PyPI's own torch: what users get without routing
+    index.add("/simple", "vllm", "0.8.5", requires=["torch==2.6.0"])
+    index.add("/simple", "vllm", "0.11.2", requires=["torch==2.9.0"])
+    index.add("/simple", "flash-attn-standin", "1.0", requires=["torch"])
+    with contextlib.contextmanager(serve)(index) as served:
+        yield served

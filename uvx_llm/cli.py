@@ -1,0 +1,295 @@
+"""The `llm-sync` command line: parse, call the core with keywords, map errors to exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+import structlog
+
+from uvx_llm import __version__, config, log, paths
+from uvx_llm import catalog as catalog_module
+from uvx_llm import machine as machine_module
+from uvx_llm import patch as patch_module
+from uvx_llm import plan as plan_module
+from uvx_llm import project as project_module
+from uvx_llm import uv as uv_module
+from uvx_llm.errors import ExitCode, LlmSyncError
+
+logger = structlog.get_logger("llm-sync")
+COMMANDS = ("sync", "plan", "check", "detect")
+_VALUE_OPTIONS = {"--project", "--backend", "--cuda", "--arch", "--torch-index-url"}
+
+
+@dataclass(frozen=True)
+class Common:
+    project: Path | None
+    backend: str | None
+    cuda: str | None
+    arch: str | None
+    torch_index_url: str | None
+    force: bool
+    verbose: int
+    quiet: int
+
+
+def _common_options(function: Any) -> Any:
+    options = [
+        click.option("--project", type=click.Path(path_type=Path), help="Project folder (default: nearest pyproject.toml upward)."),
+        click.option("--backend", help="PyTorch backend: auto, cpu, cu126, cu128, ... [env: LLM_SYNC_BACKEND]"),
+        click.option("--cuda", metavar="X.Y", help="Plan for a driver that runs CUDA X.Y instead of this machine's."),
+        click.option("--arch", metavar="X.Y[,X.Y]", help="Plan for GPUs of these compute capabilities instead of this machine's."),
+        click.option("--torch-index-url", metavar="URL", help="Base URL of the PyTorch wheel indexes (a mirror). [env: LLM_SYNC_TORCH_INDEX_URL]"),
+        click.option("--force", is_flag=True, help="Replace hand-written torch routing that disagrees with the plan."),
+        click.option("-v", "--verbose", count=True, help="More detail (repeatable)."),
+        click.option("-q", "--quiet", count=True, help="Errors only."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _common(kwargs: dict[str, Any]) -> Common:
+    return Common(**{key: kwargs.pop(key) for key in list(Common.__dataclass_fields__)})
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="llm-sync")
+def cli() -> None:
+    """Make `uv sync` work for GPU/LLM projects on this machine.
+
+    Without a command, runs `sync`. Arguments after `--` go to `uv sync`.
+    """
+
+
+# --- shared steps ---------------------------------------------------------------------------
+
+
+def _setup(common: Common) -> None:
+    log.configure(verbosity=common.verbose - common.quiet)
+
+
+def _target_given(common: Common) -> bool:
+    return bool(common.cuda or common.arch)
+
+
+def _machine(common: Common, catalog: catalog_module.Catalog) -> machine_module.Machine:
+    if _target_given(common):
+        cuda = machine_module.parse_cuda(common.cuda) if common.cuda else None
+        archs = machine_module.parse_arch_list(common.arch) if common.arch else None
+        found = machine_module.target(cuda=cuda, archs=archs)
+    else:
+        found = machine_module.detect(catalog, env=os.environ)
+    for note in found.notes:
+        quiet_note = note.startswith("NVML unusable: the NVML library") or not found.has_nvidia
+        (logger.debug if quiet_note else logger.warning)(note)
+    return found
+
+
+def _load_project(common: Common) -> project_module.Project:
+    path = project_module.locate(common.project, cwd=Path.cwd())
+    return project_module.load(path)
+
+
+def _request(common: Common, project: project_module.Project, catalog: catalog_module.Catalog) -> plan_module.Request:
+    return plan_module.Request(
+        backend=config.resolve_backend(common.backend, os.environ, catalog),
+        index_base=config.resolve_index_base(common.torch_index_url, os.environ, project.config, catalog),
+        force=common.force,
+    )
+
+
+def _make_plan(common: Common, *, detect: bool) -> tuple[project_module.Project, plan_module.Plan, machine_module.Machine | None]:
+    catalog = catalog_module.load()
+    project = _load_project(common)
+    machine = _machine(common, catalog) if detect else None
+    request = _request(common, project, catalog)
+    made = plan_module.make(machine=machine, project=project, catalog=catalog, request=request)
+    return project, made, machine
+
+
+def _report(made: plan_module.Plan) -> None:
+    for decision in made.decisions:
+        logger.info(f"{decision.topic}: {decision.choice} — {decision.reason}")
+    for warning in made.warnings:
+        logger.warning(warning)
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+@cli.command(context_settings={"ignore_unknown_options": False})
+@_common_options
+@click.option("--no-sync", is_flag=True, help="Stop after updating pyproject.toml.")
+@click.argument("uv_args", nargs=-1, type=click.UNPROCESSED)
+def sync(no_sync: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
+    """Detect, plan, update pyproject.toml, run `uv sync` (the default command)."""
+    common = _common(kwargs)
+    _setup(common)
+    project, made, _ = _make_plan(common, detect=True)
+    _report(made)
+    new_text = patch_module.render(project, made.actions)
+    uv = None
+    if not no_sync:
+        uv = uv_module.find()
+        uv_module.require(uv, made.uv_min_version)
+    if new_text != project.text:
+        patch_module.write_atomic(project.path, patch_module.encode(project, new_text))
+        logger.info(f"updated {project.path}")
+    if uv is None:
+        return ExitCode.OK
+    logger.info("running " + " ".join(uv_module.sync_command(uv, project_dir=project.root, uv_args=uv_args)))
+    return uv_module.sync(uv, project_dir=project.root, uv_args=uv_args, env={})
+
+
+def _plan_document(project: project_module.Project, made: plan_module.Plan, machine: machine_module.Machine | None, diff_text: str, command: list[str]) -> dict[str, Any]:
+    return {
+        "project": str(project.path),
+        "machine": machine.to_json() if machine else None,
+        "backend": made.backend,
+        "decisions": [{"topic": d.topic, "choice": d.choice, "reason": d.reason} for d in made.decisions],
+        "warnings": list(made.warnings),
+        "diff": diff_text,
+        "uv": {"command": command, "environment": {}, "min_version": str(made.uv_min_version) if made.uv_min_version else None},
+    }
+
+
+@cli.command()
+@_common_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
+@click.argument("uv_args", nargs=-1, type=click.UNPROCESSED)
+def plan(as_json: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
+    """Show the machine facts, every decision, the diff and the uv command; write nothing."""
+    common = _common(kwargs)
+    _setup(common)
+    project, made, machine = _make_plan(common, detect=True)
+    diff_text = patch_module.diff(project, patch_module.render(project, made.actions))
+    command = ["uv", "sync", "--project", str(project.root), *uv_args]
+    if as_json:
+        click.echo(json.dumps(_plan_document(project, made, machine, diff_text, command), indent=2))
+        return ExitCode.OK
+    sections: list[tuple[str, list[str]]] = [
+        ("Machine", machine.summary() if machine else []),
+        ("Decisions", [f"{d.topic}: {d.choice}\n    {d.reason}" for d in made.decisions]),
+        ("Warnings", list(made.warnings)),
+    ]
+    for title, lines in sections:
+        if lines:
+            click.echo(f"{title}:")
+            click.echo("\n".join(f"  {line}" for line in lines))
+    click.echo("Changes to pyproject.toml:" + ("" if diff_text else " none"))
+    if diff_text:
+        click.echo(diff_text.rstrip("\n"))
+    click.echo("Would run:\n  " + " ".join(command))
+    if made.uv_min_version:
+        click.echo(f"  (needs uv >= {made.uv_min_version})")
+    return ExitCode.OK
+
+
+@cli.command()
+@_common_options
+@click.option("--fix", is_flag=True, help="Write the changes (still exits 1 when there were any, as pre-commit expects).")
+def check(fix: bool, **kwargs: Any) -> int:
+    """Exit 0 if pyproject.toml is as llm-sync maintains it for its recorded backend, else show the diff and exit 1.
+
+    Machine-independent: no detection, no network.
+    """
+    common = _common(kwargs)
+    _setup(common)
+    if _target_given(common):
+        raise click.UsageError("check is machine-independent: --cuda/--arch do not apply (use `llm-sync plan`)")
+    project, made, _ = _make_plan(common, detect=False)
+    for warning in made.warnings:
+        logger.warning(warning)
+    new_text = patch_module.render(project, made.actions)
+    if new_text == project.text:
+        logger.info(f"{project.path} is up to date")
+        return ExitCode.OK
+    click.echo(patch_module.diff(project, new_text).rstrip("\n"))
+    if fix:
+        patch_module.write_atomic(project.path, patch_module.encode(project, new_text))
+        logger.info(f"fixed {project.path}")
+    else:
+        logger.info("run `llm-sync check --fix` (or `llm-sync`) to apply")
+    return ExitCode.DIFFERENCES
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
+@click.option("--cuda", metavar="X.Y", help="Describe a target driver instead of detecting.")
+@click.option("--arch", metavar="X.Y[,X.Y]", help="Describe target GPUs instead of detecting.")
+@click.option("-v", "--verbose", count=True, help="More detail.")
+@click.option("-q", "--quiet", count=True, help="Errors only.")
+def detect(as_json: bool, cuda: str | None, arch: str | None, verbose: int, quiet: int) -> int:
+    """Show the machine facts llm-sync plans with."""
+    common = Common(None, None, cuda, arch, None, force=False, verbose=verbose, quiet=quiet)
+    _setup(common)
+    machine = _machine(common, catalog_module.load())
+    if as_json:
+        click.echo(json.dumps(machine.to_json(), indent=2))
+    else:
+        click.echo("\n".join([*machine.summary(), *(f"note: {n}" for n in machine.notes)]))
+    return ExitCode.OK
+
+
+# --- entry point -------------------------------------------------------------------------------------
+
+
+def with_default_command(argv: list[str]) -> list[str]:
+    """`llm-sync [options] [-- uv args]` means `llm-sync sync ...`; a command may follow options."""
+    previous = ""
+    for position, token in enumerate(argv):
+        if token == "--":
+            break
+        if token in COMMANDS and previous not in _VALUE_OPTIONS:
+            return [token, *argv[:position], *argv[position + 1 :]]
+        previous = token
+    if any(token in {"--help", "-h", "--version"} for token in argv[:1]):
+        return argv
+    return ["sync", *argv]
+
+
+def _write_crash_log(error: BaseException) -> Path | None:
+    try:
+        folder = paths.log_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(tz=timezone.utc).strftime("%Y%m%dT%H%M%S")
+        path = folder / f"crash-{stamp}.log"
+        path.write_text(
+            f"llm-sync {__version__}\nargv: {sys.argv}\n\n" + "".join(traceback.format_exception(error)),
+            encoding="utf-8",
+        )
+    except OSError:
+        return None
+    return path
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Run the command line and exit with its code."""
+    args = with_default_command(sys.argv[1:] if argv is None else argv)
+    try:
+        code = cli.main(args=args, prog_name="llm-sync", standalone_mode=False)
+    except LlmSyncError as error:
+        click.echo(error.render(), err=True)
+        code = error.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("interrupted", err=True)
+        code = ExitCode.INTERRUPTED
+    except click.exceptions.Exit as done:
+        code = done.exit_code
+    except click.ClickException as error:
+        error.show()
+        code = ExitCode.USAGE if error.exit_code == ExitCode.USAGE else error.exit_code
+    except Exception as error:  # noqa: BLE001 - the one place unexpected errors become a message
+        crash_log = _write_crash_log(error)
+        where = f"details in {crash_log}" if crash_log else "run with -v for details"
+        click.echo(f"error: unexpected {type(error).__name__}: {error}\n  {where}; please report it", err=True)
+        code = ExitCode.INTERNAL
+    sys.exit(code if isinstance(code, int) else ExitCode.OK)

@@ -1,0 +1,92 @@
+"""Finding uv, checking its version, and running `uv sync`."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from packaging.version import InvalidVersion, Version
+
+from uvx_llm import proc
+from uvx_llm.errors import LlmSyncError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+_VERSION = re.compile(r"\buv (\d+\.\d+\.\d+\S*)")
+
+
+@dataclass(frozen=True)
+class Uv:
+    path: Path
+    version: Version
+    found_by: str  # "$UV", "PATH", "the uv package"
+
+
+def _candidates(env: Mapping[str, str]) -> list[tuple[str, str]]:
+    found = []
+    if env.get("UV"):
+        found.append((env["UV"], "$UV"))
+    on_path = shutil.which("uv", path=env.get("PATH"))
+    if on_path:
+        found.append((on_path, "PATH"))
+    try:
+        from uv import find_uv_bin  # noqa: PLC0415 - the optional `uv` package from PyPI
+
+        found.append((find_uv_bin(), "the uv package"))
+    except (ImportError, FileNotFoundError):
+        pass
+    return found
+
+
+def version_of(path: str) -> Version | None:
+    try:
+        result = proc.run([path, "--version"], timeout=30)
+    except (OSError, ValueError):
+        return None
+    match = _VERSION.search(result.stdout)
+    if result.returncode != 0 or not match:
+        return None
+    try:
+        return Version(match.group(1))
+    except InvalidVersion:
+        return None
+
+
+def find(env: Mapping[str, str] | None = None) -> Uv:
+    """uv as `uvx llm-sync` started it ($UV), else from PATH, else the `uv` package."""
+    env = os.environ if env is None else env
+    tried = []
+    for path, found_by in _candidates(env):
+        version = version_of(path)
+        if version is not None:
+            return Uv(Path(path), version, found_by)
+        tried.append(f"{path} ({found_by})")
+    raise LlmSyncError(
+        "uv not found",
+        why="llm-sync runs `uv sync`; looked at $UV, PATH and the `uv` Python package"
+        + (f"; unusable: {', '.join(tried)}" if tried else ""),
+        fix="install uv (`pip install uv` or https://docs.astral.sh/uv/getting-started/installation/), or pass --no-sync",
+    )
+
+
+def require(uv: Uv, minimum: Version | None) -> None:
+    if minimum is not None and uv.version < minimum:
+        raise LlmSyncError(
+            f"uv {uv.version} at {uv.path} is too old for the settings llm-sync writes",
+            why=f"they need uv >= {minimum}",
+            fix="run `uv self update` (or `pip install -U uv` when uv came from pip)",
+        )
+
+
+def sync_command(uv: Uv, *, project_dir: Path, uv_args: Sequence[str]) -> list[str]:
+    return [str(uv.path), "sync", "--project", str(project_dir), *uv_args]
+
+
+def sync(uv: Uv, *, project_dir: Path, uv_args: Sequence[str], env: Mapping[str, str]) -> int:
+    """Run `uv sync` in the foreground; its exit code. Ctrl-C raises KeyboardInterrupt."""
+    return proc.run_streaming(sync_command(uv, project_dir=project_dir, uv_args=uv_args), env=env, cwd=project_dir)
