@@ -161,6 +161,7 @@ class Fit:
     releases: tuple[TorchRelease, ...]
     problems: tuple[str, ...]
     compat: bool = False  # only through CUDA minor-version compatibility
+    cuda: Pair = (0, 0)
 
     @property
     def ok(self) -> bool:
@@ -203,7 +204,7 @@ def evaluate(variant: str, machine: Machine | None, releases: tuple[TorchRelease
         missing = sorted({show_sm(g) for g in capabilities for r in with_variant if not _covers(r.archs(variant), (g,))})
         archs = " ".join(show_pair(a) for a in (with_variant[-1].archs(variant) or ()))
         problems.append(f"{', '.join(missing)} not in its arch list ({archs})")
-    return Fit(variant, covering or with_variant, tuple(problems), compat)
+    return Fit(variant, covering or with_variant, tuple(problems), compat, catalog.cuda_of(variant))
 
 
 def _fit_reason(fit: Fit, machine: Machine, rejected_newer: Fit | None) -> str:
@@ -219,8 +220,11 @@ def _fit_reason(fit: Fit, machine: Machine, rejected_newer: Fit | None) -> str:
     else:
         archs = "GPU architectures not checked"
     reason = f"{driver}; {archs}; {_span(fit.releases)}"
-    if rejected_newer is not None:
-        reason += f"; not {rejected_newer.variant}: {rejected_newer.problems[0]}"
+    if rejected_newer is not None and machine.cuda_max is not None:
+        problem = rejected_newer.problems[0] if rejected_newer.problems else (
+            f"needs CUDA {show_pair(rejected_newer.cuda)}, the driver runs ≤ {show_pair(machine.cuda_max)}"
+        )
+        reason += f"; not {rejected_newer.variant}: {problem}"
     return reason
 
 
@@ -232,7 +236,8 @@ def _no_fit_error(machine: Machine, scope: TorchScope, fits: list[Fit], catalog:
             suggestions.append(f"{fit.variant} with {_span(fit.releases)} (allow that torch; the project asks for {scope.description})")
             break
     unlimited = dataclasses.replace(machine, cuda_max=None)
-    for fit in (evaluate(v, unlimited, scope.releases, catalog, scope.description) for v in catalog.variants):
+    # The smallest driver update that would do: oldest fitting variant first.
+    for fit in (evaluate(v, unlimited, scope.releases, catalog, scope.description) for v in reversed(catalog.variants)):
         if fit.ok:
             cuda = catalog.cuda_of(fit.variant)
             minimum = dict(catalog.toolkit_min_driver).get(cuda)
@@ -252,7 +257,7 @@ def choose_variant(machine: Machine, scope: TorchScope, catalog: Catalog) -> tup
     for wanted_compat in (False, True):
         for position, fit in enumerate(fits):
             if fit.ok and fit.compat == wanted_compat:
-                newer = next((f for f in reversed(fits[:position]) if not f.ok), None)
+                newer = fits[position - 1] if position else None
                 return fit.variant, _fit_reason(fit, machine, newer)
     raise _no_fit_error(machine, scope, fits, catalog)
 
