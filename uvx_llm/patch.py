@@ -55,20 +55,38 @@ def _end_with_blank_line(parent: Any) -> None:
         return
 
 
-def _child(parent: Any, key: str, *, leaf: bool) -> Any:
-    """The table ``key`` under ``parent``, created when missing."""
-    if key not in parent:
-        _end_with_blank_line(parent)
-        parent.append(key, tomlkit.table(is_super_table=not leaf))
-    return parent[key]
-
-
-def _path(doc: Container, *keys: str, leaf: bool = True) -> Any:
-    """Nested tables; only a ``leaf`` gets a header of its own when created."""
+def _get(doc: Container, keys: tuple[str, ...]) -> Any:
     node: Any = doc
-    for position, key in enumerate(keys):
-        node = _child(node, key, leaf=leaf and position == len(keys) - 1)
+    for key in keys:
+        if key not in node:
+            return None
+        node = node[key]
     return node
+
+
+def _append_at_end(doc: Container, keys: tuple[str, ...], item: Any) -> None:
+    """Put ``item`` at ``keys`` as a new section at the end of the file.
+
+    Appending a chain of super tables to the document works even where the
+    parent ([tool], [tool.uv]) is split across the file, which tomlkit cannot
+    append into in place.
+    """
+    _end_with_blank_line(doc)
+    for key in reversed(keys[1:]):
+        parent = tomlkit.table(is_super_table=True)
+        parent.append(key, item)
+        item = parent
+    doc.append(keys[0], item)
+
+
+def _table(doc: Container, *keys: str) -> Any:
+    """The table at ``keys``, created at the end of the file when missing."""
+    existing = _get(doc, keys)
+    if existing is not None:
+        return existing
+    table = tomlkit.table()
+    _append_at_end(doc, keys, table)
+    return table
 
 
 def _inline_text(value: Any) -> str:
@@ -97,11 +115,11 @@ def _requirement_array(doc: Container, action: AddRequirement) -> Array:
 
 
 def _set_index(doc: Container, action: SetIndex) -> None:
-    uv = _path(doc, "tool", "uv", leaf=False)
-    if "index" not in uv:
-        _end_with_blank_line(uv)
-        uv.append("index", tomlkit.aot())
-    indexes: AoT = uv["index"]
+    indexes: AoT | None = _get(doc, ("tool", "uv", "index"))
+    fresh = indexes is None
+    if indexes is None:
+        indexes = tomlkit.aot()
+        _append_at_end(doc, ("tool", "uv", "index"), indexes)
     for table in indexes:
         if table.get("name") == action.name:
             table["url"] = action.url
@@ -109,7 +127,15 @@ def _set_index(doc: Container, action: SetIndex) -> None:
             return
     table = tomlkit.table()
     table.update({"name": action.name, "url": action.url, "explicit": True})
+    # Keep the blank-line style of the tables around it (tomlkit spaces a new
+    # array of tables itself).
+    last = indexes.body[-1] if indexes.body and not fresh else None
+    followed_by_blank = last is not None and last.as_string().endswith("\n\n")
+    if last is not None and not followed_by_blank:
+        last.add(tomlkit.nl())
     indexes.append(table)
+    if followed_by_blank:
+        table.add(tomlkit.nl())
 
 
 def _remove_index(doc: Container, action: RemoveIndex) -> None:
@@ -123,7 +149,7 @@ def _remove_index(doc: Container, action: RemoveIndex) -> None:
 def apply_to_document(doc: Container, actions: Iterable[Action]) -> None:
     for action in actions:
         if isinstance(action, SetSource):
-            _path(doc, "tool", "uv", "sources")[action.package] = _item(action.value)
+            _table(doc, "tool", "uv", "sources")[action.package] = _item(action.value)
         elif isinstance(action, SetIndex):
             _set_index(doc, action)
         elif isinstance(action, RemoveIndex):
@@ -132,7 +158,7 @@ def apply_to_document(doc: Container, actions: Iterable[Action]) -> None:
             array = _requirement_array(doc, action)
             array.append(action.requirement)
         else:
-            _path(doc, "tool", TOOL_KEY)[action.key] = action.value
+            _table(doc, "tool", TOOL_KEY)[action.key] = action.value
 
 
 def _plain_dict(parent: dict[str, Any], *keys: str) -> dict[str, Any]:

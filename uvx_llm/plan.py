@@ -339,7 +339,8 @@ def _per_extra_plan(routing: Routing, machine: Machine | None, scope: TorchScope
     out.decide(
         "pytorch routing",
         "kept (per extra)",
-        f"the project routes torch per extra ({shown}); llm-sync keeps it and writes no routing of its own",
+        f"the project routes torch per extra ({shown}); llm-sync keeps it and writes no routing of its own "
+        "(remove those sources to let llm-sync route torch instead)",
     )
     extras = [extra for extra, variant in routing.extra_map if variant != CPU]
     if extras:
@@ -508,7 +509,7 @@ def make(*, machine: Machine | None, project: Project, catalog: Catalog, request
     scope, scope_warnings = torch_scope(project, catalog)
     out.warnings.extend(scope_warnings)
     routing = existing_routing(project, catalog)
-    if routing.per_extra and not request.force:
+    if routing.per_extra:  # a design of the project's own, not a disagreement: even --force keeps it
         _per_extra_plan(routing, machine, scope, catalog, out)
         return Plan(None, tuple(out.decisions), tuple(out.warnings), (), catalog.uv_min_routing)
     recorded = project.config.get("backend")

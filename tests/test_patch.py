@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import codecs
+import difflib
+import stat
+from pathlib import Path
+
+import pytest
+
+from conftest import REAL_WORLD
+from helpers import H200, NO_GPU, applied, gpu_machine, make, proj, simple
+from uvx_llm import patch, plan, project
+from uvx_llm.catalog import Catalog
+from uvx_llm.errors import LlmSyncError
+from uvx_llm.machine import Machine
+
+FIXTURES = sorted(REAL_WORLD.glob("*.toml"))
+MACHINES = {"h200-580": H200, "a100-cuda124": gpu_machine((12, 4), (8, 0), driver="550.54.14"), "no-gpu": NO_GPU}
+
+
+def comment_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("#")]
+
+
+def removed_lines(old: str, new: str) -> list[str]:
+    return [
+        line[1:]
+        for line in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0)
+        if line.startswith("-") and not line.startswith("---")
+    ]
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=lambda p: p.name)
+@pytest.mark.parametrize("machine_name", list(MACHINES))
+@pytest.mark.parametrize("force", [False, True], ids=["keep", "force"])
+def test_real_world_files_round_trip_without_damage(cat: Catalog, fixture: Path, machine_name: str, force: bool) -> None:
+    original = project.load(fixture)
+    try:
+        made = make(original, cat, MACHINES[machine_name], force=force)
+    except LlmSyncError as error:
+        # A file that pins a torch this machine cannot run may refuse, never crash.
+        assert error.fix
+        return
+    new_text = patch.render(original, made.actions)
+    # Comments and every line outside the edit survive; without --force nothing is
+    # taken away (an array's last element may only gain its trailing comma).
+    removed = removed_lines(original.text, new_text)
+    kept_comments = [c for c in comment_lines(original.text) if c not in [r.strip() for r in removed]]
+    assert kept_comments == [c for c in comment_lines(new_text) if c in kept_comments]
+    if not force:
+        for line in removed_lines(original.text, new_text):
+            assert line + "," in new_text.splitlines()
+    # Idempotent: a second run on the result changes nothing.
+    after = project.parse(patch.encode(original, new_text), fixture)
+    assert make(after, cat, MACHINES[machine_name]).actions == ()
+
+
+@pytest.mark.parametrize("machine_name", list(MACHINES))
+def test_verl_uv_integration_is_recognised_and_left_alone(cat: Catalog, machine_name: str) -> None:
+    verl = project.load(REAL_WORLD / "verl-1dda039__pyproject.toml")
+    made = make(verl, cat, MACHINES[machine_name])
+    assert made.actions == ()
+    routing = next(d for d in made.decisions if d.topic == "pytorch routing")
+    assert routing.choice == "kept (per extra)"
+    assert "vllm → cu130" in routing.reason
+    if machine_name == "a100-cuda124":
+        assert any("cannot run the project's torch variants" in w for w in made.warnings)
+
+
+def test_template_keeps_hand_written_routing_and_records_its_backend(cat: Catalog) -> None:
+    template = project.load(REAL_WORLD / "llm-env-templates__verl__pyproject.toml")
+    made = make(template, cat)
+    assert made.backend == "cu128"
+    assert made.actions == (plan.SetConfig("backend", "cu128"),)
+    added = [line for line in patch.diff(template, patch.render(template, made.actions)).splitlines() if line.startswith("+") and not line.startswith("+++")]
+    assert added == ["+", "+[tool.llm-sync]", '+backend = "cu128"']
+
+
+def test_new_routing_reads_like_uvs_docs(cat: Catalog) -> None:
+    made = make(simple("torch"), cat)
+    text = patch.render(simple("torch"), made.actions)
+    assert text.endswith(
+        '[tool.uv.sources]\ntorch = [\n'
+        '    { index = "pytorch-cu130", marker = "sys_platform == \'linux\'" },\n'
+        '    { index = "pytorch-cpu", marker = "sys_platform != \'linux\'" },\n]\n\n'
+        '[[tool.uv.index]]\nname = "pytorch-cu130"\nurl = "https://download.pytorch.org/whl/cu130"\nexplicit = true\n\n'
+        '[[tool.uv.index]]\nname = "pytorch-cpu"\nurl = "https://download.pytorch.org/whl/cpu"\nexplicit = true\n\n'
+        '[tool.llm-sync]\nbackend = "cu130"\n'
+    )
+
+
+def test_crlf_files_stay_crlf(cat: Catalog) -> None:
+    raw = (REAL_WORLD / "llm-env-templates__dev__pyproject.toml").read_bytes().replace(b"\n", b"\r\n")
+    raw = raw.replace(b"dependencies = []", b'dependencies = ["vllm"]')
+    original = project.parse(raw, Path("pyproject.toml"))
+    assert original.newline == "\r\n"
+    new = patch.encode(original, patch.render(original, make(original, cat).actions))
+    assert new.count(b"\n") == new.count(b"\r\n")
+    assert new.startswith(raw.split(b"[dependency-groups]")[0].replace(b'["vllm"]', b'["vllm", "torch"]'))
+
+
+def test_byte_order_mark_is_kept(cat: Catalog) -> None:
+    raw = codecs.BOM_UTF8 + simple("torch").raw
+    original = project.parse(raw, Path("pyproject.toml"))
+    new = patch.encode(original, patch.render(original, make(original, cat).actions))
+    assert new.startswith(codecs.BOM_UTF8 + simple("torch").raw)
+    assert new.count(codecs.BOM_UTF8) == 1
+
+
+def test_mixed_line_endings_are_not_normalised(cat: Catalog) -> None:
+    raw = b'[project]\r\nname = "d"\nversion = "0"\r\ndependencies = ["torch"]\n'
+    original = project.parse(raw, Path("pyproject.toml"))
+    new = patch.encode(original, patch.render(original, make(original, cat).actions))
+    assert new.startswith(raw)
+
+
+def test_atomic_write_keeps_the_mode(tmp_path: Path) -> None:
+    target = tmp_path / "pyproject.toml"
+    target.write_text("old\n", encoding="utf-8")
+    target.chmod(0o640)
+    patch.write_atomic(target, b"new\n")
+    assert target.read_bytes() == b"new\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["pyproject.toml"]
+
+
+def test_read_only_file_is_refused_and_untouched(tmp_path: Path) -> None:
+    target = tmp_path / "pyproject.toml"
+    target.write_text("old\n", encoding="utf-8")
+    target.chmod(0o444)
+    with pytest.raises(LlmSyncError, match="read-only"):
+        patch.write_atomic(target, b"new\n")
+    assert target.read_bytes() == b"old\n"
+
+
+def test_unwritable_folder_leaves_no_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "pyproject.toml"
+    target.write_text("old\n", encoding="utf-8")
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(patch.os, "replace", refuse)
+    with pytest.raises(LlmSyncError, match="No space left"):
+        patch.write_atomic(target, b"new\n")
+    assert target.read_bytes() == b"old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["pyproject.toml"]
+
+
+def test_a_read_back_mismatch_writes_nothing(cat: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = simple("torch")
+    made = make(original, cat)
+    monkeypatch.setattr(patch, "apply_to_data", lambda data, _actions: data)
+    with pytest.raises(LlmSyncError, match="could not edit"):
+        patch.render(original, made.actions)
+
+
+def test_dependencies_array_created_when_absent(cat: Catalog) -> None:
+    original = proj('[project]\nname = "d"\nversion = "0"\n[project.optional-dependencies]\nx = ["torch"]\n')
+    made = make(original, cat, Machine(system="linux", source="none"))
+    assert applied(original, made).uv_sources["torch"] == {"index": "pytorch-cpu"}
