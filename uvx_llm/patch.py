@@ -127,14 +127,15 @@ def _set_index(doc: Container, action: SetIndex) -> None:
             return
     table = tomlkit.table()
     table.update({"name": action.name, "url": action.url, "explicit": True})
-    # Keep the blank-line style of the tables around it (tomlkit spaces a new
-    # array of tables itself).
-    last = indexes.body[-1] if indexes.body and not fresh else None
-    followed_by_blank = last is not None and last.as_string().endswith("\n\n")
-    if last is not None and not followed_by_blank:
+    # Blank lines between the tables, as people write them: the previous table
+    # gets a trailing blank line, and ours one too when it is followed by others.
+    last = indexes.body[-1] if indexes.body else None
+    followed_by_blank = fresh or (last is not None and last.as_string().endswith("\n\n"))
+    if last is not None and not last.as_string().endswith("\n\n"):
         last.add(tomlkit.nl())
     indexes.append(table)
-    if followed_by_blank:
+    table.trivia.indent = ""  # tomlkit indents tables appended to a new array itself
+    if followed_by_blank and not fresh:
         table.add(tomlkit.nl())
 
 
