@@ -12,6 +12,7 @@ import hashlib
 import html
 import http.server
 import threading
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,7 @@ class PackageIndex:
     prefixes: dict[str, list[Path]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     base_url: str = ""
+    delay_seconds: float = 0.0  # slow every answer down (tests that interrupt uv mid-way)
 
     def add(self, prefix: str, name: str, version: str, *, requires: Sequence[str] = ()) -> None:
         folder = self.root / prefix.strip("/").replace("/", "_")
@@ -101,6 +103,8 @@ class PackageIndex:
 
     def respond(self, path: str) -> tuple[int, bytes, str]:
         self.requests.append(path)
+        if self.delay_seconds:
+            time.sleep(self.delay_seconds)
         if path.startswith("/files/"):
             _, _, folder, filename = path.split("/", 3)
             target = self.root / folder / filename

@@ -1,0 +1,190 @@
+"""The command line in-process: exit codes, messages, and files left untouched on bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from uvx_llm import cli, paths
+from uvx_llm import plan as plan_module
+from uvx_llm.errors import ExitCode
+
+GOOD = '[project]\nname = "app"\nversion = "0.1.0"\ndependencies = [\n    "vllm==0.10.2",  # serving\n]\n'
+
+
+def run(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as done:
+        cli.run(argv)
+    code = done.value.code
+    assert isinstance(code, int)
+    return code
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "pyproject.toml").write_text(GOOD, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "pyproject.toml"
+
+
+def test_plan_shows_everything_and_writes_nothing(app: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["plan", "--cuda", "12.8", "--arch", "9.0"]) == 0
+    out = capsys.readouterr().out
+    assert "highest CUDA the driver runs: 12.8" in out
+    assert "backend: cu128" in out
+    assert "+torch = [" in out
+    assert "Would run:" in out
+    assert "uv sync --project" in out
+    assert app.read_text(encoding="utf-8") == GOOD
+
+
+def test_plan_json(app: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["plan", "--json", "--cuda", "12.8", "--arch", "9.0", "--", "--frozen"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["backend"] == "cu128"
+    assert document["machine"]["gpus"][0]["compute_capability"] == "9.0"
+    assert document["uv"]["command"][-1] == "--frozen"
+    assert {d["topic"] for d in document["decisions"]} >= {"backend", "pytorch routing", "torch dependency"}
+    assert document["diff"].startswith("--- a/pyproject.toml")
+    assert app.read_text(encoding="utf-8") == GOOD
+
+
+def test_check_then_fix_then_clean(app: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["check"]) == ExitCode.DIFFERENCES  # no backend recorded yet
+    assert "has not chosen a PyTorch backend" in capsys.readouterr().err
+    assert run(["check", "--backend", "cu128"]) == ExitCode.DIFFERENCES
+    assert "+backend = \"cu128\"" in capsys.readouterr().out
+    assert app.read_text(encoding="utf-8") == GOOD
+    assert run(["check", "--fix", "--backend", "cu128"]) == ExitCode.DIFFERENCES
+    assert "pytorch-cu128" in app.read_text(encoding="utf-8")
+    assert run(["check"]) == 0
+    assert "up to date" in capsys.readouterr().err
+
+
+def test_check_refuses_machine_options(app: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["check", "--cuda", "12.8"]) == ExitCode.USAGE
+    assert "machine-independent" in capsys.readouterr().err
+
+
+def test_default_command_is_sync(app: Path) -> None:
+    assert run(["--cuda", "12.8", "--arch", "9.0", "--no-sync"]) == 0
+    assert "[tool.llm-sync]" in app.read_text(encoding="utf-8")
+    assert "# serving" in app.read_text(encoding="utf-8")
+
+
+def test_backend_from_the_environment(app: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_SYNC_BACKEND", "cpu")
+    assert run(["--no-sync"]) == 0
+    assert 'backend = "cpu"' in app.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], ["sync"]),
+        (["--", "--frozen"], ["sync", "--", "--frozen"]),
+        (["--project", "x", "plan"], ["plan", "--project", "x"]),
+        (["--project", "plan", "--no-sync"], ["sync", "--project", "plan", "--no-sync"]),
+        (["check", "--fix"], ["check", "--fix"]),
+        (["--version"], ["--version"]),
+        (["--", "plan"], ["sync", "--", "plan"]),
+    ],
+)
+def test_with_default_command(argv: list[str], expected: list[str]) -> None:
+    assert cli.with_default_command(argv) == expected
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--version"]) == 0
+    assert "llm-sync" in capsys.readouterr().out
+
+
+def test_detect_json_for_a_target(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["detect", "--json", "--cuda", "12.4", "--arch", "8.0"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["cuda_max"] == "12.4"
+    assert facts["gpus"][0]["sm"] == "sm_80"
+
+
+def test_detect_this_machine(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["detect"]) == 0
+    assert "system:" in capsys.readouterr().out
+
+
+# --- bad input: exit 2, a message with what/why/fix, the file untouched ------------------------
+
+
+def assert_clear_error(capsys: pytest.CaptureFixture[str], *words: str) -> None:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "error:" in err
+    for word in words:
+        assert word in err
+
+
+def test_no_pyproject(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run(["plan"]) == ExitCode.USAGE
+    assert_clear_error(capsys, "no pyproject.toml", "fix:")
+
+
+def test_toml_syntax_error(app: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    app.write_text('[project]\nname = "app"\ndependencies = [\n', encoding="utf-8")
+    assert run(["--no-sync", "--cuda", "12.8"]) == ExitCode.USAGE
+    assert_clear_error(capsys, "not valid TOML", "line", "column")
+    assert app.read_text(encoding="utf-8") == '[project]\nname = "app"\ndependencies = [\n'
+
+
+def test_poetry_project(app: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    app.write_text('[tool.poetry]\nname = "app"\n', encoding="utf-8")
+    assert run(["--no-sync"]) == ExitCode.USAGE
+    assert_clear_error(capsys, "no [project] table")
+
+
+def test_unknown_backend_lists_the_valid_ones(app: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--backend", "cu999", "--no-sync"]) == ExitCode.USAGE
+    assert_clear_error(capsys, "unknown backend 'cu999'", "cu128", "cpu")
+    assert app.read_text(encoding="utf-8") == GOOD
+
+
+def test_unknown_key_in_tool_table(app: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    app.write_text(GOOD + '\n[tool.llm-sync]\nbakend = "cu128"\n', encoding="utf-8")
+    assert run(["check"]) == ExitCode.USAGE
+    assert_clear_error(capsys, "unknown key 'bakend'", "backend")
+
+
+def test_read_only_pyproject(app: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    app.chmod(0o444)
+    assert run(["--cuda", "12.8", "--arch", "9.0", "--no-sync"]) == ExitCode.USAGE
+    assert_clear_error(capsys, "read-only")
+    assert app.read_text(encoding="utf-8") == GOOD
+
+
+def test_uv_missing_leaves_the_file_untouched(app: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("PATH", str(app.parent))
+    monkeypatch.setitem(sys.modules, "uv", None)  # the `uv` package is not importable either
+    assert run(["--cuda", "12.8", "--arch", "9.0"]) == ExitCode.USAGE
+    assert_clear_error(capsys, "uv not found", "pip install uv")
+    assert app.read_text(encoding="utf-8") == GOOD
+
+
+def test_unexpected_error_is_short_and_logged(app: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def broken(**_kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(plan_module, "make", broken)
+    assert run(["plan"]) == ExitCode.INTERNAL
+    err = capsys.readouterr().err
+    assert "unexpected RuntimeError: boom" in err
+    assert "Traceback" not in err
+    logs = list(paths.log_dir().glob("crash-*.log"))
+    assert len(logs) == 1
+    assert "RuntimeError: boom" in logs[0].read_text(encoding="utf-8")
+
+
+def test_bad_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["plan", "--bogus"]) == ExitCode.USAGE
+    assert "No such option" in capsys.readouterr().err

@@ -1,0 +1,170 @@
+"""llm-sync end to end: the real CLI process driving the real uv against a loopback index."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pkgindex import PackageIndex
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+pytestmark = pytest.mark.uv
+
+
+def uv_binary() -> str:
+    from uv import find_uv_bin  # noqa: PLC0415 - the uv wheel the dev group installs
+
+    return find_uv_bin()
+
+
+def write_project(folder: Path, *deps: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    listed = ", ".join(f'"{d}"' for d in deps)
+    (folder / "pyproject.toml").write_text(
+        f'[project]\nname = "app"\nversion = "0.1.0"\nrequires-python = ">=3.10"\ndependencies = [{listed}]\n\n[tool.uv]\npackage = false\n',
+        encoding="utf-8",
+    )
+    return folder
+
+
+def environment(index: PackageIndex, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "UV": uv_binary(),
+            "UV_DEFAULT_INDEX": index.url("/simple"),
+            "LLM_SYNC_TORCH_INDEX_URL": index.url("/whl"),
+            "UV_PYTHON": sys.executable,
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def llm_sync(args: Sequence[str], *, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "uvx_llm", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def installed_version(project: Path, package: str) -> str | None:
+    found = list(project.glob(f".venv/lib/python*/site-packages/{package}/__init__.py"))
+    if not found:
+        return None
+    namespace: dict[str, str] = {}
+    exec(found[0].read_text(encoding="utf-8"), namespace)  # noqa: S102 - our own stand-in wheel's one line
+    return namespace["__version__"]
+
+
+def test_sync_routes_torch_to_the_cuda_build_and_macos_to_cpu(package_index: PackageIndex, tmp_path: Path) -> None:
+    project = write_project(tmp_path / "app", "vllm==0.11.2")
+    result = llm_sync(["--cuda", "12.8", "--arch", "9.0"], env=environment(package_index), cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert installed_version(project, "torch") == "2.9.0+cu128"
+    lock = (project / "uv.lock").read_text(encoding="utf-8")
+    assert 'version = "2.9.0+cpu"' in lock  # the same lock serves macOS laptops
+    assert "sys_platform != 'linux'" in lock
+    assert "backend: cu128" in result.stderr
+
+    # Second run: nothing to change in the file, uv sync runs again.
+    before = (project / "pyproject.toml").read_bytes()
+    again = llm_sync(["--cuda", "12.8", "--arch", "9.0"], env=environment(package_index), cwd=project)
+    assert again.returncode == 0, again.stderr
+    assert (project / "pyproject.toml").read_bytes() == before
+    assert "updated" not in again.stderr
+
+
+def test_driver_limited_to_cuda_124_gets_the_cu124_stack(package_index: PackageIndex, tmp_path: Path) -> None:
+    project = write_project(tmp_path / "app", "vllm==0.8.5")
+    env = environment(package_index, UV_CUDA_DRIVER_VERSION="550.54.14")
+    result = llm_sync(["--project", str(project)], env=env, cwd=tmp_path)
+    # No GPU here: the driver override gives the CUDA limit, architectures stay unchecked.
+    assert result.returncode == 0, result.stderr
+    assert installed_version(project, "torch") == "2.6.0+cu124"
+    assert installed_version(project, "vllm") == "0.8.5"
+
+
+def test_without_llm_sync_uv_cannot_route_a_transitive_torch(package_index: PackageIndex, tmp_path: Path) -> None:
+    """Why llm-sync adds torch as a direct dependency: uv ignores sources for transitive torch."""
+    project = write_project(tmp_path / "app", "vllm==0.11.2")
+    llm_sync(["--cuda", "12.8", "--arch", "9.0", "--no-sync"], env=environment(package_index), cwd=project)
+    text = (project / "pyproject.toml").read_text(encoding="utf-8")
+    (project / "pyproject.toml").write_text(text.replace('"vllm==0.11.2", "torch"', '"vllm==0.11.2"'), encoding="utf-8")
+    result = subprocess.run([uv_binary(), "sync"], env=environment(package_index), cwd=project, capture_output=True, text=True, check=False)
+    assert result.returncode == 0
+    assert installed_version(project, "torch") == "2.9.0"  # PyPI's torch, not the cu128 build
+
+
+def test_arguments_after_double_dash_reach_uv(package_index: PackageIndex, tmp_path: Path) -> None:
+    project = write_project(tmp_path / "app", "torch")
+    result = llm_sync(["--cuda", "12.8", "--arch", "9.0", "--", "--dry-run"], env=environment(package_index), cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "Would install" in result.stderr
+    assert installed_version(project, "torch") is None
+
+
+def test_uv_failure_exits_with_uvs_code(package_index: PackageIndex, tmp_path: Path) -> None:
+    project = write_project(tmp_path / "app", "torch==2.7.0")  # not on the loopback cu128 index
+    result = llm_sync(["--cuda", "12.8", "--arch", "9.0"], env=environment(package_index), cwd=project)
+    assert result.returncode == 1
+    assert "No solution found" in result.stderr
+
+
+def test_no_sync_stops_after_the_file(package_index: PackageIndex, tmp_path: Path) -> None:
+    project = write_project(tmp_path / "app", "torch")
+    env = environment(package_index, UV="/nonexistent/uv", PATH="/usr/bin:/bin")
+    result = llm_sync(["--cuda", "12.8", "--arch", "9.0", "--no-sync"], env=env, cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "pytorch-cu128" in (project / "pyproject.toml").read_text(encoding="utf-8")
+    assert not (project / ".venv").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="process groups and SIGINT are POSIX")
+def test_ctrl_c_stops_uv_and_exits_130(package_index: PackageIndex, tmp_path: Path) -> None:
+    project = write_project(tmp_path / "app", "torch")
+    seen = len(package_index.requests)
+    package_index.delay_seconds = 3.0
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvx_llm", "--cuda", "12.8", "--arch", "9.0"],
+            env=environment(package_index, UV_HTTP_TIMEOUT="120"),
+            cwd=project,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while len(package_index.requests) == seen and time.monotonic() < deadline:
+            time.sleep(0.1)  # until uv is talking to the index
+        assert len(package_index.requests) > seen
+        os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        package_index.delay_seconds = 0.0
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert processes_in_group(process.pid) == []
+
+
+def processes_in_group(group: int) -> list[int]:
+    """Live processes of a process group, read from /proc (no pgrep needed)."""
+    members = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text(encoding="utf-8").rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp == group and state != "Z":
+            members.append(int(stat_file.parent.name))
+    return members
