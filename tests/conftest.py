@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-
 from pkgindex import PackageIndex, serve
+
 from uvx_llm import catalog, paths
 
 if TYPE_CHECKING:
@@ -21,7 +21,12 @@ def hermetic(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     """No real home, no real uv cache, no llm-sync settings leaking in from the developer's shell."""
     home = tmp_path_factory.mktemp("home")
     for name in list(os.environ):
-        if name.startswith(("LLM_SYNC_", "UV_")) or name in {"UV", "CONDA_OVERRIDE_CUDA", "VIRTUAL_ENV", "NO_COLOR"}:
+        if name.startswith(("LLM_SYNC_", "UV_")) or name in {
+            "UV",
+            "CONDA_OVERRIDE_CUDA",
+            "VIRTUAL_ENV",
+            "NO_COLOR",
+        }:
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))

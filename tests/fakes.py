@@ -74,7 +74,12 @@ class RecordedNvml:
         return int(current), int(pending)
 
 
-def with_devices(facts: dict[str, Any], *devices: tuple[str, tuple[int, int]], cuda: int | None = None, driver: str | None = None) -> dict[str, Any]:
+def with_devices(
+    facts: dict[str, Any],
+    *devices: tuple[str, tuple[int, int]],
+    cuda: int | None = None,
+    driver: str | None = None,
+) -> dict[str, Any]:
     """The recording with other GPUs/driver: for machines the team does not own (a P100, a B200)."""
     changed = dict(facts)
     changed["devices"] = [

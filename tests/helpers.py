@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from uvx_llm import machine, patch, plan, project
-from uvx_llm.catalog import Catalog, Pair
+
+if TYPE_CHECKING:
+    from uvx_llm.catalog import Catalog, Pair
 
 
 def gpu_machine(cuda: Pair | None, *caps: Pair, driver: str | None = None) -> machine.Machine:
     gpus = tuple(machine.Gpu(index=i, name=f"GPU sm_{c[0]}{c[1]}", capability=c) for i, c in enumerate(caps))
-    return machine.Machine(system="linux", source="test", driver_version=driver, cuda_max=cuda, cuda_source="test", gpus=gpus)
+    return machine.Machine(
+        system="linux", source="test", driver_version=driver, cuda_max=cuda, cuda_source="test", gpus=gpus
+    )
 
 
 H200 = gpu_machine((13, 0), (9, 0), driver="580.159.04")
@@ -36,7 +41,9 @@ def make(
 ) -> plan.Plan:
     from uvx_llm import config  # noqa: PLC0415 - keeps the import list of helpers short
 
-    request = plan.Request(backend=config.Setting(backend, "--backend" if backend != "auto" else "default"), force=force)
+    request = plan.Request(
+        backend=config.Setting(backend, "--backend" if backend != "auto" else "default"), force=force
+    )
     return plan.make(machine=target, project=project_, catalog=cat, request=request)
 
 

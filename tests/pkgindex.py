@@ -15,13 +15,13 @@ import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
+    from pathlib import Path
 
 
 def _record_hash(data: bytes) -> str:
@@ -52,8 +52,7 @@ def build_wheel(
         f"{dist}/__init__.py": f"__version__ = {version!r}\n",
         f"{dist_info}/METADATA": metadata,
         f"{dist_info}/WHEEL": (
-            "Wheel-Version: 1.0\nGenerator: llm-sync-tests\nRoot-Is-Purelib: true\n"
-            "Tag: py3-none-any\n"
+            "Wheel-Version: 1.0\nGenerator: llm-sync-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
         ),
     }
     record_lines = [
@@ -130,10 +129,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if with_body:
             self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+    def do_GET(self) -> None:
         self._answer(with_body=True)
 
-    def do_HEAD(self) -> None:  # noqa: N802 - uv asks HEAD before range requests
+    def do_HEAD(self) -> None:
         self._answer(with_body=False)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature of the base class

@@ -24,9 +24,17 @@ def test_variants_are_ordered_newest_cuda_first(cat: catalog.Catalog) -> None:
 
 @pytest.mark.parametrize(
     ("driver", "cuda"),
-    [("580.159.04", (13, 0)), ("550.54.14", (12, 4)), ("570.26", (12, 8)), ("560.35.03", (12, 6)), ("510.0", None)],
+    [
+        ("580.159.04", (13, 0)),
+        ("550.54.14", (12, 4)),
+        ("570.26", (12, 8)),
+        ("560.35.03", (12, 6)),
+        ("510.0", None),
+    ],
 )
-def test_max_cuda_for_driver_follows_the_release_notes(cat: catalog.Catalog, driver: str, cuda: tuple[int, int] | None) -> None:
+def test_max_cuda_for_driver_follows_the_release_notes(
+    cat: catalog.Catalog, driver: str, cuda: tuple[int, int] | None
+) -> None:
     assert cat.max_cuda_for_driver(Version(driver)) == cuda
 
 
@@ -37,7 +45,14 @@ def test_cuda13_builds_have_no_arch_below_sm75(cat: catalog.Catalog) -> None:
 
 @pytest.mark.parametrize(
     ("text", "pair"),
-    [("9.0", (9, 0)), ("sm_90", (9, 0)), ("90", (9, 0)), ("12.0", (12, 0)), ("sm_120", (12, 0)), ("8.6", (8, 6))],
+    [
+        ("9.0", (9, 0)),
+        ("sm_90", (9, 0)),
+        ("90", (9, 0)),
+        ("12.0", (12, 0)),
+        ("sm_120", (12, 0)),
+        ("8.6", (8, 6)),
+    ],
 )
 def test_parse_pair_accepts_the_usual_spellings(text: str, pair: tuple[int, int]) -> None:
     assert catalog.parse_pair(text) == pair
@@ -45,7 +60,7 @@ def test_parse_pair_accepts_the_usual_spellings(text: str, pair: tuple[int, int]
 
 @pytest.mark.parametrize("text", ["", "x", "9", "sm_"])
 def test_parse_pair_rejects_nonsense(text: str) -> None:
-    with pytest.raises(ValueError, match="."):
+    with pytest.raises(ValueError, match=r"."):
         catalog.parse_pair(text)
 
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from uvx_llm import cli, paths
 from uvx_llm import plan as plan_module
 from uvx_llm.errors import ExitCode
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 GOOD = '[project]\nname = "app"\nversion = "0.1.0"\ndependencies = [\n    "vllm==0.10.2",  # serving\n]\n'
 
@@ -56,7 +59,7 @@ def test_check_then_fix_then_clean(app: Path, capsys: pytest.CaptureFixture[str]
     assert run(["check"]) == ExitCode.DIFFERENCES  # no backend recorded yet
     assert "has not chosen a PyTorch backend" in capsys.readouterr().err
     assert run(["check", "--backend", "cu128"]) == ExitCode.DIFFERENCES
-    assert "+backend = \"cu128\"" in capsys.readouterr().out
+    assert '+backend = "cu128"' in capsys.readouterr().out
     assert app.read_text(encoding="utf-8") == GOOD
     assert run(["check", "--fix", "--backend", "cu128"]) == ExitCode.DIFFERENCES
     assert "pytorch-cu128" in app.read_text(encoding="utf-8")
@@ -64,7 +67,8 @@ def test_check_then_fix_then_clean(app: Path, capsys: pytest.CaptureFixture[str]
     assert "up to date" in capsys.readouterr().err
 
 
-def test_check_refuses_machine_options(app: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.usefixtures("app")
+def test_check_refuses_machine_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["check", "--cuda", "12.8"]) == ExitCode.USAGE
     assert "machine-independent" in capsys.readouterr().err
 
@@ -125,7 +129,9 @@ def assert_clear_error(capsys: pytest.CaptureFixture[str], *words: str) -> None:
         assert word in err
 
 
-def test_no_pyproject(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_pyproject(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert run(["plan"]) == ExitCode.USAGE
     assert_clear_error(capsys, "no pyproject.toml", "fix:")
@@ -163,7 +169,9 @@ def test_read_only_pyproject(app: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert app.read_text(encoding="utf-8") == GOOD
 
 
-def test_uv_missing_leaves_the_file_untouched(app: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_uv_missing_leaves_the_file_untouched(
+    app: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("PATH", str(app.parent))
     monkeypatch.setitem(sys.modules, "uv", None)  # the `uv` package is not importable either
     assert run(["--cuda", "12.8", "--arch", "9.0"]) == ExitCode.USAGE
@@ -171,7 +179,10 @@ def test_uv_missing_leaves_the_file_untouched(app: Path, monkeypatch: pytest.Mon
     assert app.read_text(encoding="utf-8") == GOOD
 
 
-def test_unexpected_error_is_short_and_logged(app: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.usefixtures("app")
+def test_unexpected_error_is_short_and_logged(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     def broken(**_kwargs: object) -> None:
         raise RuntimeError("boom")
 

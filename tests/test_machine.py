@@ -5,8 +5,8 @@ from typing import TYPE_CHECKING
 
 import pynvml
 import pytest
-
 from fakes import RecordedNvml, recorded, with_devices
+
 from uvx_llm import machine
 from uvx_llm.errors import LlmSyncError
 
@@ -33,7 +33,9 @@ def fake_nvidia_smi(folder: Path, monkeypatch: pytest.MonkeyPatch, *, output: st
     monkeypatch.setenv("PATH", f"{folder}:/usr/bin:/bin")
 
 
-def test_nvml_facts_of_the_recorded_h200(cat: Catalog, monkeypatch: pytest.MonkeyPatch, no_proc: Path) -> None:
+def test_nvml_facts_of_the_recorded_h200(
+    cat: Catalog, monkeypatch: pytest.MonkeyPatch, no_proc: Path
+) -> None:
     use_nvml(monkeypatch, RecordedNvml(recorded()))
     found = machine.detect(cat, env={}, platform="linux", proc_version=no_proc)
     assert found.source == "NVML"
@@ -52,7 +54,9 @@ def test_cuda_version_decoding() -> None:
     assert machine.cuda_from_nvml(12080) == (12, 8)
 
 
-def test_real_nvml_without_a_driver_falls_back_with_a_note(cat: Catalog, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_proc: Path) -> None:
+def test_real_nvml_without_a_driver_falls_back_with_a_note(
+    cat: Catalog, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_proc: Path
+) -> None:
     # The real nvidia-ml-py on a machine without libnvidia-ml.so (this one, CI).
     if not isinstance(machine.load_nvml(), str):
         try:
@@ -95,7 +99,9 @@ def test_every_nvml_failure_becomes_a_note_and_the_nvidia_smi_fallback(
     assert found.gpus[0].memory_bytes == 143771 * 2**20
 
 
-def test_a_failing_device_query_is_a_fallback_too(cat: Catalog, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_proc: Path) -> None:
+def test_a_failing_device_query_is_a_fallback_too(
+    cat: Catalog, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_proc: Path
+) -> None:
     use_nvml(monkeypatch, RecordedNvml(recorded(), fail_on_device=True))
     monkeypatch.setenv("PATH", str(tmp_path))
     found = machine.detect(cat, env={}, platform="linux", proc_version=no_proc)
@@ -103,7 +109,9 @@ def test_a_failing_device_query_is_a_fallback_too(cat: Catalog, monkeypatch: pyt
     assert found.notes[0].startswith("NVML unusable")
 
 
-def test_proc_driver_version_is_the_last_resort(cat: Catalog, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_proc_driver_version_is_the_last_resort(
+    cat: Catalog, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     use_nvml(monkeypatch, RecordedNvml(recorded(), fail_with=pynvml.NVML_ERROR_LIBRARY_NOT_FOUND))
     fake_nvidia_smi(tmp_path, monkeypatch, output="", code=9)
     proc_file = tmp_path / "version"
@@ -136,7 +144,9 @@ def test_macos_is_cpu_without_probing(cat: Catalog, monkeypatch: pytest.MonkeyPa
     assert not found.has_nvidia
 
 
-def test_conda_override_replaces_the_detected_cuda(cat: Catalog, monkeypatch: pytest.MonkeyPatch, no_proc: Path) -> None:
+def test_conda_override_replaces_the_detected_cuda(
+    cat: Catalog, monkeypatch: pytest.MonkeyPatch, no_proc: Path
+) -> None:
     use_nvml(monkeypatch, RecordedNvml(recorded()))
     found = machine.detect(cat, env={"CONDA_OVERRIDE_CUDA": "12.4"}, platform="linux", proc_version=no_proc)
     assert found.cuda_max == (12, 4)
@@ -144,15 +154,28 @@ def test_conda_override_replaces_the_detected_cuda(cat: Catalog, monkeypatch: py
     assert found.capabilities == ((9, 0),)
 
 
-def test_uv_driver_override_maps_to_cuda(cat: Catalog, monkeypatch: pytest.MonkeyPatch, no_proc: Path) -> None:
+def test_uv_driver_override_maps_to_cuda(
+    cat: Catalog, monkeypatch: pytest.MonkeyPatch, no_proc: Path
+) -> None:
     use_nvml(monkeypatch, RecordedNvml(recorded()))
-    found = machine.detect(cat, env={"UV_CUDA_DRIVER_VERSION": "550.54.14"}, platform="linux", proc_version=no_proc)
+    found = machine.detect(
+        cat, env={"UV_CUDA_DRIVER_VERSION": "550.54.14"}, platform="linux", proc_version=no_proc
+    )
     assert found.cuda_max == (12, 4)
     assert found.driver_version == "550.54.14"
 
 
-@pytest.mark.parametrize("env", [{"UV_CUDA_DRIVER_VERSION": "banana"}, {"UV_CUDA_DRIVER_VERSION": "400.1"}, {"CONDA_OVERRIDE_CUDA": "twelve"}])
-def test_bad_overrides_are_clear_errors(cat: Catalog, monkeypatch: pytest.MonkeyPatch, no_proc: Path, env: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"UV_CUDA_DRIVER_VERSION": "banana"},
+        {"UV_CUDA_DRIVER_VERSION": "400.1"},
+        {"CONDA_OVERRIDE_CUDA": "twelve"},
+    ],
+)
+def test_bad_overrides_are_clear_errors(
+    cat: Catalog, monkeypatch: pytest.MonkeyPatch, no_proc: Path, env: dict[str, str]
+) -> None:
     use_nvml(monkeypatch, RecordedNvml(recorded()))
     with pytest.raises(LlmSyncError) as caught:
         machine.detect(cat, env=env, platform="linux", proc_version=no_proc)

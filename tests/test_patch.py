@@ -2,20 +2,28 @@ from __future__ import annotations
 
 import codecs
 import difflib
+import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-
 from conftest import REAL_WORLD
 from helpers import H200, NO_GPU, applied, gpu_machine, make, proj, simple
+
 from uvx_llm import patch, plan, project
-from uvx_llm.catalog import Catalog
 from uvx_llm.errors import LlmSyncError
 from uvx_llm.machine import Machine
 
+if TYPE_CHECKING:
+    from uvx_llm.catalog import Catalog
+
 FIXTURES = sorted(REAL_WORLD.glob("*.toml"))
-MACHINES = {"h200-580": H200, "a100-cuda124": gpu_machine((12, 4), (8, 0), driver="550.54.14"), "no-gpu": NO_GPU}
+MACHINES = {
+    "h200-580": H200,
+    "a100-cuda124": gpu_machine((12, 4), (8, 0), driver="550.54.14"),
+    "no-gpu": NO_GPU,
+}
 
 
 def comment_lines(text: str) -> list[str]:
@@ -33,13 +41,15 @@ def removed_lines(old: str, new: str) -> list[str]:
 @pytest.mark.parametrize("fixture", FIXTURES, ids=lambda p: p.name)
 @pytest.mark.parametrize("machine_name", list(MACHINES))
 @pytest.mark.parametrize("force", [False, True], ids=["keep", "force"])
-def test_real_world_files_round_trip_without_damage(cat: Catalog, fixture: Path, machine_name: str, force: bool) -> None:
+def test_real_world_files_round_trip_without_damage(
+    cat: Catalog, fixture: Path, machine_name: str, force: bool
+) -> None:
     original = project.load(fixture)
     try:
         made = make(original, cat, MACHINES[machine_name], force=force)
     except LlmSyncError as error:
         # A file that pins a torch this machine cannot run may refuse, never crash.
-        assert error.fix
+        assert error.fix  # noqa: PT017 - the refusal itself is the expected outcome here
         return
     new_text = patch.render(original, made.actions)
     # Comments and every line outside the edit survive; without --force nothing is
@@ -72,7 +82,11 @@ def test_template_keeps_hand_written_routing_and_records_its_backend(cat: Catalo
     made = make(template, cat)
     assert made.backend == "cu128"
     assert made.actions == (plan.SetConfig("backend", "cu128"),)
-    added = [line for line in patch.diff(template, patch.render(template, made.actions)).splitlines() if line.startswith("+") and not line.startswith("+++")]
+    added = [
+        line
+        for line in patch.diff(template, patch.render(template, made.actions)).splitlines()
+        if line.startswith("+") and not line.startswith("+++")
+    ]
     assert added == ["+", "+[tool.llm-sync]", '+backend = "cu128"']
 
 
@@ -80,7 +94,7 @@ def test_new_routing_reads_like_uvs_docs(cat: Catalog) -> None:
     made = make(simple("torch"), cat)
     text = patch.render(simple("torch"), made.actions)
     assert text.endswith(
-        '[tool.uv.sources]\ntorch = [\n'
+        "[tool.uv.sources]\ntorch = [\n"
         '    { index = "pytorch-cu130", marker = "sys_platform == \'linux\'" },\n'
         '    { index = "pytorch-cpu", marker = "sys_platform != \'linux\'" },\n]\n\n'
         '[[tool.uv.index]]\nname = "pytorch-cu130"\nurl = "https://download.pytorch.org/whl/cu130"\nexplicit = true\n\n'
@@ -140,7 +154,7 @@ def test_unwritable_folder_leaves_no_temporary_file(tmp_path: Path, monkeypatch:
     def refuse(*_args: object, **_kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(patch.os, "replace", refuse)
+    monkeypatch.setattr(os, "replace", refuse)
     with pytest.raises(LlmSyncError, match="No space left"):
         patch.write_atomic(target, b"new\n")
     assert target.read_bytes() == b"old\n"

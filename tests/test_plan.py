@@ -1,11 +1,16 @@
 from __future__ import annotations
 
-import pytest
+import dataclasses
+from typing import TYPE_CHECKING
 
-from helpers import H200, NO_GPU, applied, gpu_machine, make, proj, simple
+import pytest
+from helpers import NO_GPU, applied, gpu_machine, make, proj, simple
+
 from uvx_llm import plan
-from uvx_llm.catalog import Catalog
 from uvx_llm.errors import ExitCode, LlmSyncError
+
+if TYPE_CHECKING:
+    from uvx_llm.catalog import Catalog
 
 
 def backend_reason(made: plan.Plan) -> str:
@@ -98,12 +103,12 @@ def test_no_gpu_means_cpu(cat: Catalog) -> None:
 
 
 def test_macos_means_cpu(cat: Catalog) -> None:
-    mac = plan.dataclasses.replace(NO_GPU, system="macos")
+    mac = dataclasses.replace(NO_GPU, system="macos")
     assert "macOS" in backend_reason(make(simple("torch"), cat, mac))
 
 
 def test_arch_unknown_picks_by_driver_alone(cat: Catalog) -> None:
-    only_cuda = plan.dataclasses.replace(gpu_machine((12, 8)), archs_known=False)
+    only_cuda = dataclasses.replace(gpu_machine((12, 8)), archs_known=False)
     made = make(simple("torch"), cat, only_cuda)
     assert made.backend == "cu128"
     assert "not checked" in backend_reason(made)
@@ -123,14 +128,18 @@ def test_consumer_without_torch_gets_torch_as_a_direct_dependency(cat: Catalog) 
 
 
 def test_torch_goes_into_the_extra_that_needs_it(cat: Catalog) -> None:
-    project = proj('[project]\nname = "d"\nversion = "0"\ndependencies = []\n[project.optional-dependencies]\nserve = ["vllm"]\n[dependency-groups]\ntrain = ["deepspeed"]\n')
+    project = proj(
+        '[project]\nname = "d"\nversion = "0"\ndependencies = []\n[project.optional-dependencies]\nserve = ["vllm"]\n[dependency-groups]\ntrain = ["deepspeed"]\n'
+    )
     made = make(project, cat)
     assert plan.AddRequirement("extra", "serve", "torch") in made.actions
     assert plan.AddRequirement("group", "train", "torch") in made.actions
 
 
 def test_recorded_backend_is_kept_on_a_machine_that_runs_it(cat: Catalog) -> None:
-    first = applied(simple("torch"), make(simple("torch"), cat, gpu_machine((12, 8), (8, 0), driver="570.26")))
+    first = applied(
+        simple("torch"), make(simple("torch"), cat, gpu_machine((12, 8), (8, 0), driver="570.26"))
+    )
     assert first.config["backend"] == "cu128"
     again = make(first, cat)  # an H200 with driver 580 would pick cu130 on a fresh project
     assert again.backend == "cu128"
@@ -179,7 +188,10 @@ def test_check_mode_uses_the_recorded_backend(cat: Catalog) -> None:
 
 
 def test_hand_written_routing_is_kept_and_reported(cat: Catalog) -> None:
-    project = simple("torch", extra='[tool.uv.sources]\ntorch = { index = "mine" }\n[[tool.uv.index]]\nname = "mine"\nurl = "https://example.invalid/simple"\nexplicit = true\n')
+    project = simple(
+        "torch",
+        extra='[tool.uv.sources]\ntorch = { index = "mine" }\n[[tool.uv.index]]\nname = "mine"\nurl = "https://example.invalid/simple"\nexplicit = true\n',
+    )
     made = make(project, cat)
     assert not any(isinstance(a, plan.SetSource) for a in made.actions)
     assert any("kept the hand-written [tool.uv.sources] for torch" in w for w in made.warnings)

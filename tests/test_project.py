@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from helpers import proj
+
 from uvx_llm import project
 from uvx_llm.errors import LlmSyncError
 
@@ -23,7 +23,7 @@ def test_no_pyproject_anywhere(tmp_path: Path) -> None:
 
 
 def test_project_option_must_point_at_a_project(tmp_path: Path) -> None:
-    with pytest.raises(LlmSyncError, match="no pyproject.toml at"):
+    with pytest.raises(LlmSyncError, match=r"no pyproject\.toml at"):
         project.locate(tmp_path, cwd=tmp_path)
 
 
@@ -47,7 +47,7 @@ def test_not_utf8() -> None:
 
 
 def test_invalid_requirement_is_named() -> None:
-    with pytest.raises(LlmSyncError, match="invalid requirement 'torch>>2'"):
+    with pytest.raises(LlmSyncError, match=r"invalid requirement 'torch>>2'"):
         proj('[project]\nname = "x"\ndependencies = ["torch>>2"]\n').dependency_lists()
 
 
@@ -63,7 +63,12 @@ def test_dependency_lists_cover_extras_and_groups() -> None:
         '[dependency-groups]\ndev = ["pytest", {include-group = "lint"}]\nlint = ["ruff"]\n'
     )
     labels = [d.label for d in loaded.dependency_lists()]
-    assert labels == ["[project] dependencies", "[project.optional-dependencies] serve", "[dependency-groups] dev", "[dependency-groups] lint"]
+    assert labels == [
+        "[project] dependencies",
+        "[project.optional-dependencies] serve",
+        "[dependency-groups] dev",
+        "[dependency-groups] lint",
+    ]
     assert loaded.declared() == {"flash-attn", "vllm", "pytest", "ruff"}
 
 

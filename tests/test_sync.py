@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pkgindex import PackageIndex
-
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from pkgindex import PackageIndex
 
 pytestmark = pytest.mark.uv
 
@@ -52,7 +52,13 @@ def environment(index: PackageIndex, **extra: str) -> dict[str, str]:
 
 def llm_sync(args: Sequence[str], *, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "uvx_llm", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, "-m", "uvx_llm", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -65,7 +71,9 @@ def installed_version(project: Path, package: str) -> str | None:
     return namespace["__version__"]
 
 
-def test_sync_routes_torch_to_the_cuda_build_and_macos_to_cpu(package_index: PackageIndex, tmp_path: Path) -> None:
+def test_sync_routes_torch_to_the_cuda_build_and_macos_to_cpu(
+    package_index: PackageIndex, tmp_path: Path
+) -> None:
     project = write_project(tmp_path / "app", "vllm==0.11.2")
     result = llm_sync(["--cuda", "12.8", "--arch", "9.0"], env=environment(package_index), cwd=project)
     assert result.returncode == 0, result.stderr
@@ -93,20 +101,33 @@ def test_driver_limited_to_cuda_124_gets_the_cu124_stack(package_index: PackageI
     assert installed_version(project, "vllm") == "0.8.5"
 
 
-def test_without_llm_sync_uv_cannot_route_a_transitive_torch(package_index: PackageIndex, tmp_path: Path) -> None:
+def test_without_llm_sync_uv_cannot_route_a_transitive_torch(
+    package_index: PackageIndex, tmp_path: Path
+) -> None:
     """Why llm-sync adds torch as a direct dependency: uv ignores sources for transitive torch."""
     project = write_project(tmp_path / "app", "vllm==0.11.2")
     llm_sync(["--cuda", "12.8", "--arch", "9.0", "--no-sync"], env=environment(package_index), cwd=project)
     text = (project / "pyproject.toml").read_text(encoding="utf-8")
-    (project / "pyproject.toml").write_text(text.replace('"vllm==0.11.2", "torch"', '"vllm==0.11.2"'), encoding="utf-8")
-    result = subprocess.run([uv_binary(), "sync"], env=environment(package_index), cwd=project, capture_output=True, text=True, check=False)
+    (project / "pyproject.toml").write_text(
+        text.replace('"vllm==0.11.2", "torch"', '"vllm==0.11.2"'), encoding="utf-8"
+    )
+    result = subprocess.run(
+        [uv_binary(), "sync"],
+        env=environment(package_index),
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0
     assert installed_version(project, "torch") == "2.9.0"  # PyPI's torch, not the cu128 build
 
 
 def test_arguments_after_double_dash_reach_uv(package_index: PackageIndex, tmp_path: Path) -> None:
     project = write_project(tmp_path / "app", "torch")
-    result = llm_sync(["--cuda", "12.8", "--arch", "9.0", "--", "--dry-run"], env=environment(package_index), cwd=project)
+    result = llm_sync(
+        ["--cuda", "12.8", "--arch", "9.0", "--", "--dry-run"], env=environment(package_index), cwd=project
+    )
     assert result.returncode == 0, result.stderr
     assert "Would install" in result.stderr
     assert installed_version(project, "torch") is None

@@ -16,7 +16,7 @@ Pair = tuple[int, int]
 
 
 def parse_pair(text: str) -> Pair:
-    """"12.8" -> (12, 8); also accepts "sm_90"/"90" forms of compute capabilities."""
+    """ "12.8" -> (12, 8); also accepts "sm_90"/"90" forms of compute capabilities."""
     cleaned = text.strip().lower().removeprefix("sm_").removeprefix("compute_")
     if "." in cleaned:
         major, _, minor = cleaned.partition(".")
@@ -133,16 +133,12 @@ def from_data(data: dict[str, Any]) -> Catalog:
         consumers=frozenset(pytorch["consumers"]),
         uv_min_routing=Version(data["uv"]["min-version-routing"]),
         toolkit_min_driver=tuple(
-            (parse_pair(cuda), Version(driver))
-            for cuda, driver in data["cuda"]["toolkit-min-driver"].items()
+            (parse_pair(cuda), Version(driver)) for cuda, driver in data["cuda"]["toolkit-min-driver"].items()
         ),
         family_min_driver=tuple(
-            (int(major), Version(driver))
-            for major, driver in data["cuda"]["family-min-driver"].items()
+            (int(major), Version(driver)) for major, driver in data["cuda"]["family-min-driver"].items()
         ),
-        variant_cuda=tuple(
-            (name, parse_pair(row["cuda"])) for name, row in data["variants"].items()
-        ),
+        variant_cuda=tuple((name, parse_pair(row["cuda"])) for name, row in data["variants"].items()),
         torch=tuple(
             TorchRelease(
                 release=row["release"],
@@ -154,8 +150,7 @@ def from_data(data: dict[str, Any]) -> Catalog:
             for row in data["torch"]
         ),
         vllm=tuple(
-            VllmPin(vllm=SpecifierSet(row["vllm"]), torch=Version(row["torch"]))
-            for row in data["vllm"]
+            VllmPin(vllm=SpecifierSet(row["vllm"]), torch=Version(row["torch"])) for row in data["vllm"]
         ),
     )
 

@@ -42,12 +42,30 @@ class Common:
 
 def _common_options(function: Any) -> Any:
     options = [
-        click.option("--project", type=click.Path(path_type=Path), help="Project folder (default: nearest pyproject.toml upward)."),
-        click.option("--backend", help="PyTorch backend: auto, cpu, cu126, cu128, ... [env: LLM_SYNC_BACKEND]"),
-        click.option("--cuda", metavar="X.Y", help="Plan for a driver that runs CUDA X.Y instead of this machine's."),
-        click.option("--arch", metavar="X.Y[,X.Y]", help="Plan for GPUs of these compute capabilities instead of this machine's."),
-        click.option("--torch-index-url", metavar="URL", help="Base URL of the PyTorch wheel indexes (a mirror). [env: LLM_SYNC_TORCH_INDEX_URL]"),
-        click.option("--force", is_flag=True, help="Replace hand-written torch routing that disagrees with the plan."),
+        click.option(
+            "--project",
+            type=click.Path(path_type=Path),
+            help="Project folder (default: nearest pyproject.toml upward).",
+        ),
+        click.option(
+            "--backend", help="PyTorch backend: auto, cpu, cu126, cu128, ... [env: LLM_SYNC_BACKEND]"
+        ),
+        click.option(
+            "--cuda", metavar="X.Y", help="Plan for a driver that runs CUDA X.Y instead of this machine's."
+        ),
+        click.option(
+            "--arch",
+            metavar="X.Y[,X.Y]",
+            help="Plan for GPUs of these compute capabilities instead of this machine's.",
+        ),
+        click.option(
+            "--torch-index-url",
+            metavar="URL",
+            help="Base URL of the PyTorch wheel indexes (a mirror). [env: LLM_SYNC_TORCH_INDEX_URL]",
+        ),
+        click.option(
+            "--force", is_flag=True, help="Replace hand-written torch routing that disagrees with the plan."
+        ),
         click.option("-v", "--verbose", count=True, help="More detail (repeatable)."),
         click.option("-q", "--quiet", count=True, help="Errors only."),
     ]
@@ -98,7 +116,9 @@ def _load_project(common: Common) -> project_module.Project:
     return project_module.load(path)
 
 
-def _request(common: Common, project: project_module.Project, catalog: catalog_module.Catalog) -> plan_module.Request:
+def _request(
+    common: Common, project: project_module.Project, catalog: catalog_module.Catalog
+) -> plan_module.Request:
     return plan_module.Request(
         backend=config.resolve_backend(common.backend, os.environ, catalog),
         index_base=config.resolve_index_base(common.torch_index_url, os.environ, project.config, catalog),
@@ -106,7 +126,9 @@ def _request(common: Common, project: project_module.Project, catalog: catalog_m
     )
 
 
-def _make_plan(common: Common, *, detect: bool) -> tuple[project_module.Project, plan_module.Plan, machine_module.Machine | None]:
+def _make_plan(
+    common: Common, *, detect: bool
+) -> tuple[project_module.Project, plan_module.Plan, machine_module.Machine | None]:
     catalog = catalog_module.load()
     project = _load_project(common)
     machine = _machine(common, catalog) if detect else None
@@ -145,11 +167,17 @@ def sync(no_sync: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
         logger.info(f"updated {project.path}")
     if uv is None:
         return ExitCode.OK
-    logger.info("running " + " ".join(uv_module.sync_command(uv, project_dir=project.root, uv_args=uv_args)))
+    logger.info("running %s", " ".join(uv_module.sync_command(uv, project_dir=project.root, uv_args=uv_args)))
     return uv_module.sync(uv, project_dir=project.root, uv_args=uv_args, env={})
 
 
-def _plan_document(project: project_module.Project, made: plan_module.Plan, machine: machine_module.Machine | None, diff_text: str, command: list[str]) -> dict[str, Any]:
+def _plan_document(
+    project: project_module.Project,
+    made: plan_module.Plan,
+    machine: machine_module.Machine | None,
+    diff_text: str,
+    command: list[str],
+) -> dict[str, Any]:
     return {
         "project": str(project.path),
         "machine": machine.to_json() if machine else None,
@@ -157,7 +185,11 @@ def _plan_document(project: project_module.Project, made: plan_module.Plan, mach
         "decisions": [{"topic": d.topic, "choice": d.choice, "reason": d.reason} for d in made.decisions],
         "warnings": list(made.warnings),
         "diff": diff_text,
-        "uv": {"command": command, "environment": {}, "min_version": str(made.uv_min_version) if made.uv_min_version else None},
+        "uv": {
+            "command": command,
+            "environment": {},
+            "min_version": str(made.uv_min_version) if made.uv_min_version else None,
+        },
     }
 
 
@@ -195,7 +227,11 @@ def plan(as_json: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
 
 @cli.command()
 @_common_options
-@click.option("--fix", is_flag=True, help="Write the changes (still exits 1 when there were any, as pre-commit expects).")
+@click.option(
+    "--fix",
+    is_flag=True,
+    help="Write the changes (still exits 1 when there were any, as pre-commit expects).",
+)
 def check(fix: bool, **kwargs: Any) -> int:
     """Exit 0 if pyproject.toml is as llm-sync maintains it for its recorded backend, else show the diff and exit 1.
 
@@ -204,7 +240,9 @@ def check(fix: bool, **kwargs: Any) -> int:
     common = _common(kwargs)
     _setup(common)
     if _target_given(common):
-        raise click.UsageError("check is machine-independent: --cuda/--arch do not apply (use `llm-sync plan`)")
+        raise click.UsageError(
+            "check is machine-independent: --cuda/--arch do not apply (use `llm-sync plan`)"
+        )
     project, made, _ = _make_plan(common, detect=False)
     for warning in made.warnings:
         logger.warning(warning)
@@ -245,12 +283,12 @@ def detect(as_json: bool, cuda: str | None, arch: str | None, verbose: int, quie
 def with_default_command(argv: list[str]) -> list[str]:
     """`llm-sync [options] [-- uv args]` means `llm-sync sync ...`; a command may follow options."""
     previous = ""
-    for position, token in enumerate(argv):
-        if token == "--":
+    for position, word in enumerate(argv):
+        if word == "--":
             break
-        if token in COMMANDS and previous not in _VALUE_OPTIONS:
-            return [token, *argv[:position], *argv[position + 1 :]]
-        previous = token
+        if word in COMMANDS and previous not in _VALUE_OPTIONS:
+            return [word, *argv[:position], *argv[position + 1 :]]
+        previous = word
     if any(token in {"--help", "-h", "--version"} for token in argv[:1]):
         return argv
     return ["sync", *argv]
@@ -290,6 +328,8 @@ def run(argv: list[str] | None = None) -> None:
     except Exception as error:  # noqa: BLE001 - the one place unexpected errors become a message
         crash_log = _write_crash_log(error)
         where = f"details in {crash_log}" if crash_log else "run with -v for details"
-        click.echo(f"error: unexpected {type(error).__name__}: {error}\n  {where}; please report it", err=True)
+        click.echo(
+            f"error: unexpected {type(error).__name__}: {error}\n  {where}; please report it", err=True
+        )
         code = ExitCode.INTERNAL
     sys.exit(code if isinstance(code, int) else ExitCode.OK)

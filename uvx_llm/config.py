@@ -40,7 +40,7 @@ def validate_table(table: Mapping[str, Any], catalog: Catalog) -> None:
         if not isinstance(value, str):
             raise LlmSyncError(
                 f"[tool.llm-sync] {key} must be a string, not {type(value).__name__}",
-                fix=f"write it as {key} = \"...\"",
+                fix=f'write it as {key} = "..."',
             )
     if "backend" in table:
         check_backend(table["backend"], catalog, origin="[tool.llm-sync] backend")
@@ -57,15 +57,15 @@ def check_backend(value: str, catalog: Catalog, *, origin: str, allow_auto: bool
     return value
 
 
-def resolve_backend(
-    cli_value: str | None, env: Mapping[str, str], catalog: Catalog
-) -> Setting:
+def resolve_backend(cli_value: str | None, env: Mapping[str, str], catalog: Catalog) -> Setting:
     """The requested backend: `auto` unless the command line or environment names one."""
     if cli_value:
         return Setting(check_backend(cli_value, catalog, origin="--backend", allow_auto=True), "--backend")
     from_env = env.get("LLM_SYNC_BACKEND", "").strip()
     if from_env:
-        return Setting(check_backend(from_env, catalog, origin="LLM_SYNC_BACKEND", allow_auto=True), "LLM_SYNC_BACKEND")
+        return Setting(
+            check_backend(from_env, catalog, origin="LLM_SYNC_BACKEND", allow_auto=True), "LLM_SYNC_BACKEND"
+        )
     return Setting("auto", "default")
 
 

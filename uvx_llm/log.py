@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import MutableMapping
 
 import structlog
 
@@ -27,7 +30,7 @@ class HumanRenderer:
     def __init__(self, *, colour: bool) -> None:
         self.colour = colour
 
-    def __call__(self, _logger: object, method: str, event: dict[str, Any]) -> str:
+    def __call__(self, _logger: object, method: str, event: MutableMapping[str, Any]) -> str:
         message = str(event.pop("event", ""))
         event.pop("timestamp", None)
         level = str(event.pop("level", method))

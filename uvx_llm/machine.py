@@ -15,7 +15,6 @@ import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -27,6 +26,7 @@ from uvx_llm.errors import LlmSyncError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from types import ModuleType
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +44,11 @@ class Gpu:
     mig: bool = False
 
     def describe(self) -> str:
-        cap = f"compute capability {show_pair(self.capability)}" if self.capability else "compute capability unknown"
+        cap = (
+            f"compute capability {show_pair(self.capability)}"
+            if self.capability
+            else "compute capability unknown"
+        )
         memory = f", {self.memory_bytes / 2**30:.0f} GiB" if self.memory_bytes else ""
         mig = ", MIG enabled" if self.mig else ""
         return f"GPU {self.index}: {self.name} ({cap}{memory}{mig})"
@@ -179,10 +183,14 @@ def _text(value: str | bytes) -> str:
 def _nvml_failure(nvml: ModuleType, error: Exception) -> str:
     value = getattr(error, "value", None)
     reasons = {
-        getattr(nvml, "NVML_ERROR_LIBRARY_NOT_FOUND", -1): "the NVML library (libnvidia-ml.so) is not installed: no NVIDIA driver here",
+        getattr(
+            nvml, "NVML_ERROR_LIBRARY_NOT_FOUND", -1
+        ): "the NVML library (libnvidia-ml.so) is not installed: no NVIDIA driver here",
         getattr(nvml, "NVML_ERROR_DRIVER_NOT_LOADED", -1): "the NVIDIA kernel driver is not loaded",
         getattr(nvml, "NVML_ERROR_NO_PERMISSION", -1): "no permission to talk to the NVIDIA driver",
-        getattr(nvml, "NVML_ERROR_LIB_RM_VERSION_MISMATCH", -1): "the NVIDIA driver and its user-space library differ in version (a driver update without a reboot?)",
+        getattr(
+            nvml, "NVML_ERROR_LIB_RM_VERSION_MISMATCH", -1
+        ): "the NVIDIA driver and its user-space library differ in version (a driver update without a reboot?)",
     }
     return f"NVML unusable: {reasons.get(value, str(error) or type(error).__name__)}"
 
@@ -198,7 +206,13 @@ def _nvml_gpu(nvml: ModuleType, index: int) -> Gpu:
         mig = bool(nvml.nvmlDeviceGetMigMode(handle)[0])
     except nvml.NVMLError:  # not a MIG-capable GPU
         mig = False
-    return Gpu(index=index, name=_text(nvml.nvmlDeviceGetName(handle)), capability=(int(major), int(minor)), memory_bytes=memory, mig=mig)
+    return Gpu(
+        index=index,
+        name=_text(nvml.nvmlDeviceGetName(handle)),
+        capability=(int(major), int(minor)),
+        memory_bytes=memory,
+        mig=mig,
+    )
 
 
 def cuda_from_nvml(value: int) -> Pair:
@@ -223,7 +237,9 @@ def from_nvml(nvml: ModuleType, *, system: str) -> Machine | str:
             nvml.nvmlShutdown()
         except nvml.NVMLError:
             log.debug("nvmlShutdown failed")
-    return Machine(system=system, source="NVML", driver_version=driver, cuda_max=cuda, cuda_source="NVML", gpus=gpus)
+    return Machine(
+        system=system, source="NVML", driver_version=driver, cuda_max=cuda, cuda_source="NVML", gpus=gpus
+    )
 
 
 def load_nvml() -> ModuleType | str:
@@ -232,7 +248,8 @@ def load_nvml() -> ModuleType | str:
         import pynvml  # noqa: PLC0415 - imported only by the commands that detect
     except ImportError as error:
         return f"nvidia-ml-py is not importable: {error}"
-    return pynvml
+    module: ModuleType = pynvml
+    return module
 
 
 # --- nvidia-smi and /proc -------------------------------------------------------------
@@ -267,7 +284,13 @@ def from_nvidia_smi(catalog: Catalog, *, system: str) -> Machine | str:
     gpus = parse_smi_csv(result.stdout)
     drivers = [row.split(",")[2].strip() for row in result.stdout.strip().splitlines() if row.count(",") >= 4]  # noqa: PLR2004
     driver = drivers[0] if drivers else None
-    machine = Machine(system=system, source="nvidia-smi", driver_version=driver, gpus=gpus, archs_known=all(g.capability for g in gpus))
+    machine = Machine(
+        system=system,
+        source="nvidia-smi",
+        driver_version=driver,
+        gpus=gpus,
+        archs_known=all(g.capability for g in gpus),
+    )
     return _with_cuda_from_driver(machine, catalog, source="nvidia-smi driver version")
 
 

@@ -9,6 +9,7 @@ say exactly what the plan says is never written.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import copy
 import difflib
 import os
@@ -20,7 +21,7 @@ import tomlkit
 from tomlkit.items import AoT, Array, Table
 
 from uvx_llm.errors import LlmSyncError
-from uvx_llm.plan import Action, AddRequirement, RemoveIndex, SetConfig, SetIndex, SetSource
+from uvx_llm.plan import Action, AddRequirement, RemoveIndex, SetIndex, SetSource
 from uvx_llm.project import TOOL_KEY, Project
 
 if TYPE_CHECKING:
@@ -106,12 +107,17 @@ def _item(value: Any) -> Any:
 
 def _requirement_array(doc: Container, action: AddRequirement) -> Array:
     if action.kind == "dependencies":
-        project = doc["project"]
-        if "dependencies" not in project:  # type: ignore[operator]
-            project["dependencies"] = tomlkit.array()  # type: ignore[index]
-        return project["dependencies"]  # type: ignore[index,return-value]
-    parent = doc["project"]["optional-dependencies"] if action.kind == "extra" else doc["dependency-groups"]  # type: ignore[index]
-    return parent[action.list_name]  # type: ignore[index,no-any-return]
+        project: Any = doc["project"]
+        if "dependencies" not in project:
+            project["dependencies"] = tomlkit.array()
+        array: Array = project["dependencies"]
+        return array
+    tables: Any = doc
+    parent = (
+        tables["project"]["optional-dependencies"] if action.kind == "extra" else tables["dependency-groups"]
+    )
+    found: Array = parent[action.list_name]
+    return found
 
 
 def _set_index(doc: Container, action: SetIndex) -> None:
@@ -140,7 +146,7 @@ def _set_index(doc: Container, action: SetIndex) -> None:
 
 
 def _remove_index(doc: Container, action: RemoveIndex) -> None:
-    indexes: AoT = doc["tool"]["uv"]["index"]  # type: ignore[index,assignment]
+    indexes: AoT = _get(doc, ("tool", "uv", "index"))
     for position, table in enumerate(indexes):
         if table.get("name") == action.name:
             del indexes[position]
@@ -258,10 +264,8 @@ def write_atomic(path: Path, data: bytes) -> None:
         if fd != -1:
             os.close(fd)
         if temp_name:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(temp_name)  # noqa: PTH108 - same
-            except OSError:
-                pass
         raise LlmSyncError(
             f"cannot write {path}: {error.strerror}; the file is unchanged",
             fix=f"check that {path.parent} is writable and the disk is not full",

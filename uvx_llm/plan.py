@@ -137,11 +137,21 @@ def torch_scope(project: Project, catalog: Catalog) -> tuple[TorchScope, list[st
     for requirement in (r for r in requirements if canonicalize_name(r.name) == "vllm"):
         pins = _vllm_torch_pins(requirement, catalog)
         if not pins:
-            warnings.append(f"{requirement} is outside the catalog's vllm releases: its torch pin is not taken into account")
+            warnings.append(
+                f"{requirement} is outside the catalog's vllm releases: its torch pin is not taken into account"
+            )
             continue
-        releases = tuple(r for r in releases if any(pin in r.versions or (pin.major, pin.minor) == r.series() for pin in pins))
+        releases = tuple(
+            r
+            for r in releases
+            if any(pin in r.versions or (pin.major, pin.minor) == r.series() for pin in pins)
+        )
         shown = ", ".join(sorted({str(p) for p in pins}))
-        descriptions.append(f"torch=={shown} (pinned by {requirement})" if len(pins) == 1 else f"torch in {{{shown}}} (pinned by {requirement})")
+        descriptions.append(
+            f"torch=={shown} (pinned by {requirement})"
+            if len(pins) == 1
+            else f"torch in {{{shown}}} (pinned by {requirement})"
+        )
     if not releases:
         raise LlmSyncError(
             "no torch release in llm-sync's catalog satisfies the project's requirements",
@@ -177,7 +187,12 @@ def _driver_problem(variant: str, machine: Machine, catalog: Catalog) -> tuple[s
         return None, False
     driver = machine.driver()
     family_min = catalog.family_minimum(cuda[0])
-    if cuda[0] == machine.cuda_max[0] and driver is not None and family_min is not None and driver >= family_min:
+    if (
+        cuda[0] == machine.cuda_max[0]
+        and driver is not None
+        and family_min is not None
+        and driver >= family_min
+    ):
         return None, True
     return f"needs CUDA {show_pair(cuda)}, the driver runs ≤ {show_pair(machine.cuda_max)}", False
 
@@ -186,7 +201,9 @@ def _covers(archs: tuple[Pair, ...] | None, capabilities: tuple[Pair, ...]) -> b
     return archs is not None and all(any(runs_on(b, gpu) for b in archs) for gpu in capabilities)
 
 
-def evaluate(variant: str, machine: Machine | None, releases: tuple[TorchRelease, ...], catalog: Catalog, scope: str) -> Fit:
+def evaluate(
+    variant: str, machine: Machine | None, releases: tuple[TorchRelease, ...], catalog: Catalog, scope: str
+) -> Fit:
     if variant == CPU:
         return Fit(CPU, releases, ())
     with_variant = tuple(r for r in releases if r.archs(variant) is not None)
@@ -201,7 +218,9 @@ def evaluate(variant: str, machine: Machine | None, releases: tuple[TorchRelease
     capabilities = machine.capabilities if machine.archs_known else ()
     covering = tuple(r for r in with_variant if _covers(r.archs(variant), capabilities))
     if not covering:
-        missing = sorted({show_sm(g) for g in capabilities for r in with_variant if not _covers(r.archs(variant), (g,))})
+        missing = sorted(
+            {show_sm(g) for g in capabilities for r in with_variant if not _covers(r.archs(variant), (g,))}
+        )
         archs = " ".join(show_pair(a) for a in (with_variant[-1].archs(variant) or ()))
         problems.append(f"{', '.join(missing)} not in its arch list ({archs})")
     return Fit(variant, covering or with_variant, tuple(problems), compat, catalog.cuda_of(variant))
@@ -221,8 +240,12 @@ def _fit_reason(fit: Fit, machine: Machine, rejected_newer: Fit | None) -> str:
         archs = "GPU architectures not checked"
     reason = f"{driver}; {archs}; {_span(fit.releases)}"
     if rejected_newer is not None and machine.cuda_max is not None:
-        problem = rejected_newer.problems[0] if rejected_newer.problems else (
-            f"needs CUDA {show_pair(rejected_newer.cuda)}, the driver runs ≤ {show_pair(machine.cuda_max)}"
+        problem = (
+            rejected_newer.problems[0]
+            if rejected_newer.problems
+            else (
+                f"needs CUDA {show_pair(rejected_newer.cuda)}, the driver runs ≤ {show_pair(machine.cuda_max)}"
+            )
         )
         reason += f"; not {rejected_newer.variant}: {problem}"
     return reason
@@ -233,11 +256,15 @@ def _no_fit_error(machine: Machine, scope: TorchScope, fits: list[Fit], catalog:
     suggestions = []
     for fit in (evaluate(v, machine, catalog.torch, catalog, "any torch") for v in catalog.variants):
         if fit.ok:
-            suggestions.append(f"{fit.variant} with {_span(fit.releases)} (allow that torch; the project asks for {scope.description})")
+            suggestions.append(
+                f"{fit.variant} with {_span(fit.releases)} (allow that torch; the project asks for {scope.description})"
+            )
             break
     unlimited = dataclasses.replace(machine, cuda_max=None)
     # The smallest driver update that would do: oldest fitting variant first.
-    for fit in (evaluate(v, unlimited, scope.releases, catalog, scope.description) for v in reversed(catalog.variants)):
+    for fit in (
+        evaluate(v, unlimited, scope.releases, catalog, scope.description) for v in reversed(catalog.variants)
+    ):
         if fit.ok:
             cuda = catalog.cuda_of(fit.variant)
             minimum = dict(catalog.toolkit_min_driver).get(cuda)
@@ -334,7 +361,9 @@ class _Builder:
         self.decisions.append(Decision(topic, choice, reason))
 
 
-def _per_extra_plan(routing: Routing, machine: Machine | None, scope: TorchScope, catalog: Catalog, out: _Builder) -> None:
+def _per_extra_plan(
+    routing: Routing, machine: Machine | None, scope: TorchScope, catalog: Catalog, out: _Builder
+) -> None:
     shown = ", ".join(f"{extra} → {variant}" for extra, variant in routing.extra_map)
     out.decide(
         "pytorch routing",
@@ -344,7 +373,11 @@ def _per_extra_plan(routing: Routing, machine: Machine | None, scope: TorchScope
     )
     extras = [extra for extra, variant in routing.extra_map if variant != CPU]
     if extras:
-        out.decide("how to sync", f"llm-sync -- --extra {extras[0]}", "pick one of the project's extras; its [tool.uv] conflicts keep incompatible ones apart")
+        out.decide(
+            "how to sync",
+            f"llm-sync -- --extra {extras[0]}",
+            "pick one of the project's extras; its [tool.uv] conflicts keep incompatible ones apart",
+        )
     if machine is not None and machine.has_nvidia:
         gpu_variants = [v for v in routing.variants if v != CPU and v in catalog.variants]
         fits = [evaluate(v, machine, scope.releases, catalog, scope.description) for v in gpu_variants]
@@ -355,7 +388,9 @@ def _per_extra_plan(routing: Routing, machine: Machine | None, scope: TorchScope
             )
 
 
-def _recorded_backend_error(backend: str, origin: str, problem: str, machine: Machine, scope: TorchScope, catalog: Catalog) -> LlmSyncError:
+def _recorded_backend_error(
+    *, backend: str, origin: str, problem: str, machine: Machine, scope: TorchScope, catalog: Catalog
+) -> LlmSyncError:
     try:
         best, _ = choose_variant(machine, scope, catalog) if machine.has_nvidia else (CPU, "")
         retarget = f"to retarget the project for every machine: llm-sync --backend {best}"
@@ -368,9 +403,25 @@ def _recorded_backend_error(backend: str, origin: str, problem: str, machine: Ma
     )
 
 
+def _inferred_backend(routing: Routing) -> str | None:
+    """The one variant hand-written routing points at (a GPU one beside pytorch-cpu counts)."""
+    gpu_variants = [v for v in routing.variants if v != CPU]
+    if len(gpu_variants) == 1:
+        return gpu_variants[0]
+    if not gpu_variants and routing.variants:
+        return CPU
+    return None
+
+
 def _pick_backend(
-    *, request: Request, recorded: str | None, routing: Routing, machine: Machine | None,
-    scope: TorchScope, catalog: Catalog, out: _Builder,
+    *,
+    request: Request,
+    recorded: str | None,
+    routing: Routing,
+    machine: Machine | None,
+    scope: TorchScope,
+    catalog: Catalog,
+    out: _Builder,
 ) -> str:
     def check_runs(backend: str) -> str | None:
         if machine is None or backend == CPU:
@@ -382,19 +433,25 @@ def _pick_backend(
     if requested.value != "auto":
         problem = check_runs(requested.value)
         if problem:
-            out.warnings.append(f"{requested.value} will not run on this machine ({problem}); kept because {requested.origin} asks for it")
+            out.warnings.append(
+                f"{requested.value} will not run on this machine ({problem}); kept because {requested.origin} asks for it"
+            )
         out.decide("backend", requested.value, f"requested by {requested.origin}")
         return requested.value
-    inferred = routing.variants[0] if len(routing.variants) == 1 or (len(routing.variants) == 2 and CPU in routing.variants) else None  # noqa: PLR2004
-    if inferred == CPU and len(routing.variants) == 2:  # noqa: PLR2004 - the GPU one of a GPU/CPU pair
-        inferred = next(v for v in routing.variants if v != CPU)
-    for backend, origin in ((recorded, "[tool.llm-sync] backend"), (None if request.force else inferred, "the project's hand-written torch routing")):
+    for backend, origin in (
+        (recorded, "[tool.llm-sync] backend"),
+        (None if request.force else _inferred_backend(routing), "the project's hand-written torch routing"),
+    ):
         if backend is None:
             continue
         problem = check_runs(backend)
         if problem and machine is not None:
-            raise _recorded_backend_error(backend, origin, problem, machine, scope, catalog)
-        out.decide("backend", backend, f"kept from {origin}" + ("" if machine is None else "; this machine runs it"))
+            raise _recorded_backend_error(
+                backend=backend, origin=origin, problem=problem, machine=machine, scope=scope, catalog=catalog
+            )
+        out.decide(
+            "backend", backend, f"kept from {origin}" + ("" if machine is None else "; this machine runs it")
+        )
         return backend
     if machine is None:
         raise LlmSyncError(
@@ -427,8 +484,14 @@ def _torch_additions(lists: tuple[DepList, ...], consumers: frozenset[str], out:
 
 
 def _route(
-    *, backend: str, recorded: str | None, packages: list[str], project: Project,
-    index_base: config.Setting, force: bool, out: _Builder,
+    *,
+    backend: str,
+    recorded: str | None,
+    packages: list[str],
+    project: Project,
+    index_base: config.Setting,
+    force: bool,
+    out: _Builder,
 ) -> None:
     sources = project.uv_sources
     want = desired_source(backend)
@@ -443,7 +506,11 @@ def _route(
             out.actions.append(SetSource(package, want))
             routed_by_us = True
             if current is not None and current != previous:
-                out.decide("pytorch routing", f"replace {package}'s source", "--force: the hand-written source is replaced")
+                out.decide(
+                    "pytorch routing",
+                    f"replace {package}'s source",
+                    "--force: the hand-written source is replaced",
+                )
         else:
             kept.append(package)
     target = "pytorch-cpu" if backend == CPU else f"{index_name(backend)} on Linux, pytorch-cpu elsewhere"
@@ -453,13 +520,21 @@ def _route(
             f"{'it' if len(kept) == 1 else 'them'} to {target}. Pass --force to let llm-sync rewrite it"
         )
     if routed_by_us:
-        out.decide("pytorch routing", target, "one uv.lock for Linux GPU servers and CPU-only laptops" if backend != CPU else "CPU wheels everywhere")
+        out.decide(
+            "pytorch routing",
+            target,
+            "one uv.lock for Linux GPU servers and CPU-only laptops"
+            if backend != CPU
+            else "CPU wheels everywhere",
+        )
         _indexes(backend=backend, project=project, index_base=index_base, force=force, out=out)
     if previous is not None:
         _drop_old_index(recorded or "", backend, project, kept, out)
 
 
-def _indexes(*, backend: str, project: Project, index_base: config.Setting, force: bool, out: _Builder) -> None:
+def _indexes(
+    *, backend: str, project: Project, index_base: config.Setting, force: bool, out: _Builder
+) -> None:
     existing = {str(i.get("name")): i for i in project.uv_indexes if "name" in i}
     for variant in dict.fromkeys((backend, CPU)):
         name = index_name(variant)
@@ -472,7 +547,9 @@ def _indexes(*, backend: str, project: Project, index_base: config.Setting, forc
         elif force or index_base.origin != "default":
             out.actions.append(SetIndex(name, url))
         else:
-            out.warnings.append(f"kept the hand-written index {name} ({redact(str(current.get('url')))}); pass --force to let llm-sync set it to {redact(url)}")
+            out.warnings.append(
+                f"kept the hand-written index {name} ({redact(str(current.get('url')))}); pass --force to let llm-sync set it to {redact(url)}"
+            )
 
 
 def _drop_old_index(old: str, backend: str, project: Project, kept: list[str], out: _Builder) -> None:
@@ -504,7 +581,11 @@ def make(*, machine: Machine | None, project: Project, catalog: Catalog, request
     family = [p for p in catalog.family if p in declared]
     consumers = declared & catalog.consumers
     if not family and not consumers:
-        out.decide("pytorch routing", "none", "the project declares no PyTorch package and no package that needs torch")
+        out.decide(
+            "pytorch routing",
+            "none",
+            "the project declares no PyTorch package and no package that needs torch",
+        )
         return Plan(None, tuple(out.decisions), tuple(out.warnings), (), None)
     scope, scope_warnings = torch_scope(project, catalog)
     out.warnings.extend(scope_warnings)
@@ -513,13 +594,31 @@ def make(*, machine: Machine | None, project: Project, catalog: Catalog, request
         _per_extra_plan(routing, machine, scope, catalog, out)
         return Plan(None, tuple(out.decisions), tuple(out.warnings), (), catalog.uv_min_routing)
     recorded = project.config.get("backend")
-    backend = _pick_backend(request=request, recorded=recorded, routing=routing, machine=machine, scope=scope, catalog=catalog, out=out)
+    backend = _pick_backend(
+        request=request,
+        recorded=recorded,
+        routing=routing,
+        machine=machine,
+        scope=scope,
+        catalog=catalog,
+        out=out,
+    )
     _torch_additions(lists, consumers, out)
     # Also every family package the file already routes, so torch, torchvision
     # and torchaudio never end up on different variants.
     routed = [p for p in catalog.family if p in routing.sources]
     packages = list(dict.fromkeys(["torch", *family, *routed]))
-    _route(backend=backend, recorded=recorded, packages=packages, project=project, index_base=index_base, force=request.force, out=out)
+    _route(
+        backend=backend,
+        recorded=recorded,
+        packages=packages,
+        project=project,
+        index_base=index_base,
+        force=request.force,
+        out=out,
+    )
     if recorded != backend:
         out.actions.append(SetConfig("backend", backend))
-    return Plan(backend, tuple(out.decisions), tuple(out.warnings), tuple(out.actions), catalog.uv_min_routing)
+    return Plan(
+        backend, tuple(out.decisions), tuple(out.warnings), tuple(out.actions), catalog.uv_min_routing
+    )

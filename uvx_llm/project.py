@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import codecs
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomlkit
 import tomlkit.exceptions
@@ -18,6 +17,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from uvx_llm.errors import LlmSyncError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 PYPROJECT = "pyproject.toml"
 TOOL_KEY = "llm-sync"
@@ -83,11 +85,19 @@ class Project:
 
     def dependency_lists(self) -> tuple[DepList, ...]:
         project = self.table("project")
-        lists = [DepList("dependencies", None, _requirements(project.get("dependencies", []), self.path, "[project] dependencies"))]
+        lists = [
+            DepList(
+                "dependencies",
+                None,
+                _requirements(project.get("dependencies", []), self.path, "[project] dependencies"),
+            )
+        ]
         for extra, reqs in self.table("project", "optional-dependencies").items():
             lists.append(DepList("extra", extra, _requirements(reqs, self.path, f"extra {extra!r}")))
         for group, reqs in self.table("dependency-groups").items():
-            lists.append(DepList("group", group, _requirements(reqs, self.path, f"dependency group {group!r}")))
+            lists.append(
+                DepList("group", group, _requirements(reqs, self.path, f"dependency group {group!r}"))
+            )
         return tuple(lists)
 
     def declared(self) -> frozenset[str]:
@@ -100,7 +110,7 @@ def _requirements(values: Any, path: Path, where: str) -> tuple[Requirement, ...
         raise LlmSyncError(
             f"{path}: {where} is not a list",
             why="PEP 621 requirement lists are arrays of strings",
-            fix=f"write {where} as [\"package>=1.0\", ...]",
+            fix=f'write {where} as ["package>=1.0", ...]',
         )
     parsed = []
     for value in values:
@@ -112,7 +122,7 @@ def _requirements(values: Any, path: Path, where: str) -> tuple[Requirement, ...
             raise LlmSyncError(
                 f"{path}: {where} has an invalid requirement {value!r}",
                 why=str(error),
-                fix="correct it to a PEP 508 requirement such as \"torch>=2.6\"",
+                fix='correct it to a PEP 508 requirement such as "torch>=2.6"',
             ) from None
     return tuple(parsed)
 

@@ -89,4 +89,6 @@ def sync_command(uv: Uv, *, project_dir: Path, uv_args: Sequence[str]) -> list[s
 
 def sync(uv: Uv, *, project_dir: Path, uv_args: Sequence[str], env: Mapping[str, str]) -> int:
     """Run `uv sync` in the foreground; its exit code. Ctrl-C raises KeyboardInterrupt."""
-    return proc.run_streaming(sync_command(uv, project_dir=project_dir, uv_args=uv_args), env=env, cwd=project_dir)
+    return proc.run_streaming(
+        sync_command(uv, project_dir=project_dir, uv_args=uv_args), env=env, cwd=project_dir
+    )
