@@ -217,3 +217,14 @@ def test_proc_version_parsing_of_both_driver_flavours() -> None:
     assert machine.parse_proc_version(recorded()["/proc/driver/nvidia/version"]) == "580.159.04"
     proprietary = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14  Thu Feb 22 01:44:30 UTC 2024\n"
     assert machine.parse_proc_version(proprietary) == "550.54.14"
+
+
+def test_nvidia_smi_csv_recorded_on_a_real_h100() -> None:
+    facts = recorded("h100-driver580-llm-sync")
+    query = "nvidia-smi --query-gpu=index,name,driver_version,compute_cap,memory.total --format=csv,noheader,nounits"
+    gpus = machine.parse_smi_csv(facts[query])
+    expected = facts["llm-sync detect --json"]["gpus"][0]  # what NVML said on the same machine
+    assert gpus[0].name == expected["name"]
+    assert gpus[0].capability == (9, 0)
+    assert gpus[0].memory_bytes is not None
+    assert abs(gpus[0].memory_bytes - expected["memory_bytes"]) < 2**20
