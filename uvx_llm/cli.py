@@ -220,6 +220,7 @@ def plan(as_json: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
     if diff_text:
         click.echo(diff_text.rstrip("\n"))
     click.echo("Would run:\n  " + " ".join(command))
+    click.echo("  environment: inherited unchanged")
     if made.uv_min_version:
         click.echo(f"  (needs uv >= {made.uv_min_version})")
     return ExitCode.OK
