@@ -222,7 +222,8 @@ def test_proc_version_parsing_of_both_driver_flavours() -> None:
 def test_nvidia_smi_csv_recorded_on_a_real_h100() -> None:
     facts = recorded("h100-driver580-llm-sync")
     query = "nvidia-smi --query-gpu=index,name,driver_version,compute_cap,memory.total --format=csv,noheader,nounits"
-    gpus = machine.parse_smi_csv(facts[query])
+    gpus, driver = machine.parse_smi_csv(facts[query])
+    assert driver == facts["llm-sync detect --json"]["driver_version"]
     expected = facts["llm-sync detect --json"]["gpus"][0]  # what NVML said on the same machine
     assert gpus[0].name == expected["name"]
     assert gpus[0].capability == (9, 0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import subprocess
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -255,35 +256,36 @@ def load_nvml() -> ModuleType | str:
 # --- nvidia-smi and /proc -------------------------------------------------------------
 
 
-def parse_smi_csv(text: str) -> tuple[Gpu, ...]:
-    """Rows of `--query-gpu=index,name,driver_version,compute_cap,memory.total --format=csv,noheader,nounits`."""
-    gpus = []
+def parse_smi_csv(text: str) -> tuple[tuple[Gpu, ...], str | None]:
+    """GPUs and driver version from `--query-gpu=index,name,driver_version,compute_cap,memory.total
+    --format=csv,noheader,nounits`."""
+    gpus, drivers = [], []
     for row in csv.reader(io.StringIO(text), skipinitialspace=True):
-        if len(row) < 5:  # noqa: PLR2004 - the five queried fields
+        if len(row) < len(_SMI_FIELDS.split(",")):
             continue
-        index, name, _driver, cap, memory = (cell.strip() for cell in row[:5])
+        index, name, driver, cap, memory = (cell.strip() for cell in row[:5])
         try:
             capability: Pair | None = parse_pair(cap)
         except ValueError:
             capability = None
         memory_bytes = int(float(memory) * 2**20) if memory.replace(".", "", 1).isdigit() else None
         gpus.append(Gpu(index=int(index), name=name, capability=capability, memory_bytes=memory_bytes))
-    return tuple(gpus)
+        drivers.append(driver)
+    return tuple(gpus), (drivers[0] if drivers else None)
 
 
 def from_nvidia_smi(catalog: Catalog, *, system: str) -> Machine | str:
     args = ["nvidia-smi", f"--query-gpu={_SMI_FIELDS}", "--format=csv,noheader,nounits"]
     try:
         result = proc.run(args, timeout=20)
-    except (OSError, TimeoutError) as error:
-        return f"nvidia-smi unusable: {error.strerror if isinstance(error, OSError) else error}"
-    except Exception as error:  # noqa: BLE001 - subprocess.TimeoutExpired and kin: any failure is a fallback
-        return f"nvidia-smi unusable: {error}"
+    except OSError as error:
+        return f"nvidia-smi unusable: {error.strerror}"
+    except subprocess.TimeoutExpired:
+        return "nvidia-smi unusable: no answer within 20 s"
     if result.returncode != 0:
-        return f"nvidia-smi failed: {(result.stderr or result.stdout).strip().splitlines()[-1:] or result.returncode}"
-    gpus = parse_smi_csv(result.stdout)
-    drivers = [row.split(",")[2].strip() for row in result.stdout.strip().splitlines() if row.count(",") >= 4]  # noqa: PLR2004
-    driver = drivers[0] if drivers else None
+        last_line = (result.stderr or result.stdout).strip().splitlines()[-1:]
+        return f"nvidia-smi failed: {last_line[0] if last_line else f'exit code {result.returncode}'}"
+    gpus, driver = parse_smi_csv(result.stdout)
     machine = Machine(
         system=system,
         source="nvidia-smi",

@@ -33,8 +33,3 @@ def _choose(kind: str, env_var: str, default: str) -> Path:
 def log_dir() -> Path:
     """Where detailed logs go (unexpected errors, full build logs)."""
     return _choose("log", "LLM_SYNC_LOG_DIR", platformdirs.user_log_dir(APP_NAME))
-
-
-def config_dir() -> Path:
-    """Where the user configuration file lives."""
-    return _choose("config", "LLM_SYNC_CONFIG_DIR", platformdirs.user_config_dir(APP_NAME))

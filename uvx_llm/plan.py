@@ -141,11 +141,7 @@ def torch_scope(project: Project, catalog: Catalog) -> tuple[TorchScope, list[st
                 f"{requirement} is outside the catalog's vllm releases: its torch pin is not taken into account"
             )
             continue
-        releases = tuple(
-            r
-            for r in releases
-            if any(pin in r.versions or (pin.major, pin.minor) == r.series() for pin in pins)
-        )
+        releases = tuple(r for r in releases if any((pin.major, pin.minor) == r.series() for pin in pins))
         shown = ", ".join(sorted({str(p) for p in pins}))
         descriptions.append(
             f"torch=={shown} (pinned by {requirement})"
