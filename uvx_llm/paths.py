@@ -31,5 +31,5 @@ def _choose(kind: str, env_var: str, default: str) -> Path:
 
 
 def log_dir() -> Path:
-    """Where detailed logs go (unexpected errors, full build logs)."""
+    """Where detailed logs go (crash logs of unexpected errors)."""
     return _choose("log", "LLM_SYNC_LOG_DIR", platformdirs.user_log_dir(APP_NAME))
