@@ -74,6 +74,20 @@ class VllmPin:
 
 
 @dataclass(frozen=True)
+class BuildPackage:
+    """How to build one CUDA-extension source package."""
+
+    name: str
+    requires: tuple[str, ...]
+    gib_per_nvcc_thread: float
+    default_nvcc_threads: int
+    arch_variable: str | None
+    min_capability: Pair | None
+    uv_min_version: Version
+    source: str
+
+
+@dataclass(frozen=True)
 class Catalog:
     updated: str
     index_base: str
@@ -85,6 +99,10 @@ class Catalog:
     variant_cuda: tuple[tuple[str, Pair], ...]
     torch: tuple[TorchRelease, ...]
     vllm: tuple[VllmPin, ...]
+    builds: tuple[BuildPackage, ...]
+
+    def build(self, name: str) -> BuildPackage | None:
+        return next((b for b in self.builds if b.name == name), None)
 
     @property
     def variants(self) -> tuple[str, ...]:
@@ -151,6 +169,19 @@ def from_data(data: dict[str, Any]) -> Catalog:
         ),
         vllm=tuple(
             VllmPin(vllm=SpecifierSet(row["vllm"]), torch=Version(row["torch"])) for row in data["vllm"]
+        ),
+        builds=tuple(
+            BuildPackage(
+                name=name,
+                requires=tuple(row["requires"]),
+                gib_per_nvcc_thread=float(row["gib-per-nvcc-thread"]),
+                default_nvcc_threads=int(row["default-nvcc-threads"]),
+                arch_variable=row.get("arch-variable"),
+                min_capability=parse_pair(row["min-capability"]) if "min-capability" in row else None,
+                uv_min_version=Version(row["uv-min-version"]),
+                source=row["source"],
+            )
+            for name, row in data.get("build", {}).items()
         ),
     )
 

@@ -14,7 +14,7 @@ from typing import Any
 import click
 import structlog
 
-from uvx_llm import __version__, config, log, paths
+from uvx_llm import __version__, config, log, paths, resources
 from uvx_llm import catalog as catalog_module
 from uvx_llm import machine as machine_module
 from uvx_llm import patch as patch_module
@@ -36,6 +36,7 @@ class Common:
     arch: str | None
     torch_index_url: str | None
     force: bool
+    all_archs: bool
     verbose: int
     quiet: int
 
@@ -65,6 +66,11 @@ def _common_options(function: Any) -> Any:
         ),
         click.option(
             "--force", is_flag=True, help="Replace hand-written torch routing that disagrees with the plan."
+        ),
+        click.option(
+            "--all-archs",
+            is_flag=True,
+            help="Build CUDA extensions for their default GPU architectures, not only this machine's.",
         ),
         click.option("-v", "--verbose", count=True, help="More detail (repeatable)."),
         click.option("-q", "--quiet", count=True, help="Errors only."),
@@ -123,6 +129,8 @@ def _request(
         backend=config.resolve_backend(common.backend, os.environ, catalog),
         index_base=config.resolve_index_base(common.torch_index_url, os.environ, project.config, catalog),
         force=common.force,
+        all_archs=common.all_archs,
+        environment=dict(os.environ),
     )
 
 
@@ -132,14 +140,17 @@ def _make_plan(
     catalog = catalog_module.load()
     project = _load_project(common)
     machine = _machine(common, catalog) if detect else None
+    host = resources.detect() if detect else None
     request = _request(common, project, catalog)
-    made = plan_module.make(machine=machine, project=project, catalog=catalog, request=request)
+    made = plan_module.make(machine=machine, project=project, catalog=catalog, request=request, host=host)
     return project, made, machine
 
 
 def _report(made: plan_module.Plan) -> None:
     for decision in made.decisions:
         logger.info(f"{decision.topic}: {decision.choice} — {decision.reason}")
+    for setting in made.env:
+        logger.info(f"{setting.name}={setting.value} — {setting.reason}")
     for warning in made.warnings:
         logger.warning(warning)
 
@@ -168,7 +179,7 @@ def sync(no_sync: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
     if uv is None:
         return ExitCode.OK
     logger.info("running %s", " ".join(uv_module.sync_command(uv, project_dir=project.root, uv_args=uv_args)))
-    return uv_module.sync(uv, project_dir=project.root, uv_args=uv_args, env={})
+    return uv_module.sync(uv, project_dir=project.root, uv_args=uv_args, env=made.uv_environment())
 
 
 def _plan_document(
@@ -187,7 +198,11 @@ def _plan_document(
         "diff": diff_text,
         "uv": {
             "command": command,
-            "environment": {},
+            "environment": made.uv_environment(),
+            "environment_reasons": [
+                {"name": s.name, "value": s.value, "reason": s.reason, "from_user": s.from_user}
+                for s in made.env
+            ],
             "min_version": str(made.uv_min_version) if made.uv_min_version else None,
         },
     }
@@ -220,7 +235,12 @@ def plan(as_json: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
     if diff_text:
         click.echo(diff_text.rstrip("\n"))
     click.echo("Would run:\n  " + " ".join(command))
-    click.echo("  environment: inherited unchanged")
+    if made.env:
+        click.echo("  with environment:")
+        for setting in made.env:
+            click.echo(f"    {setting.name}={setting.value}\n        {setting.reason}")
+    else:
+        click.echo("  environment: inherited unchanged")
     if made.uv_min_version:
         click.echo(f"  (needs uv >= {made.uv_min_version})")
     return ExitCode.OK
@@ -268,7 +288,7 @@ def check(fix: bool, **kwargs: Any) -> int:
 @click.option("-q", "--quiet", count=True, help="Errors only.")
 def detect(as_json: bool, cuda: str | None, arch: str | None, verbose: int, quiet: int) -> int:
     """Show the machine facts llm-sync plans with."""
-    common = Common(None, None, cuda, arch, None, force=False, verbose=verbose, quiet=quiet)
+    common = Common(None, None, cuda, arch, None, force=False, all_archs=False, verbose=verbose, quiet=quiet)
     _setup(common)
     machine = _machine(common, catalog_module.load())
     if as_json:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import tomlkit
 from tomlkit.items import AoT, Array, Table
 
+from uvx_llm.build import AddBuildDependencies
 from uvx_llm.errors import LlmSyncError
 from uvx_llm.plan import Action, AddRequirement, RemoveIndex, SetIndex, SetSource
 from uvx_llm.project import TOOL_KEY, Project
@@ -164,6 +165,13 @@ def apply_to_document(doc: Container, actions: Iterable[Action]) -> None:
         elif isinstance(action, AddRequirement):
             array = _requirement_array(doc, action)
             array.append(action.requirement)
+        elif isinstance(action, AddBuildDependencies):
+            table = _table(doc, "tool", "uv", "extra-build-dependencies")
+            if action.package in table:
+                for entry in action.entries:
+                    table[action.package].append(_item(entry))
+            else:
+                table[action.package] = _item(list(action.entries))
         else:
             _table(doc, "tool", TOOL_KEY)[action.key] = action.value
 
@@ -196,6 +204,9 @@ def apply_to_data(data: dict[str, Any], actions: Iterable[Action]) -> dict[str, 
                 result["project"]["optional-dependencies"][action.list_name].append(action.requirement)
             else:
                 result["dependency-groups"][action.list_name].append(action.requirement)
+        elif isinstance(action, AddBuildDependencies):
+            table = _plain_dict(result, "tool", "uv", "extra-build-dependencies")
+            table[action.package] = [*table.get(action.package, []), *action.entries]
         else:
             _plain_dict(result, "tool", TOOL_KEY)[action.key] = action.value
     return result

@@ -15,16 +15,19 @@ from typing import TYPE_CHECKING, Any
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from uvx_llm import config
+from uvx_llm import build, config
 from uvx_llm.catalog import Catalog, Pair, TorchRelease, runs_on, show_pair, show_sm
 from uvx_llm.errors import ExitCode, LlmSyncError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from packaging.requirements import Requirement
     from packaging.version import Version
 
     from uvx_llm.machine import Machine
     from uvx_llm.project import DepList, Project
+    from uvx_llm.resources import Resources
 
 LINUX = "sys_platform == 'linux'"
 NOT_LINUX = "sys_platform != 'linux'"
@@ -66,7 +69,7 @@ class SetConfig:
     value: str
 
 
-Action = SetIndex | RemoveIndex | SetSource | AddRequirement | SetConfig
+Action = SetIndex | RemoveIndex | SetSource | AddRequirement | SetConfig | build.AddBuildDependencies
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ class Request:
     backend: config.Setting = field(default_factory=lambda: config.Setting("auto", "default"))
     index_base: config.Setting | None = None
     force: bool = False
+    all_archs: bool = False  # build for the packages' default architectures, not only the local GPUs
+    environment: Mapping[str, str] = field(default_factory=dict)  # the user's: values set there win
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,11 @@ class Plan:
     warnings: tuple[str, ...]
     actions: tuple[Action, ...]
     uv_min_version: Version | None
+    env: tuple[build.EnvSetting, ...] = ()
+
+    def uv_environment(self) -> dict[str, str]:
+        """What llm-sync adds to uv's environment (values the user set are inherited as they are)."""
+        return {s.name: s.value for s in self.env if not s.from_user}
 
 
 # --- which torch releases the project allows ----------------------------------------------
@@ -567,11 +577,94 @@ def redact(url: str) -> str:
     return re.sub(r"//[^/@]+@", "//***@", url)
 
 
-def make(*, machine: Machine | None, project: Project, catalog: Catalog, request: Request) -> Plan:
-    """The plan for ``project`` on ``machine`` (None: machine-independent `check`)."""
+def _build_plan(
+    *,
+    machine: Machine | None,
+    host: Resources | None,
+    project: Project,
+    catalog: Catalog,
+    request: Request,
+    out: _Builder,
+) -> tuple[tuple[build.EnvSetting, ...], Version | None]:
+    """Build settings for the file, and tuning for this machine; (environment, minimum uv)."""
+    out.warnings.extend(build.skip_build_warnings(project))
+    for name in build.prebuilt(project, catalog):
+        out.decide(
+            "build settings",
+            f"none for {name}",
+            f"{name} comes from an index in [tool.uv.sources]: prebuilt wheels",
+        )
+    packages = build.built_packages(project, catalog)
+    if not packages:
+        return (), None
+    for action in build.file_settings(project, packages):
+        out.actions.append(action)
+        needs = ", ".join(e if isinstance(e, str) else "torch (the runtime version)" for e in action.entries)
+        out.decide(
+            "build settings",
+            f"[tool.uv.extra-build-dependencies] {action.package}",
+            f"add {needs}: an extension built against another torch fails to import (ABI), and without ninja it compiles serially",
+        )
+    if machine is not None:
+        problems = build.below_minimum(machine, packages)
+        if problems:
+            raise LlmSyncError(
+                "a CUDA extension the project declares cannot run on this machine's GPU",
+                why="; ".join(problems),
+                fix="remove it from the dependencies (or make it optional), or run on a newer GPU",
+            )
+    env: tuple[build.EnvSetting, ...] = ()
+    if machine is not None and host is not None:
+        env = build.tuning(
+            machine=machine,
+            host=host,
+            packages=packages,
+            env=request.environment,
+            all_archs=request.all_archs,
+        )
+    return env, max(p.uv_min_version for p in packages)
+
+
+def make(
+    *,
+    machine: Machine | None,
+    project: Project,
+    catalog: Catalog,
+    request: Request,
+    host: Resources | None = None,
+) -> Plan:
+    """The plan for ``project`` on ``machine`` (None: machine-independent `check`).
+
+    ``host`` is where builds run (usable CPUs and memory); without it no tuning.
+    """
     config.validate_table(project.config, catalog)
-    index_base = request.index_base or config.resolve_index_base(None, {}, project.config, catalog)
     out = _Builder()
+    env, build_uv_min = _build_plan(
+        machine=machine, host=host, project=project, catalog=catalog, request=request, out=out
+    )
+    backend, routing_uv_min = _torch_plan(
+        machine=machine, project=project, catalog=catalog, request=request, out=out
+    )
+    if backend == CPU and build.built_packages(project, catalog):
+        out.warnings.append(
+            "CUDA extensions are declared but the backend is cpu: their builds need a CUDA torch and nvcc"
+        )
+    minimums = [v for v in (build_uv_min, routing_uv_min) if v is not None]
+    return Plan(
+        backend,
+        tuple(out.decisions),
+        tuple(out.warnings),
+        tuple(out.actions),
+        max(minimums) if minimums else None,
+        env,
+    )
+
+
+def _torch_plan(
+    *, machine: Machine | None, project: Project, catalog: Catalog, request: Request, out: _Builder
+) -> tuple[str | None, Version | None]:
+    """PyTorch routing: (backend, minimum uv)."""
+    index_base = request.index_base or config.resolve_index_base(None, {}, project.config, catalog)
     lists = project.dependency_lists()
     declared = project.declared()
     family = [p for p in catalog.family if p in declared]
@@ -582,13 +675,13 @@ def make(*, machine: Machine | None, project: Project, catalog: Catalog, request
             "none",
             "the project declares no PyTorch package and no package that needs torch",
         )
-        return Plan(None, tuple(out.decisions), tuple(out.warnings), (), None)
+        return None, None
     scope, scope_warnings = torch_scope(project, catalog)
     out.warnings.extend(scope_warnings)
     routing = existing_routing(project, catalog)
     if routing.per_extra:  # a design of the project's own, not a disagreement: even --force keeps it
         _per_extra_plan(routing, machine, scope, catalog, out)
-        return Plan(None, tuple(out.decisions), tuple(out.warnings), (), catalog.uv_min_routing)
+        return None, catalog.uv_min_routing
     recorded = project.config.get("backend")
     backend = _pick_backend(
         request=request,
@@ -615,6 +708,4 @@ def make(*, machine: Machine | None, project: Project, catalog: Catalog, request
     )
     if recorded != backend:
         out.actions.append(SetConfig("backend", backend))
-    return Plan(
-        backend, tuple(out.decisions), tuple(out.warnings), tuple(out.actions), catalog.uv_min_routing
-    )
+    return backend, catalog.uv_min_routing

@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+import pytest
+from helpers import H200, gpu_machine, make, proj, simple
+
+from uvx_llm import build, plan
+from uvx_llm.errors import LlmSyncError
+
+if TYPE_CHECKING:
+    from uvx_llm.machine import Machine
+from uvx_llm.resources import Resources
+
+if TYPE_CHECKING:
+    from uvx_llm.catalog import Catalog
+
+GIB = 2**30
+H200_HOST = Resources(
+    cpus=16, cpu_reason="16 CPUs in affinity", memory_bytes=120 * GIB, memory_reason="120 GiB free"
+)
+CONTAINER = Resources(
+    cpus=4,
+    cpu_reason="4 CPUs allowed by cgroup v2 cpu.max",
+    memory_bytes=16 * GIB,
+    memory_reason="16 GiB free",
+)
+
+
+def env_of(settings: tuple[build.EnvSetting, ...]) -> dict[str, str]:
+    return {s.name: s.value for s in settings}
+
+
+def tune(
+    cat: Catalog,
+    host: Resources,
+    *,
+    machine: Machine = H200,
+    env: dict[str, str] | None = None,
+    all_archs: bool = False,
+) -> dict[str, str]:
+    flash = cat.build("flash-attn")
+    assert flash is not None
+    return env_of(
+        build.tuning(machine=machine, host=host, packages=[flash], env=env or {}, all_archs=all_archs)
+    )
+
+
+def test_h200_builds_one_architecture_with_every_core(cat: Catalog) -> None:
+    assert tune(cat, H200_HOST) == {
+        "TORCH_CUDA_ARCH_LIST": "9.0",
+        "FLASH_ATTN_CUDA_ARCHS": "90",
+        "NVCC_THREADS": "1",
+        "MAX_JOBS": "16",
+        "CMAKE_BUILD_PARALLEL_LEVEL": "16",
+        "UV_CONCURRENT_BUILDS": "1",
+    }
+
+
+def test_container_memory_limit_caps_the_jobs(cat: Catalog) -> None:
+    tuned = tune(cat, CONTAINER)
+    assert tuned["MAX_JOBS"] == "3"  # 16 GiB / 5 GiB per job, below the 4 CPUs
+
+
+def test_two_gpu_generations(cat: Catalog) -> None:
+    tuned = tune(cat, H200_HOST, machine=gpu_machine((13, 0), (8, 0), (9, 0), driver="580.159.04"))
+    assert tuned["FLASH_ATTN_CUDA_ARCHS"] == "80;90"
+    assert tuned["TORCH_CUDA_ARCH_LIST"] == "8.0;9.0"
+    assert tuned["NVCC_THREADS"] == "2"
+    assert tuned["MAX_JOBS"] == "8"
+
+
+def test_all_archs_keeps_package_defaults(cat: Catalog) -> None:
+    tuned = tune(cat, H200_HOST, all_archs=True)
+    assert "FLASH_ATTN_CUDA_ARCHS" not in tuned
+    assert "TORCH_CUDA_ARCH_LIST" not in tuned
+    assert tuned["NVCC_THREADS"] == "4"
+    assert tuned["MAX_JOBS"] == "4"  # 16 CPUs / 4 threads; 120 GiB / 20 GiB per job = 6
+
+
+def test_values_the_user_set_win(cat: Catalog) -> None:
+    flash = cat.build("flash-attn")
+    assert flash is not None
+    settings = build.tuning(
+        machine=H200,
+        host=H200_HOST,
+        packages=[flash],
+        env={"MAX_JOBS": "2", "NVCC_THREADS": "2"},
+        all_archs=False,
+    )
+    by_name = {s.name: s for s in settings}
+    assert by_name["MAX_JOBS"].value == "2"
+    assert by_name["MAX_JOBS"].from_user
+    assert by_name["CMAKE_BUILD_PARALLEL_LEVEL"].value == "2"
+    assert by_name["NVCC_THREADS"].from_user
+    made = plan.Plan(None, (), (), (), None, settings)
+    assert "MAX_JOBS" not in made.uv_environment()  # inherited as the user set it
+    assert made.uv_environment()["FLASH_ATTN_CUDA_ARCHS"] == "90"
+
+
+def test_unknown_memory_uses_cpus_alone(cat: Catalog) -> None:
+    tuned = tune(cat, Resources(cpus=8, cpu_reason="8", memory_bytes=None, memory_reason="memory unknown"))
+    assert tuned["MAX_JOBS"] == "8"
+
+
+def test_plan_writes_build_settings_and_tunes(cat: Catalog) -> None:
+    made = plan.make(
+        machine=H200, project=simple("flash-attn"), catalog=cat, request=plan.Request(), host=H200_HOST
+    )
+    assert (
+        build.AddBuildDependencies("flash-attn", (build.TORCH_AT_RUNTIME, "ninja", "packaging", "psutil"))
+        in made.actions
+    )
+    assert made.uv_environment()["MAX_JOBS"] == "16"
+    assert str(made.uv_min_version) == "0.10.0"
+
+
+def test_check_mode_writes_build_settings_without_tuning(cat: Catalog) -> None:
+    recorded = simple("flash-attn", "torch", extra='[tool.llm-sync]\nbackend = "cu130"\n')
+    made = make(recorded, cat, None)
+    assert any(isinstance(a, build.AddBuildDependencies) for a in made.actions)
+    assert made.env == ()
+
+
+def test_existing_build_settings_are_completed_not_replaced(cat: Catalog) -> None:
+    project = simple(
+        "flash-attn",
+        extra='[tool.uv.extra-build-dependencies]\nflash-attn = [{ requirement = "torch", match-runtime = true }, "ninja>=1.11"]\n',
+    )
+    made = make(project, cat)
+    assert build.AddBuildDependencies("flash-attn", ("packaging", "psutil")) in made.actions
+
+
+def test_prebuilt_from_an_index_needs_no_build_settings(cat: Catalog) -> None:
+    project = simple(
+        "flash-attn", "torch", extra='[tool.uv.sources]\nflash-attn = { index = "wheelhouse" }\n'
+    )
+    made = make(project, cat)
+    assert not any(isinstance(a, build.AddBuildDependencies) for a in made.actions)
+    assert any(d.choice == "none for flash-attn" for d in made.decisions)
+
+
+def test_skip_cuda_build_is_warned_about(cat: Catalog) -> None:
+    project = simple(
+        "flash-attn",
+        extra='[tool.uv.extra-build-variables]\nflash-attn = { FLASH_ATTENTION_SKIP_CUDA_BUILD = "TRUE" }\n',
+    )
+    made = make(project, cat, None, backend="cu128")
+    assert any("WITHOUT kernels" in w for w in made.warnings)
+
+
+def test_gpu_below_flash_attn_minimum_is_refused_before_building(cat: Catalog) -> None:
+    v100 = gpu_machine((12, 8), (7, 0), driver="570.26")
+    with pytest.raises(LlmSyncError) as caught:
+        make(simple("flash-attn"), cat, v100)
+    assert "compute capability ≥ 8.0" in caught.value.why
+    assert "is 7.0" in caught.value.why
+
+
+def test_cpu_backend_with_a_cuda_extension_is_warned(cat: Catalog) -> None:
+    made = make(
+        simple("flash-attn"), cat, dataclasses.replace(H200, gpus=(), cuda_max=None, driver_version=None)
+    )
+    assert made.backend == "cpu"
+    assert any("CUDA extensions are declared" in w for w in made.warnings)
+
+
+def test_project_without_extensions_gets_no_tuning(cat: Catalog) -> None:
+    made = plan.make(
+        machine=H200,
+        project=proj('[project]\nname = "x"\nversion = "0"\ndependencies = ["torch"]\n'),
+        catalog=cat,
+        request=plan.Request(),
+        host=H200_HOST,
+    )
+    assert made.env == ()

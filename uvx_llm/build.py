@@ -1,0 +1,197 @@
+"""Decisions for CUDA-extension source builds (flash-attn and kin), pure like plan.py.
+
+Two kinds of output:
+- settings for pyproject.toml, the same on every machine: build against the
+  runtime torch (`extra-build-dependencies`, `match-runtime = true`) plus the
+  package's real build needs;
+- environment for the uv process, tuned to this machine and never written to the
+  file: MAX_JOBS from usable CPUs and memory, NVCC_THREADS, the local GPU
+  architectures, one heavy build at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from uvx_llm.catalog import BuildPackage, Catalog, show_pair, show_sm
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from uvx_llm.machine import Machine
+    from uvx_llm.project import Project
+    from uvx_llm.resources import Resources
+
+SKIP_CUDA_BUILD = "FLASH_ATTENTION_SKIP_CUDA_BUILD"
+TORCH_AT_RUNTIME = {"requirement": "torch", "match-runtime": True}
+
+
+@dataclass(frozen=True)
+class EnvSetting:
+    name: str
+    value: str
+    reason: str
+    from_user: bool = False  # already set in the environment: kept, not overridden
+
+
+@dataclass(frozen=True)
+class AddBuildDependencies:
+    """Append these entries to [tool.uv.extra-build-dependencies] <package>."""
+
+    package: str
+    entries: tuple[Any, ...]
+
+
+def _entry_name(entry: Any) -> str | None:
+    text = entry.get("requirement") if isinstance(entry, dict) else entry
+    if not isinstance(text, str):
+        return None
+    try:
+        return canonicalize_name(Requirement(text).name)
+    except InvalidRequirement:
+        return None
+
+
+def built_packages(project: Project, catalog: Catalog) -> list[BuildPackage]:
+    """Declared packages the catalog can build, except those the project takes from an index (prebuilt)."""
+    declared = project.declared()
+    sources = {canonicalize_name(k): v for k, v in project.uv_sources.items()}
+    return [b for b in catalog.builds if b.name in declared and b.name not in sources]
+
+
+def prebuilt(project: Project, catalog: Catalog) -> list[str]:
+    declared = project.declared()
+    sources = {canonicalize_name(k) for k in project.uv_sources}
+    return [b.name for b in catalog.builds if b.name in declared and b.name in sources]
+
+
+def file_settings(project: Project, packages: list[BuildPackage]) -> list[AddBuildDependencies]:
+    """What [tool.uv.extra-build-dependencies] lacks; existing entries are kept as written."""
+    table = project.table("tool", "uv", "extra-build-dependencies")
+    actions = []
+    for package in packages:
+        current: Any = next((v for k, v in table.items() if canonicalize_name(k) == package.name), [])
+        present = {_entry_name(e) for e in current} if isinstance(current, list) else set()
+        wanted: list[Any] = [TORCH_AT_RUNTIME, *package.requires]
+        missing = tuple(e for e in wanted if _entry_name(e) not in present)
+        if missing:
+            actions.append(AddBuildDependencies(package.name, missing))
+    return actions
+
+
+def skip_build_warnings(project: Project) -> list[str]:
+    variables = project.table("tool", "uv", "extra-build-variables")
+    return [
+        f"[tool.uv.extra-build-variables] sets {SKIP_CUDA_BUILD} for {name}: whenever no prebuilt "
+        "wheel matches (torch >= 2.11, any uncommon CUDA/Python), it builds a wheel WITHOUT kernels "
+        "that imports but fails at run time. Remove it; llm-sync makes the real build fast instead"
+        for name, values in variables.items()
+        if isinstance(values, dict) and SKIP_CUDA_BUILD in values
+    ]
+
+
+def _setting(name: str, value: str, reason: str, env: Mapping[str, str]) -> EnvSetting:
+    if env.get(name):
+        return EnvSetting(name, env[name], "set in your environment: kept", from_user=True)
+    return EnvSetting(name, value, reason)
+
+
+def tuning(
+    *,
+    machine: Machine,
+    host: Resources,
+    packages: list[BuildPackage],
+    env: Mapping[str, str],
+    all_archs: bool,
+) -> tuple[EnvSetting, ...]:
+    """The uv process's environment for building ``packages`` on ``host`` for ``machine``'s GPUs."""
+    if not packages:
+        return ()
+    archs = machine.capabilities if machine.archs_known else ()
+    settings: list[EnvSetting] = []
+    if archs and not all_archs:
+        arch_text = " ".join(show_sm(a) for a in archs)
+        settings.append(
+            _setting(
+                "TORCH_CUDA_ARCH_LIST",
+                ";".join(show_pair(a) for a in archs),
+                f"only the GPUs planned for ({arch_text}); --all-archs keeps the packages' defaults",
+                env,
+            )
+        )
+        for package in packages:
+            if package.arch_variable:
+                value = ";".join(f"{a[0]}{a[1]}" for a in archs)
+                settings.append(
+                    _setting(
+                        package.arch_variable,
+                        value,
+                        f"{package.name} compiles every kernel once per architecture: only {arch_text}",
+                        env,
+                    )
+                )
+    default_threads = max(p.default_nvcc_threads for p in packages)
+    threads = min(default_threads, len(archs)) if archs and not all_archs else default_threads
+    threads_setting = _setting(
+        "NVCC_THREADS",
+        str(threads),
+        f"nvcc compiles up to one architecture per thread: {threads} for {len(archs) or 'the default'} architecture(s)",
+        env,
+    )
+    settings.append(threads_setting)
+    settings.extend(
+        _jobs(host=host, packages=packages, threads=_int(threads_setting.value, threads), env=env)
+    )
+    settings.append(
+        _setting(
+            "UV_CONCURRENT_BUILDS",
+            "1",
+            "one heavy CUDA build at a time: each already uses MAX_JOBS compilers",
+            env,
+        )
+    )
+    return tuple(settings)
+
+
+def _int(text: str, default: int) -> int:
+    try:
+        return max(1, int(text))
+    except ValueError:
+        return default
+
+
+def _jobs(
+    *, host: Resources, packages: list[BuildPackage], threads: int, env: Mapping[str, str]
+) -> list[EnvSetting]:
+    per_job_gib = max(p.gib_per_nvcc_thread for p in packages) * threads
+    by_cpu = max(1, host.cpus // threads)
+    reason = f"{host.cpus} usable CPUs ({host.cpu_reason}) / {threads} nvcc thread(s) = {by_cpu}"
+    jobs = by_cpu
+    if host.memory_gib is not None:
+        by_memory = max(1, math.floor(host.memory_gib / per_job_gib))
+        reason += f"; {host.memory_reason} / {per_job_gib:g} GiB per job = {by_memory}"
+        jobs = min(by_cpu, by_memory)
+    max_jobs = _setting("MAX_JOBS", str(jobs), f"the smaller of: {reason}", env)
+    cmake = _setting("CMAKE_BUILD_PARALLEL_LEVEL", max_jobs.value, "as MAX_JOBS, for CMake-based builds", env)
+    return [max_jobs, cmake]
+
+
+def below_minimum(machine: Machine, packages: list[BuildPackage]) -> list[str]:
+    """Packages whose kernels cannot run on a local GPU: building them is pointless."""
+    problems: list[str] = []
+    for package in packages:
+        if package.min_capability is None or not machine.archs_known:
+            continue
+        old = [g for g in machine.gpus if g.capability is not None and g.capability < package.min_capability]
+        problems.extend(
+            f"{package.name} needs compute capability ≥ {show_pair(package.min_capability)}; "
+            f"GPU {g.index} ({g.name}) is {show_pair(g.capability)}"
+            for g in old
+            if g.capability is not None
+        )
+    return problems
