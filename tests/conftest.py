@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 REAL_WORLD = Path(__file__).parent / "fixtures" / "real-world"
+STANDINS = Path(__file__).parent / "standins"
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +34,8 @@ def hermetic(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("UV_CACHE_DIR", str(home / "uv-cache"))
     monkeypatch.setenv("UV_PYTHON_DOWNLOADS", "never")
-    monkeypatch.setenv("UV_NO_CONFIG", "1")
+    # Not UV_NO_CONFIG: it also makes uv ignore [tool.uv] settings such as
+    # extra-build-dependencies. uv's user config is isolated by XDG_CONFIG_HOME.
     paths.override_root(home / "llm-sync")
     yield home
     paths.override_root(None)
@@ -57,5 +59,9 @@ def package_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackageI
     index.add("/simple", "vllm", "0.8.5", requires=["torch==2.6.0"])
     index.add("/simple", "vllm", "0.11.2", requires=["torch==2.9.0"])
     index.add("/simple", "flash-attn-standin", "1.0", requires=["torch"])
+    # The build needs llm-sync writes for flash-attn, and the recording flash-attn sdist.
+    for need in ("ninja", "packaging", "psutil"):
+        index.add("/simple", need, "1.0")
+    index.add_sdist("/simple", "flash-attn", "9.9.9", backend=STANDINS / "recording_backend.py")
     with contextlib.contextmanager(serve)(index) as served:
         yield served

@@ -11,6 +11,8 @@ import base64
 import hashlib
 import html
 import http.server
+import io
+import tarfile
 import threading
 import time
 import zipfile
@@ -67,6 +69,28 @@ def build_wheel(
     return path
 
 
+def build_sdist(directory: Path, name: str, version: str, *, backend: Path) -> Path:
+    """A source distribution whose in-tree PEP 517 backend is ``backend`` (no build requirements)."""
+    dist = canonicalize_name(name).replace("-", "_")
+    top = f"{dist}-{version}"
+    files = {
+        f"{top}/pyproject.toml": (
+            f'[project]\nname = "{name}"\nversion = "{version}"\n\n'
+            '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+        ),
+        f"{top}/PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{top}/backend.py": backend.read_text(encoding="utf-8"),
+    }
+    path = directory / f"{top}.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        for arcname, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(arcname)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
 @dataclass
 class PackageIndex:
     """Index prefixes (``/simple``, ``/whl/cu128``) mapped to the files they serve."""
@@ -83,6 +107,13 @@ class PackageIndex:
         wheel = build_wheel(folder, name, version, requires=requires)
         self.prefixes.setdefault(prefix.rstrip("/"), []).append(wheel)
 
+    def add_sdist(self, prefix: str, name: str, version: str, *, backend: Path) -> None:
+        folder = self.root / prefix.strip("/").replace("/", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.prefixes.setdefault(prefix.rstrip("/"), []).append(
+            build_sdist(folder, name, version, backend=backend)
+        )
+
     def url(self, prefix: str) -> str:
         return self.base_url + prefix.rstrip("/")
 
@@ -92,7 +123,11 @@ class PackageIndex:
             return None
         anchors = []
         for path in files:
-            dist = path.name.split("-", 1)[0]
+            dist = (
+                path.name.removesuffix(".tar.gz").rsplit("-", 1)[0]
+                if path.name.endswith(".tar.gz")
+                else path.name.split("-", 1)[0]
+            )
             if canonicalize_name(dist) != canonicalize_name(project):
                 continue
             digest = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -175,3 +175,9 @@ def test_project_without_extensions_gets_no_tuning(cat: Catalog) -> None:
         host=H200_HOST,
     )
     assert made.env == ()
+
+
+def test_uv_no_config_is_warned_about(cat: Catalog) -> None:
+    request = plan.Request(environment={"UV_NO_CONFIG": "1"})
+    made = plan.make(machine=H200, project=simple("flash-attn"), catalog=cat, request=request, host=H200_HOST)
+    assert any("UV_NO_CONFIG" in w for w in made.warnings)

@@ -43,7 +43,11 @@ def environment(index: PackageIndex, **extra: str) -> dict[str, str]:
             "UV": uv_binary(),
             "UV_DEFAULT_INDEX": index.url("/simple"),
             "LLM_SYNC_TORCH_INDEX_URL": index.url("/whl"),
-            "UV_PYTHON": sys.executable,
+            # The base interpreter: a build environment made from a virtual
+            # environment's interpreter does not see its build dependencies.
+            "UV_PYTHON": str(
+                Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+            ),
         }
     )
     env.update(extra)
@@ -189,3 +193,41 @@ def processes_in_group(group: int) -> list[int]:
         if pgrp == group and state != "Z":
             members.append(int(stat_file.parent.name))
     return members
+
+
+def build_records(path: Path) -> list[dict[str, object]]:
+    import json  # noqa: PLC0415 - only these tests read the records
+
+    return (
+        [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+    )
+
+
+def test_tuned_environment_and_build_needs_reach_the_build_through_uv(
+    package_index: PackageIndex, tmp_path: Path
+) -> None:
+    project = write_project(tmp_path / "app", "flash-attn")
+    record = tmp_path / "builds.jsonl"
+    env = environment(package_index, LLM_SYNC_TEST_RECORD=str(record))
+    result = llm_sync(["--cuda", "12.8", "--arch", "9.0"], env=env, cwd=project)
+    assert result.returncode == 0, result.stderr
+    [seen] = build_records(record)
+    assert seen["FLASH_ATTN_CUDA_ARCHS"] == "90"
+    assert seen["TORCH_CUDA_ARCH_LIST"] == "9.0"
+    assert seen["NVCC_THREADS"] == "1"
+    assert seen["MAX_JOBS"] == seen["CMAKE_BUILD_PARALLEL_LEVEL"]
+    assert int(str(seen["MAX_JOBS"])) >= 1
+    assert seen["torch"] == "2.9.0+cu128"  # built against the runtime torch, from the routed index
+    assert installed_version(project, "flash_attn") == "9.9.9"
+    text = (project / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'flash-attn = [\n    { requirement = "torch", match-runtime = true },\n    "ninja",' in text
+
+
+def test_a_value_the_user_set_reaches_the_build_unchanged(
+    package_index: PackageIndex, tmp_path: Path
+) -> None:
+    project = write_project(tmp_path / "app", "flash-attn")
+    record = tmp_path / "builds.jsonl"
+    env = environment(package_index, LLM_SYNC_TEST_RECORD=str(record), MAX_JOBS="1")
+    assert llm_sync(["--cuda", "12.8", "--arch", "9.0"], env=env, cwd=project).returncode == 0
+    assert build_records(record)[0]["MAX_JOBS"] == "1"

@@ -597,6 +597,11 @@ def _build_plan(
     packages = build.built_packages(project, catalog)
     if not packages:
         return (), None
+    if request.environment.get("UV_NO_CONFIG"):
+        out.warnings.append(
+            "UV_NO_CONFIG is set: uv then ignores [tool.uv] extra-build-dependencies (checked with uv 0.13.8), "
+            f"so {', '.join(p.name for p in packages)} would build without the runtime torch. Unset it"
+        )
     for action in build.file_settings(project, packages):
         out.actions.append(action)
         needs = ", ".join(e if isinstance(e, str) else "torch (the runtime version)" for e in action.entries)
