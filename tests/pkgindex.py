@@ -159,6 +159,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         status, body, content_type = self.index.respond(self.path.split("?", 1)[0])
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if status == 200 and self.path.startswith("/files/"):
+            # As PyPI does: a file never changes, so uv may cache what it builds from it.
+            self.send_header("Cache-Control", "max-age=365000000, immutable, public")
+            self.send_header("ETag", '"' + hashlib.sha256(body).hexdigest() + '"')
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if with_body:

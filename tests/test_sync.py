@@ -231,3 +231,41 @@ def test_a_value_the_user_set_reaches_the_build_unchanged(
     env = environment(package_index, LLM_SYNC_TEST_RECORD=str(record), MAX_JOBS="1")
     assert llm_sync(["--cuda", "12.8", "--arch", "9.0"], env=env, cwd=project).returncode == 0
     assert build_records(record)[0]["MAX_JOBS"] == "1"
+
+
+def test_a_build_for_one_gpu_is_never_reused_for_another_through_the_cache(
+    package_index: PackageIndex, tmp_path: Path
+) -> None:
+    record = tmp_path / "builds.jsonl"
+    env = environment(
+        package_index, LLM_SYNC_TEST_RECORD=str(record)
+    )  # one uv cache for all (a team's shared cache)
+
+    def sync_for(name: str, arch: str) -> None:
+        project = write_project(tmp_path / name, "flash-attn")
+        result = llm_sync(["--cuda", "12.8", "--arch", arch], env=env, cwd=project)
+        assert result.returncode == 0, result.stderr
+
+    sync_for("h100-box", "9.0")
+    sync_for("a100-box", "8.0")
+    assert [r["FLASH_ATTN_CUDA_ARCHS"] for r in build_records(record)] == ["90", "80"]
+    sync_for("second-h100-box", "9.0")  # the same GPU again: the cached sm_90 wheel is reused
+    assert len(build_records(record)) == 2
+
+    # Control: plain `uv sync` keys its cache without the environment, so the
+    # second machine silently gets the first one's wheel.
+    for name, arch in (("plain-a", "75"), ("plain-b", "86")):
+        folder = tmp_path / name
+        folder.mkdir()
+        text = (tmp_path / "h100-box" / "pyproject.toml").read_text(encoding="utf-8")
+        (folder / "pyproject.toml").write_text(text, encoding="utf-8")
+        plain = subprocess.run(
+            [uv_binary(), "sync"],
+            env={**env, "FLASH_ATTN_CUDA_ARCHS": arch},
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert plain.returncode == 0, plain.stderr
+    assert [r["FLASH_ATTN_CUDA_ARCHS"] for r in build_records(record)] == ["90", "80", "75"]

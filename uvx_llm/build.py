@@ -158,6 +158,25 @@ def tuning(
     return tuple(settings)
 
 
+CACHE_KEY_SETTING = "llm-sync-cuda-archs"
+
+
+def cache_key_args(*, machine: Machine, packages: list[BuildPackage], all_archs: bool) -> tuple[str, ...]:
+    """uv arguments that make the GPU architectures part of each built wheel's cache key.
+
+    uv keys cached source builds by their config settings, not by environment
+    variables: a wheel built for sm_90 only would otherwise be reused from a
+    shared cache on an sm_80 machine and fail there at run time. setuptools-based
+    backends (flash-attn's) ignore config settings they do not know.
+    """
+    archs = machine.capabilities if machine.archs_known and not all_archs else ()
+    value = "-".join(show_sm(a) for a in archs) if archs else "default"
+    args: list[str] = []
+    for package in packages:
+        args += ["--config-settings-package", f"{package.name}:{CACHE_KEY_SETTING}={value}"]
+    return tuple(args)
+
+
 def _int(text: str, default: int) -> int:
     try:
         return max(1, int(text))

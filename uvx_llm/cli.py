@@ -178,8 +178,11 @@ def sync(no_sync: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
         logger.info(f"updated {project.path}")
     if uv is None:
         return ExitCode.OK
-    logger.info("running %s", " ".join(uv_module.sync_command(uv, project_dir=project.root, uv_args=uv_args)))
-    return uv_module.sync(uv, project_dir=project.root, uv_args=uv_args, env=made.uv_environment())
+    all_args = (*made.uv_args, *uv_args)
+    logger.info(
+        "running %s", " ".join(uv_module.sync_command(uv, project_dir=project.root, uv_args=all_args))
+    )
+    return uv_module.sync(uv, project_dir=project.root, uv_args=all_args, env=made.uv_environment())
 
 
 def _plan_document(
@@ -218,7 +221,7 @@ def plan(as_json: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
     _setup(common)
     project, made, machine = _make_plan(common, detect=True)
     diff_text = patch_module.diff(project, patch_module.render(project, made.actions))
-    command = ["uv", "sync", "--project", str(project.root), *uv_args]
+    command = ["uv", "sync", "--project", str(project.root), *made.uv_args, *uv_args]
     if as_json:
         click.echo(json.dumps(_plan_document(project, made, machine, diff_text, command), indent=2))
         return ExitCode.OK

@@ -98,6 +98,7 @@ class Plan:
     actions: tuple[Action, ...]
     uv_min_version: Version | None
     env: tuple[build.EnvSetting, ...] = ()
+    uv_args: tuple[str, ...] = ()  # added before the user's own `uv sync` arguments
 
     def uv_environment(self) -> dict[str, str]:
         """What llm-sync adds to uv's environment (values the user set are inherited as they are)."""
@@ -585,8 +586,8 @@ def _build_plan(
     catalog: Catalog,
     request: Request,
     out: _Builder,
-) -> tuple[tuple[build.EnvSetting, ...], Version | None]:
-    """Build settings for the file, and tuning for this machine; (environment, minimum uv)."""
+) -> tuple[tuple[build.EnvSetting, ...], tuple[str, ...], Version | None]:
+    """Build settings for the file, and tuning for this machine; (environment, uv arguments, minimum uv)."""
     out.warnings.extend(build.skip_build_warnings(project))
     for name in build.prebuilt(project, catalog):
         out.decide(
@@ -596,7 +597,7 @@ def _build_plan(
         )
     packages = build.built_packages(project, catalog)
     if not packages:
-        return (), None
+        return (), (), None
     if request.environment.get("UV_NO_CONFIG"):
         out.warnings.append(
             "UV_NO_CONFIG is set: uv then ignores [tool.uv] extra-build-dependencies (checked with uv 0.13.8), "
@@ -619,6 +620,7 @@ def _build_plan(
                 fix="remove it from the dependencies (or make it optional), or run on a newer GPU",
             )
     env: tuple[build.EnvSetting, ...] = ()
+    uv_args: tuple[str, ...] = ()
     if machine is not None and host is not None:
         env = build.tuning(
             machine=machine,
@@ -627,7 +629,14 @@ def _build_plan(
             env=request.environment,
             all_archs=request.all_archs,
         )
-    return env, max(p.uv_min_version for p in packages)
+        uv_args = build.cache_key_args(machine=machine, packages=packages, all_archs=request.all_archs)
+        out.decide(
+            "build cache",
+            " ".join(uv_args[1::2]),
+            "uv keys cached builds by config settings, not environment: "
+            "a wheel built for these GPUs only is never reused for others",
+        )
+    return env, uv_args, max(p.uv_min_version for p in packages)
 
 
 def make(
@@ -644,7 +653,7 @@ def make(
     """
     config.validate_table(project.config, catalog)
     out = _Builder()
-    env, build_uv_min = _build_plan(
+    env, uv_args, build_uv_min = _build_plan(
         machine=machine, host=host, project=project, catalog=catalog, request=request, out=out
     )
     backend, routing_uv_min = _torch_plan(
@@ -662,6 +671,7 @@ def make(
         tuple(out.actions),
         max(minimums) if minimums else None,
         env,
+        uv_args,
     )
 
 
