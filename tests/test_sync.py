@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -209,7 +210,7 @@ def test_tuned_environment_and_build_needs_reach_the_build_through_uv(
     project = write_project(tmp_path / "app", "flash-attn")
     record = tmp_path / "builds.jsonl"
     env = environment(package_index, LLM_SYNC_TEST_RECORD=str(record))
-    result = llm_sync(["--cuda", "12.8", "--arch", "9.0"], env=env, cwd=project)
+    result = llm_sync(["--cuda", "12.8", "--arch", "9.0", "--no-build-check"], env=env, cwd=project)
     assert result.returncode == 0, result.stderr
     [seen] = build_records(record)
     assert seen["FLASH_ATTN_CUDA_ARCHS"] == "90"
@@ -229,7 +230,10 @@ def test_a_value_the_user_set_reaches_the_build_unchanged(
     project = write_project(tmp_path / "app", "flash-attn")
     record = tmp_path / "builds.jsonl"
     env = environment(package_index, LLM_SYNC_TEST_RECORD=str(record), MAX_JOBS="1")
-    assert llm_sync(["--cuda", "12.8", "--arch", "9.0"], env=env, cwd=project).returncode == 0
+    assert (
+        llm_sync(["--cuda", "12.8", "--arch", "9.0", "--no-build-check"], env=env, cwd=project).returncode
+        == 0
+    )
     assert build_records(record)[0]["MAX_JOBS"] == "1"
 
 
@@ -243,7 +247,7 @@ def test_a_build_for_one_gpu_is_never_reused_for_another_through_the_cache(
 
     def sync_for(name: str, arch: str) -> None:
         project = write_project(tmp_path / name, "flash-attn")
-        result = llm_sync(["--cuda", "12.8", "--arch", arch], env=env, cwd=project)
+        result = llm_sync(["--cuda", "12.8", "--arch", arch, "--no-build-check"], env=env, cwd=project)
         assert result.returncode == 0, result.stderr
 
     sync_for("h100-box", "9.0")
@@ -269,3 +273,35 @@ def test_a_build_for_one_gpu_is_never_reused_for_another_through_the_cache(
         )
         assert plain.returncode == 0, plain.stderr
     assert [r["FLASH_ATTN_CUDA_ARCHS"] for r in build_records(record)] == ["90", "80", "75"]
+
+
+def test_a_build_that_cannot_succeed_is_refused_before_it_starts(
+    package_index: PackageIndex, tmp_path: Path
+) -> None:
+    project = write_project(tmp_path / "app", "flash-attn")
+    before = (project / "pyproject.toml").read_bytes()
+    empty_toolkit = tmp_path / "cuda"
+    empty_toolkit.mkdir()
+    env = environment(package_index, CUDA_HOME=str(empty_toolkit))
+    result = llm_sync(["--cuda", "12.8", "--arch", "9.0"], env=env, cwd=project)
+    assert result.returncode == 2
+    assert "needs nvcc" in result.stderr
+    assert "fix:" in result.stderr
+    assert (project / "pyproject.toml").read_bytes() == before
+    assert not (project / ".venv").exists()
+
+
+@pytest.mark.skipif(
+    shutil.which("nvcc") is None, reason="needs a real nvcc (the development machines have CUDA 13.0)"
+)
+def test_real_nvcc_of_another_cuda_major_is_refused(package_index: PackageIndex, tmp_path: Path) -> None:
+    project = write_project(tmp_path / "app", "flash-attn")
+    result = subprocess.run(
+        [str(shutil.which("nvcc")), "--version"], capture_output=True, text=True, check=True
+    )
+    major = int(result.stdout.split("release ")[1].split(".")[0])
+    other = "12.8" if major >= 13 else "13.0"
+    refused = llm_sync(["--cuda", other, "--arch", "9.0"], env=environment(package_index), cwd=project)
+    assert refused.returncode == 2
+    assert f"nvcc {major}." in refused.stderr
+    assert "CUDA major" in refused.stderr

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from uvx_llm.machine import Machine
     from uvx_llm.project import Project
     from uvx_llm.resources import Resources
+    from uvx_llm.toolkit import Toolkit
 
 SKIP_CUDA_BUILD = "FLASH_ATTENTION_SKIP_CUDA_BUILD"
 TORCH_AT_RUNTIME = {"requirement": "torch", "match-runtime": True}
@@ -214,3 +215,29 @@ def below_minimum(machine: Machine, packages: list[BuildPackage]) -> list[str]:
             if g.capability is not None
         )
     return problems
+
+
+def toolkit_blockers(
+    *, toolkit: Toolkit, backend: str | None, catalog: Catalog, packages: list[BuildPackage]
+) -> list[str]:
+    """Why a source build of ``packages`` would fail before it starts: no nvcc, or the wrong CUDA major."""
+    if not packages or backend is None or backend == "cpu" or backend not in catalog.variants:
+        return []
+    names = ", ".join(p.name for p in packages)
+    torch_cuda = catalog.cuda_of(backend)
+    if toolkit.nvcc is None:
+        return [
+            (
+                f"building {names} needs nvcc, and there is none ({toolkit.how_found}): install the CUDA toolkit "
+                f"{torch_cuda[0]}.x (matching torch +{backend}) and set CUDA_HOME"
+            )
+        ]
+    if toolkit.version is not None and toolkit.version[0] != torch_cuda[0]:
+        return [
+            (
+                f"nvcc {show_pair(toolkit.version)} ({toolkit.nvcc}) cannot build {names} for torch +{backend} "
+                f"(CUDA {show_pair(torch_cuda)}): torch refuses extensions built with another CUDA major. Install "
+                f"CUDA toolkit {torch_cuda[0]}.x and point CUDA_HOME at it, or use a cu{toolkit.version[0]}x backend"
+            )
+        ]
+    return []

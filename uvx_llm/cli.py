@@ -14,7 +14,7 @@ from typing import Any
 import click
 import structlog
 
-from uvx_llm import __version__, config, log, paths, resources
+from uvx_llm import __version__, config, log, paths, resources, toolkit
 from uvx_llm import catalog as catalog_module
 from uvx_llm import machine as machine_module
 from uvx_llm import patch as patch_module
@@ -141,8 +141,11 @@ def _make_plan(
     project = _load_project(common)
     machine = _machine(common, catalog) if detect else None
     host = resources.detect() if detect else None
+    found_toolkit = toolkit.find(os.environ) if detect else None
     request = _request(common, project, catalog)
-    made = plan_module.make(machine=machine, project=project, catalog=catalog, request=request, host=host)
+    made = plan_module.make(
+        machine=machine, project=project, catalog=catalog, request=request, host=host, toolkit=found_toolkit
+    )
     return project, made, machine
 
 
@@ -161,8 +164,13 @@ def _report(made: plan_module.Plan) -> None:
 @cli.command(context_settings={"ignore_unknown_options": False})
 @_common_options
 @click.option("--no-sync", is_flag=True, help="Stop after updating pyproject.toml.")
+@click.option(
+    "--no-build-check",
+    is_flag=True,
+    help="Run uv sync even when a CUDA-extension build looks bound to fail (no nvcc, CUDA mismatch).",
+)
 @click.argument("uv_args", nargs=-1, type=click.UNPROCESSED)
-def sync(no_sync: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
+def sync(no_sync: bool, no_build_check: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
     """Detect, plan, update pyproject.toml, run `uv sync` (the default command)."""
     common = _common(kwargs)
     _setup(common)
@@ -171,6 +179,8 @@ def sync(no_sync: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
     new_text = patch_module.render(project, made.actions)
     uv = None
     if not no_sync:
+        if not no_build_check:
+            _refuse_doomed_builds(made, project)
         uv = uv_module.find()
         uv_module.require(uv, made.uv_min_version)
     if new_text != project.text:
@@ -183,6 +193,21 @@ def sync(no_sync: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
         "running %s", " ".join(uv_module.sync_command(uv, project_dir=project.root, uv_args=all_args))
     )
     return uv_module.sync(uv, project_dir=project.root, uv_args=all_args, env=made.uv_environment())
+
+
+def _installed(project: project_module.Project, package: str) -> bool:
+    """Whether the project's .venv already has ``package`` (then nothing is built)."""
+    dist = package.replace("-", "_")
+    return any(project.root.glob(f".venv/lib/python*/site-packages/{dist}-*.dist-info"))
+
+
+def _refuse_doomed_builds(made: plan_module.Plan, project: project_module.Project) -> None:
+    if made.build_blockers and not all(_installed(project, p) for p in made.built_packages):
+        raise LlmSyncError(
+            "a CUDA extension would be compiled, and the build cannot succeed on this machine",
+            why="; ".join(made.build_blockers),
+            fix="do what the message says, or pass --no-build-check if a built wheel is already in uv's cache",
+        )
 
 
 def _plan_document(

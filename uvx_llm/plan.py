@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from uvx_llm.machine import Machine
     from uvx_llm.project import DepList, Project
     from uvx_llm.resources import Resources
+    from uvx_llm.toolkit import Toolkit
 
 LINUX = "sys_platform == 'linux'"
 NOT_LINUX = "sys_platform != 'linux'"
@@ -99,6 +100,8 @@ class Plan:
     uv_min_version: Version | None
     env: tuple[build.EnvSetting, ...] = ()
     uv_args: tuple[str, ...] = ()  # added before the user's own `uv sync` arguments
+    build_blockers: tuple[str, ...] = ()  # why a source build would fail before it starts
+    built_packages: tuple[str, ...] = ()  # CUDA-extension packages built from source
 
     def uv_environment(self) -> dict[str, str]:
         """What llm-sync adds to uv's environment (values the user set are inherited as they are)."""
@@ -646,6 +649,7 @@ def make(
     catalog: Catalog,
     request: Request,
     host: Resources | None = None,
+    toolkit: Toolkit | None = None,
 ) -> Plan:
     """The plan for ``project`` on ``machine`` (None: machine-independent `check`).
 
@@ -659,10 +663,17 @@ def make(
     backend, routing_uv_min = _torch_plan(
         machine=machine, project=project, catalog=catalog, request=request, out=out
     )
-    if backend == CPU and build.built_packages(project, catalog):
+    packages = build.built_packages(project, catalog)
+    if backend == CPU and packages:
         out.warnings.append(
             "CUDA extensions are declared but the backend is cpu: their builds need a CUDA torch and nvcc"
         )
+    blockers = (
+        build.toolkit_blockers(toolkit=toolkit, backend=backend, catalog=catalog, packages=packages)
+        if toolkit is not None
+        else []
+    )
+    out.warnings.extend(blockers)
     minimums = [v for v in (build_uv_min, routing_uv_min) if v is not None]
     return Plan(
         backend,
@@ -672,6 +683,8 @@ def make(
         max(minimums) if minimums else None,
         env,
         uv_args,
+        tuple(blockers),
+        tuple(p.name for p in packages),
     )
 
 
