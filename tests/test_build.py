@@ -55,6 +55,7 @@ def test_h200_builds_one_architecture_with_every_core(cat: Catalog) -> None:
         "MAX_JOBS": "16",
         "CMAKE_BUILD_PARALLEL_LEVEL": "16",
         "UV_CONCURRENT_BUILDS": "1",
+        "RUST_LOG": "uv_build_frontend=debug",
     }
 
 
@@ -181,3 +182,7 @@ def test_uv_no_config_is_warned_about(cat: Catalog) -> None:
     request = plan.Request(environment={"UV_NO_CONFIG": "1"})
     made = plan.make(machine=H200, project=simple("flash-attn"), catalog=cat, request=request, host=H200_HOST)
     assert any("UV_NO_CONFIG" in w for w in made.warnings)
+
+
+def test_a_rust_log_of_the_users_own_is_extended(cat: Catalog) -> None:
+    assert tune(cat, H200_HOST, env={"RUST_LOG": "uv=info"})["RUST_LOG"] == "uv=info,uv_build_frontend=debug"

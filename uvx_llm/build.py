@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from uvx_llm.toolkit import Toolkit
 
 SKIP_CUDA_BUILD = "FLASH_ATTENTION_SKIP_CUDA_BUILD"
+STREAM_TARGET = "uv_build_frontend=debug"
 TORCH_AT_RUNTIME = {"requirement": "torch", "match-runtime": True}
 
 
@@ -154,6 +155,15 @@ def tuning(
             "1",
             "one heavy CUDA build at a time: each already uses MAX_JOBS compilers",
             env,
+        )
+    )
+    # Not _setting: a RUST_LOG of the user's own is extended, not kept as is, or progress goes dark.
+    user_rust_log = env.get("RUST_LOG", "")
+    settings.append(
+        EnvSetting(
+            "RUST_LOG",
+            f"{user_rust_log},{STREAM_TARGET}" if user_rust_log else STREAM_TARGET,
+            "uv then prints the build's output live, which llm-sync turns into progress and a log file",
         )
     )
     return tuple(settings)

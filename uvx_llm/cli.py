@@ -14,7 +14,7 @@ from typing import Any
 import click
 import structlog
 
-from uvx_llm import __version__, config, log, paths, resources, toolkit
+from uvx_llm import __version__, config, log, paths, progress, resources, toolkit
 from uvx_llm import catalog as catalog_module
 from uvx_llm import machine as machine_module
 from uvx_llm import patch as patch_module
@@ -169,8 +169,11 @@ def _report(made: plan_module.Plan) -> None:
     is_flag=True,
     help="Run uv sync even when a CUDA-extension build looks bound to fail (no nvcc, CUDA mismatch).",
 )
+@click.option(
+    "--no-retry", is_flag=True, help="Do not retry a build the OOM killer stopped with half the jobs."
+)
 @click.argument("uv_args", nargs=-1, type=click.UNPROCESSED)
-def sync(no_sync: bool, no_build_check: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
+def sync(no_sync: bool, no_build_check: bool, no_retry: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
     """Detect, plan, update pyproject.toml, run `uv sync` (the default command)."""
     common = _common(kwargs)
     _setup(common)
@@ -189,10 +192,46 @@ def sync(no_sync: bool, no_build_check: bool, uv_args: tuple[str, ...], **kwargs
     if uv is None:
         return ExitCode.OK
     all_args = (*made.uv_args, *uv_args)
-    logger.info(
-        "running %s", " ".join(uv_module.sync_command(uv, project_dir=project.root, uv_args=all_args))
+    env = made.uv_environment()
+    code, diagnosis = _run_uv(uv, project, all_args, env)
+    if diagnosis is not None and diagnosis.kind == progress.OOM and not no_retry:
+        halved = _halve_jobs(env)
+        if halved is not None:
+            logger.warning(f"retrying once with MAX_JOBS={halved['MAX_JOBS']} (--no-retry turns this off)")
+            code, _ = _run_uv(uv, project, all_args, halved)
+    return code
+
+
+def _run_uv(
+    uv: uv_module.Uv, project: project_module.Project, args: tuple[str, ...], env: dict[str, str]
+) -> tuple[int, progress.Diagnosis | None]:
+    """One `uv sync` with build progress; (exit code, diagnosis of a failed build)."""
+    logger.info("running %s", " ".join(uv_module.sync_command(uv, project_dir=project.root, uv_args=args)))
+    shown = progress.Progress(
+        out=sys.stderr, terminal=sys.stderr.isatty(), log_dir=paths.log_dir() / "builds"
     )
-    return uv_module.sync(uv, project_dir=project.root, uv_args=all_args, env=made.uv_environment())
+    try:
+        code = uv_module.sync(uv, project_dir=project.root, uv_args=args, env=env, on_stderr_line=shown.feed)
+    finally:
+        shown.close()
+    for build in shown.builds:
+        if build.log_path is not None:
+            logger.info(f"{build.package}: full build log in {build.log_path}")
+    if code == 0 or not shown.builds:
+        return code, None
+    diagnosis = progress.diagnose(shown.builds[-1].lines)
+    excerpt = "\n".join(f"    {line}" for line in diagnosis.excerpt)
+    logger.error(f"{shown.builds[-1].package} failed to build: {diagnosis.summary}\n{excerpt}")
+    return code, diagnosis
+
+
+def _halve_jobs(env: dict[str, str]) -> dict[str, str] | None:
+    """The environment with half the compile jobs; None when MAX_JOBS is the user's own (then it is
+    inherited, not in ``env``) or already 1."""
+    if "MAX_JOBS" not in env or env["MAX_JOBS"] == "1":
+        return None
+    jobs = str(max(1, int(env["MAX_JOBS"]) // 2))
+    return {**env, "MAX_JOBS": jobs, "CMAKE_BUILD_PARALLEL_LEVEL": jobs}
 
 
 def _installed(project: project_module.Project, package: str) -> bool:

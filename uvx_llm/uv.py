@@ -15,7 +15,7 @@ from uvx_llm import proc
 from uvx_llm.errors import LlmSyncError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
 _VERSION = re.compile(r"\buv (\d+\.\d+\.\d+\S*)")
 
@@ -87,8 +87,18 @@ def sync_command(uv: Uv, *, project_dir: Path, uv_args: Sequence[str]) -> list[s
     return [str(uv.path), "sync", "--project", str(project_dir), *uv_args]
 
 
-def sync(uv: Uv, *, project_dir: Path, uv_args: Sequence[str], env: Mapping[str, str]) -> int:
+def sync(
+    uv: Uv,
+    *,
+    project_dir: Path,
+    uv_args: Sequence[str],
+    env: Mapping[str, str],
+    on_stderr_line: Callable[[str], None] | None = None,
+) -> int:
     """Run `uv sync` in the foreground; its exit code. Ctrl-C raises KeyboardInterrupt."""
     return proc.run_streaming(
-        sync_command(uv, project_dir=project_dir, uv_args=uv_args), env=env, cwd=project_dir
+        sync_command(uv, project_dir=project_dir, uv_args=uv_args),
+        env=env,
+        cwd=project_dir,
+        on_stderr_line=on_stderr_line,
     )
