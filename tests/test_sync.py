@@ -305,3 +305,55 @@ def test_real_nvcc_of_another_cuda_major_is_refused(package_index: PackageIndex,
     assert refused.returncode == 2
     assert f"nvcc {major}." in refused.stderr
     assert "CUDA major" in refused.stderr
+
+
+@pytest.mark.skipif(
+    shutil.which("nvcc") is None or shutil.which("ninja") is None,
+    reason="needs the real nvcc and ninja (the development machines have CUDA 13.0 and ninja)",
+)
+def test_real_nvcc_and_ninja_build_shows_progress_and_keeps_a_log(
+    package_index: PackageIndex, tmp_path: Path
+) -> None:
+    project = write_project(tmp_path / "app", "flash-attn")
+    nvcc = subprocess.run(["nvcc", "--version"], capture_output=True, text=True, check=True).stdout
+    cuda = nvcc.split("release ")[1].split(",")[0]  # a torch build of the same CUDA major as nvcc
+    variant = "cu130" if cuda.startswith("13") else "cu128"
+    env = environment(package_index, LLM_SYNC_TEST_MODE="nvcc")
+    result = llm_sync(["--cuda", cuda, "--arch", "9.0", "--backend", variant], env=env, cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "building flash-attn [4/4] 100%" in result.stderr
+    log_line = next(line for line in result.stderr.splitlines() if "full build log in" in line)
+    log_file = Path(log_line.rsplit(" in ", 1)[1])
+    log_text = log_file.read_text(encoding="utf-8")
+    assert "nvcc -c kernel0.cu" in log_text
+    assert "arch=compute_90,code=sm_90" in log_text
+    assert installed_version(project, "flash_attn") == "9.9.9"
+
+
+@pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) < 2,
+    reason="the tuned MAX_JOBS must be above 1 for the stand-in to be killed",
+)
+def test_an_oom_killed_build_is_diagnosed_and_retried_with_half_the_jobs(
+    package_index: PackageIndex, tmp_path: Path
+) -> None:
+    project = write_project(tmp_path / "app", "flash-attn")
+    env = environment(package_index, LLM_SYNC_TEST_MODE="oom", LLM_SYNC_TEST_RECORD=str(tmp_path / "r.jsonl"))
+    result = llm_sync(["--cuda", "12.8", "--arch", "9.0", "--no-build-check"], env=env, cwd=project)
+    assert "OOM killer" in result.stderr
+    assert "cc1plus: fatal error: Killed signal terminated program" in result.stderr
+    assert "retrying once with MAX_JOBS=" in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert installed_version(project, "flash_attn") == "9.9.9"
+
+
+def test_no_retry_leaves_an_oom_failure_failed(package_index: PackageIndex, tmp_path: Path) -> None:
+    project = write_project(tmp_path / "app", "flash-attn")
+    env = environment(package_index, LLM_SYNC_TEST_MODE="oom", MAX_JOBS="4")  # the user's own: never halved
+    result = llm_sync(
+        ["--cuda", "12.8", "--arch", "9.0", "--no-build-check", "--no-retry"], env=env, cwd=project
+    )
+    assert result.returncode == 1
+    assert "OOM killer" in result.stderr
+    assert "retrying" not in result.stderr
+    assert "Killed signal" in result.stderr

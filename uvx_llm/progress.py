@@ -194,7 +194,7 @@ _DIAGNOSES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     (
         "no-ninja",
         re.compile(
-            r"Ninja is required|falling back to (?:the slow )?distutils|ninja: (?:not found|command not found)",
+            r"Ninja is required|could not find ninja|falling back to (?:using )?(?:the slow )?distutils|ninja: (?:not found|command not found)",
             re.IGNORECASE,
         ),
         "ninja is missing from the build environment: add it to [tool.uv.extra-build-dependencies] (`llm-sync` does)",

@@ -3,6 +3,12 @@
 It imports torch and ninja the way flash-attn's setup.py does (they must come
 from [tool.uv.extra-build-dependencies]), appends the build environment as one
 JSON line to $LLM_SYNC_TEST_RECORD, and writes a tiny wheel. Standard library only.
+
+$LLM_SYNC_TEST_MODE picks what the build does besides:
+- "nvcc": compile tiny CUDA kernels with the real nvcc, driven by the real ninja
+  (-j MAX_JOBS, one -gencode per FLASH_ATTN_CUDA_ARCHS entry), as flash-attn does;
+- "oom": with MAX_JOBS above 1, a "compiler" is killed with SIGKILL, as the OOM
+  killer does, and the build fails; with MAX_JOBS=1 it succeeds.
 """
 
 from __future__ import annotations
@@ -12,6 +18,9 @@ import hashlib
 import importlib
 import json
 import os
+import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -59,6 +68,17 @@ def build_wheel(
         seen["config_settings"] = config_settings or {}
         with Path(record).open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(seen) + "\n")
+    mode = os.environ.get("LLM_SYNC_TEST_MODE", "")
+    if mode == "nvcc":
+        _compile_kernels()
+    elif mode == "oom" and int(os.environ.get("MAX_JOBS", "1")) > 1:
+        killed = subprocess.run(["sh", "-c", "kill -9 $$"], check=False)
+        print(
+            f"cc1plus: fatal error: Killed signal terminated program cc1plus ({killed.returncode})",
+            file=sys.stderr,
+        )
+        print("error: command '/usr/bin/nvcc' failed with exit code 1", file=sys.stderr)
+        raise SystemExit(1)
     files = {
         f"{NAME}/__init__.py": f"__version__ = {VERSION!r}\n",
         f"{DIST_INFO}/METADATA": METADATA,
@@ -71,3 +91,27 @@ def build_wheel(
         for path, text in files.items():
             archive.writestr(path, text)
     return filename
+
+
+KERNEL = """
+__global__ void scale{n}(float* x, float a, int size) {{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < size) x[i] *= a + {n};
+}}
+"""
+
+
+def _compile_kernels(count: int = 4) -> None:
+    build = Path("build-standin")
+    build.mkdir(exist_ok=True)
+    archs = os.environ.get("FLASH_ATTN_CUDA_ARCHS", "90").split(";")
+    gencode = " ".join(f"-gencode arch=compute_{a},code=sm_{a}" for a in archs)
+    threads = os.environ.get("NVCC_THREADS", "1")
+    rules = [f"rule nvcc\n  command = nvcc -c $in -o $out {gencode} --threads {threads}\n"]
+    for n in range(count):
+        (build / f"kernel{n}.cu").write_text(KERNEL.format(n=n), encoding="utf-8")
+        rules.append(f"build kernel{n}.o: nvcc kernel{n}.cu\n")
+    (build / "build.ninja").write_text("\n".join(rules), encoding="utf-8")
+    ninja = shutil.which("ninja") or "ninja"
+    jobs = os.environ.get("MAX_JOBS", "1")
+    subprocess.run([ninja, "-C", str(build), "-j", jobs], check=True)
