@@ -4,7 +4,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 import pytest
-from helpers import H200, gpu_machine, make, proj, simple
+from helpers import H200, applied, gpu_machine, make, proj, simple
 
 from uvx_llm import build, plan
 from uvx_llm.errors import LlmSyncError
@@ -186,3 +186,18 @@ def test_uv_no_config_is_warned_about(cat: Catalog) -> None:
 
 def test_a_rust_log_of_the_users_own_is_extended(cat: Catalog) -> None:
     assert tune(cat, H200_HOST, env={"RUST_LOG": "uv=info"})["RUST_LOG"] == "uv=info,uv_build_frontend=debug"
+
+
+def test_linux_only_extension_gets_a_platform_marker(cat: Catalog) -> None:
+    project = proj(
+        '[project]\nname = "x"\nversion = "0"\ndependencies = [\n    "flash-attn>=2.8",  # attention\n]\n'
+        "[dependency-groups]\ngpu = [\"flash-attn; python_version >= '3.10'\"]\nmac = [\"flash-attn; sys_platform == 'linux'\"]\n"
+    )
+    made = make(project, cat)
+    marked = [a for a in made.actions if isinstance(a, build.SetRequirement)]
+    assert [(a.kind, a.list_name, a.new) for a in marked] == [
+        ("dependencies", None, "flash-attn>=2.8 ; sys_platform == 'linux'"),
+        ("group", "gpu", "flash-attn ; (python_version >= \"3.10\") and sys_platform == 'linux'"),
+    ]
+    text = applied(project, made).text
+    assert "\"flash-attn>=2.8 ; sys_platform == 'linux'\",  # attention" in text

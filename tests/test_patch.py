@@ -57,9 +57,9 @@ def test_real_world_files_round_trip_without_damage(
     removed = removed_lines(original.text, new_text)
     kept_comments = [c for c in comment_lines(original.text) if c not in [r.strip() for r in removed]]
     assert kept_comments == [c for c in comment_lines(new_text) if c in kept_comments]
-    if not force:  # a line only grows: a trailing comma, or items appended to a one-line array
+    if not force:  # a line only grows: a trailing comma, items appended to a one-line array, a marker
         for line in removed_lines(original.text, new_text):
-            assert any(new.startswith(line.rstrip("]")) for new in new_text.splitlines()), line
+            assert any(new.startswith(line.rstrip('],"')) for new in new_text.splitlines()), line
     # Idempotent: a second run on the result changes nothing.
     after = project.parse(patch.encode(original, new_text), fixture)
     assert make(after, cat, MACHINES[machine_name]).actions == ()
@@ -89,6 +89,7 @@ def test_template_keeps_hand_written_routing_and_records_its_backend(cat: Catalo
         if line.startswith("+") and not line.startswith("+++")
     ]
     assert added == [
+        "+    \"flash-attn==2.8.3 ; sys_platform == 'linux'\",",
         '+flash-attn = [{ requirement = "torch", match-runtime = true }, "ninja", "packaging", "psutil"]',
         "+",
         "+[tool.llm-sync]",

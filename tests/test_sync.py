@@ -357,3 +357,39 @@ def test_no_retry_leaves_an_oom_failure_failed(package_index: PackageIndex, tmp_
     assert "OOM killer" in result.stderr
     assert "retrying" not in result.stderr
     assert "Killed signal" in result.stderr
+
+
+def test_a_macos_teammate_can_sync_the_same_lock(package_index: PackageIndex, tmp_path: Path) -> None:
+    project = write_project(tmp_path / "app", "flash-attn")
+    env = environment(package_index)
+    assert llm_sync(["--cuda", "12.8", "--arch", "9.0", "--no-sync"], env=env, cwd=project).returncode == 0
+    assert (
+        subprocess.run(
+            [uv_binary(), "lock"], env=env, cwd=project, capture_output=True, check=False
+        ).returncode
+        == 0
+    )
+    mac = subprocess.run(
+        [uv_binary(), "sync", "--locked", "--dry-run", "--python-platform", "aarch64-apple-darwin"],
+        env=env,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert mac.returncode == 0, mac.stderr
+    assert "torch==2.9.0+cpu" in mac.stderr  # CPU wheels on the Mac
+    assert "flash-attn" not in mac.stderr  # and no CUDA extension to build there
+
+    # Without the marker, the Mac would be asked to build flash-attn from source.
+    text = (project / "pyproject.toml").read_text(encoding="utf-8").replace(" ; sys_platform == 'linux'", "")
+    (project / "pyproject.toml").write_text(text, encoding="utf-8")
+    unmarked = subprocess.run(
+        [uv_binary(), "sync", "--dry-run", "--python-platform", "aarch64-apple-darwin"],
+        env=env,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "flash-attn" in unmarked.stderr

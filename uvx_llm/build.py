@@ -49,6 +49,46 @@ class AddBuildDependencies:
     entries: tuple[Any, ...]
 
 
+@dataclass(frozen=True)
+class SetRequirement:
+    """Replace one requirement string in a dependency list (same position, same comments)."""
+
+    kind: str
+    list_name: str | None
+    old: str
+    new: str
+
+
+def platform_markers(project: Project, packages: list[BuildPackage]) -> list[SetRequirement]:
+    """Requirements of Linux-only extensions that lack a platform marker, with one added."""
+    markers = {p.name: p.platform_marker for p in packages if p.platform_marker}
+    actions = []
+    for dep_list in project.dependency_lists():
+        raw = _raw_requirements(project, dep_list.kind, dep_list.name)
+        for text in raw:
+            try:
+                requirement = Requirement(text)
+            except InvalidRequirement:
+                continue
+            marker = markers.get(canonicalize_name(requirement.name))
+            if marker is None or (requirement.marker and "sys_platform" in str(requirement.marker)):
+                continue
+            combined = f"({requirement.marker}) and {marker}" if requirement.marker else marker
+            base = text.split(";", 1)[0].rstrip()
+            actions.append(SetRequirement(dep_list.kind, dep_list.name, text, f"{base} ; {combined}"))
+    return actions
+
+
+def _raw_requirements(project: Project, kind: str, name: str | None) -> list[str]:
+    if kind == "dependencies":
+        values = project.table("project").get("dependencies", [])
+    elif kind == "extra":
+        values = project.table("project", "optional-dependencies").get(name or "", [])
+    else:
+        values = project.table("dependency-groups").get(name or "", [])
+    return [v for v in values if isinstance(v, str)]
+
+
 def _entry_name(entry: Any) -> str | None:
     text = entry.get("requirement") if isinstance(entry, dict) else entry
     if not isinstance(text, str):

@@ -85,6 +85,7 @@ class BuildPackage:
     min_capability: Pair | None
     uv_min_version: Version
     source: str
+    platform_marker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,7 @@ def from_data(data: dict[str, Any]) -> Catalog:
                 min_capability=parse_pair(row["min-capability"]) if "min-capability" in row else None,
                 uv_min_version=Version(row["uv-min-version"]),
                 source=row["source"],
+                platform_marker=row.get("platform-marker"),
             )
             for name, row in data.get("build", {}).items()
         ),

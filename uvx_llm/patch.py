@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import tomlkit
 from tomlkit.items import AoT, Array, Table
 
-from uvx_llm.build import AddBuildDependencies
+from uvx_llm.build import AddBuildDependencies, SetRequirement
 from uvx_llm.errors import LlmSyncError
 from uvx_llm.plan import Action, AddRequirement, RemoveIndex, SetIndex, SetSource
 from uvx_llm.project import TOOL_KEY, Project
@@ -106,7 +106,7 @@ def _item(value: Any) -> Any:
     return tomlkit.parse(f"value = {_inline_text(value)}\n")["value"]
 
 
-def _requirement_array(doc: Container, action: AddRequirement) -> Array:
+def _requirement_array(doc: Container, action: AddRequirement | SetRequirement) -> Array:
     if action.kind == "dependencies":
         project: Any = doc["project"]
         if "dependencies" not in project:
@@ -165,6 +165,9 @@ def apply_to_document(doc: Container, actions: Iterable[Action]) -> None:
         elif isinstance(action, AddRequirement):
             array = _requirement_array(doc, action)
             array.append(action.requirement)
+        elif isinstance(action, SetRequirement):
+            array = _requirement_array(doc, action)
+            array[[str(item) for item in array].index(action.old)] = action.new
         elif isinstance(action, AddBuildDependencies):
             table = _table(doc, "tool", "uv", "extra-build-dependencies")
             if action.package in table:
@@ -180,6 +183,16 @@ def _plain_dict(parent: dict[str, Any], *keys: str) -> dict[str, Any]:
     for key in keys:
         parent = parent.setdefault(key, {})
     return parent
+
+
+def _plain_requirements(data: dict[str, Any], kind: str, name: str | None) -> list[Any]:
+    if kind == "dependencies":
+        found: list[Any] = data["project"]["dependencies"]
+    elif kind == "extra":
+        found = data["project"]["optional-dependencies"][name]
+    else:
+        found = data["dependency-groups"][name]
+    return found
 
 
 def apply_to_data(data: dict[str, Any], actions: Iterable[Action]) -> dict[str, Any]:
@@ -204,6 +217,9 @@ def apply_to_data(data: dict[str, Any], actions: Iterable[Action]) -> dict[str, 
                 result["project"]["optional-dependencies"][action.list_name].append(action.requirement)
             else:
                 result["dependency-groups"][action.list_name].append(action.requirement)
+        elif isinstance(action, SetRequirement):
+            values = _plain_requirements(result, action.kind, action.list_name)
+            values[values.index(action.old)] = action.new
         elif isinstance(action, AddBuildDependencies):
             table = _plain_dict(result, "tool", "uv", "extra-build-dependencies")
             table[action.package] = [*table.get(action.package, []), *action.entries]

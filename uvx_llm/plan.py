@@ -70,7 +70,15 @@ class SetConfig:
     value: str
 
 
-Action = SetIndex | RemoveIndex | SetSource | AddRequirement | SetConfig | build.AddBuildDependencies
+Action = (
+    SetIndex
+    | RemoveIndex
+    | SetSource
+    | AddRequirement
+    | SetConfig
+    | build.AddBuildDependencies
+    | build.SetRequirement
+)
 
 
 @dataclass(frozen=True)
@@ -613,6 +621,14 @@ def _build_plan(
             "build settings",
             f"[tool.uv.extra-build-dependencies] {action.package}",
             f"add {needs}: an extension built against another torch fails to import (ABI), and without ninja it compiles serially",
+        )
+    for marked in build.platform_markers(project, packages):
+        out.actions.append(marked)
+        out.decide(
+            "platform marker",
+            marked.new,
+            "it builds only where CUDA is; without the marker `uv sync` fails on a teammate's Mac "
+            "(one universal uv.lock)",
         )
     if machine is not None:
         problems = build.below_minimum(machine, packages)
