@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from packaging.specifiers import SpecifierSet
@@ -191,5 +191,6 @@ def from_data(data: dict[str, Any]) -> Catalog:
 @cache
 def load() -> Catalog:
     """The catalog shipped in the package."""
-    text = resources.files("uvx_llm").joinpath("catalog.toml").read_text(encoding="utf-8")
+    # Next to this module (importlib.resources would cost a pre-commit hook ~10 ms of imports).
+    text = Path(__file__).with_name("catalog.toml").read_text(encoding="utf-8")
     return from_data(_load_toml(text))

@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import traceback
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import structlog
 
-from uvx_llm import __version__, config, log, paths, progress, resources, toolkit
+from uvx_llm import __version__, config, log, paths
 from uvx_llm import catalog as catalog_module
-from uvx_llm import machine as machine_module
 from uvx_llm import patch as patch_module
 from uvx_llm import plan as plan_module
 from uvx_llm import project as project_module
-from uvx_llm import uv as uv_module
 from uvx_llm.errors import ExitCode, LlmSyncError
 
-logger = structlog.get_logger("llm-sync")
+# Commands import the rest when they need it (machine detection, uv, progress):
+# `check` runs on every commit as a pre-commit hook, and start-up time is its cost.
+if TYPE_CHECKING:
+    from uvx_llm import machine as machine_module
+    from uvx_llm import progress
+    from uvx_llm import uv as uv_module
+
+logger = log.get_logger("llm-sync")
 COMMANDS = ("sync", "plan", "check", "detect")
 _VALUE_OPTIONS = {"--project", "--backend", "--cuda", "--arch", "--torch-index-url"}
 
@@ -105,6 +106,8 @@ def _target_given(common: Common) -> bool:
 
 
 def _machine(common: Common, catalog: catalog_module.Catalog) -> machine_module.Machine:
+    from uvx_llm import machine as machine_module  # noqa: PLC0415 - see the imports
+
     if _target_given(common):
         cuda = machine_module.parse_cuda(common.cuda) if common.cuda else None
         archs = machine_module.parse_arch_list(common.arch) if common.arch else None
@@ -140,8 +143,11 @@ def _make_plan(
     catalog = catalog_module.load()
     project = _load_project(common)
     machine = _machine(common, catalog) if detect else None
-    host = resources.detect() if detect else None
-    found_toolkit = toolkit.find(os.environ) if detect else None
+    host, found_toolkit = None, None
+    if detect:
+        from uvx_llm import resources, toolkit  # noqa: PLC0415 - see the imports
+
+        host, found_toolkit = resources.detect(), toolkit.find(os.environ)
     request = _request(common, project, catalog)
     made = plan_module.make(
         machine=machine, project=project, catalog=catalog, request=request, host=host, toolkit=found_toolkit
@@ -175,6 +181,9 @@ def _report(made: plan_module.Plan) -> None:
 @click.argument("uv_args", nargs=-1, type=click.UNPROCESSED)
 def sync(no_sync: bool, no_build_check: bool, no_retry: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
     """Detect, plan, update pyproject.toml, run `uv sync` (the default command)."""
+    from uvx_llm import progress  # noqa: PLC0415 - see the imports
+    from uvx_llm import uv as uv_module  # noqa: PLC0415 - see the imports
+
     common = _common(kwargs)
     _setup(common)
     project, made, _ = _make_plan(common, detect=True)
@@ -206,6 +215,9 @@ def _run_uv(
     uv: uv_module.Uv, project: project_module.Project, args: tuple[str, ...], env: dict[str, str]
 ) -> tuple[int, progress.Diagnosis | None]:
     """One `uv sync` with build progress; (exit code, diagnosis of a failed build)."""
+    from uvx_llm import progress  # noqa: PLC0415 - see the imports
+    from uvx_llm import uv as uv_module  # noqa: PLC0415 - see the imports
+
     logger.info("running %s", " ".join(uv_module.sync_command(uv, project_dir=project.root, uv_args=args)))
     shown = progress.Progress(
         out=sys.stderr, terminal=sys.stderr.isatty(), log_dir=paths.log_dir() / "builds"
@@ -287,6 +299,8 @@ def plan(as_json: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
     diff_text = patch_module.diff(project, patch_module.render(project, made.actions))
     command = ["uv", "sync", "--project", str(project.root), *made.uv_args, *uv_args]
     if as_json:
+        import json  # noqa: PLC0415 - see the imports
+
         click.echo(json.dumps(_plan_document(project, made, machine, diff_text, command), indent=2))
         return ExitCode.OK
     sections: list[tuple[str, list[str]]] = [
@@ -313,6 +327,12 @@ def plan(as_json: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
     return ExitCode.OK
 
 
+def _status(message: str, *, quiet: int) -> None:
+    """A result line of `check`: printed directly, so an up-to-date check never loads the logger."""
+    if not quiet:
+        click.echo(message, err=True)
+
+
 @cli.command()
 @_common_options
 @click.option(
@@ -336,14 +356,14 @@ def check(fix: bool, **kwargs: Any) -> int:
         logger.warning(warning)
     new_text = patch_module.render(project, made.actions)
     if new_text == project.text:
-        logger.info(f"{project.path} is up to date")
+        _status(f"{project.path} is up to date", quiet=common.quiet)
         return ExitCode.OK
     click.echo(patch_module.diff(project, new_text).rstrip("\n"))
     if fix:
         patch_module.write_atomic(project.path, patch_module.encode(project, new_text))
-        logger.info(f"fixed {project.path}")
+        _status(f"fixed {project.path}", quiet=common.quiet)
     else:
-        logger.info("run `llm-sync check --fix` (or `llm-sync`) to apply")
+        _status("run `llm-sync check --fix` (or `llm-sync`) to apply", quiet=common.quiet)
     return ExitCode.DIFFERENCES
 
 
@@ -359,6 +379,8 @@ def detect(as_json: bool, cuda: str | None, arch: str | None, verbose: int, quie
     _setup(common)
     machine = _machine(common, catalog_module.load())
     if as_json:
+        import json  # noqa: PLC0415 - see the imports
+
         click.echo(json.dumps(machine.to_json(), indent=2))
     else:
         click.echo("\n".join([*machine.summary(), *(f"note: {n}" for n in machine.notes)]))
@@ -383,6 +405,9 @@ def with_default_command(argv: list[str]) -> list[str]:
 
 
 def _write_crash_log(error: BaseException) -> Path | None:
+    import traceback  # noqa: PLC0415 - see the imports
+    from datetime import datetime, timezone  # noqa: PLC0415 - see the imports
+
     try:
         folder = paths.log_dir()
         folder.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,13 @@
-"""structlog set-up: concise human output on stderr, details only with -v."""
+"""structlog set-up: concise human output on stderr, details only with -v.
+
+structlog (and the asyncio it imports) costs more start-up time than the whole of
+`llm-sync check` on an up-to-date file, which runs on every commit as a
+pre-commit hook; so loggers are created lazily, and structlog is imported and
+configured when the first message is actually emitted.
+"""
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -10,10 +15,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import MutableMapping
 
-import structlog
-
 _LEVEL_STYLE = {"warning": "\x1b[33m", "error": "\x1b[31m", "debug": "\x1b[2m"}
 _RESET = "\x1b[0m"
+_settings = {"verbosity": 0, "configured": False}
 
 
 def use_colour(stream: Any) -> bool:
@@ -42,22 +46,48 @@ class HumanRenderer:
         return prefix + text
 
 
+# The standard logging levels, without importing logging (start-up time).
+DEBUG, INFO, ERROR = 10, 20, 40
+
+
 def verbosity_level(verbosity: int) -> int:
     """-q → errors only, default → info, -v → debug."""
     if verbosity < 0:
-        return logging.ERROR
+        return ERROR
     if verbosity == 0:
-        return logging.INFO
-    return logging.DEBUG
+        return INFO
+    return DEBUG
 
 
 def configure(*, verbosity: int = 0) -> None:
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            HumanRenderer(colour=use_colour(sys.stderr)),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(verbosity_level(verbosity)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=False,
-    )
+    """Remember the verbosity; structlog itself is set up on the first message."""
+    _settings["verbosity"] = verbosity
+    _settings["configured"] = False
+
+
+def _structlog_configured() -> Any:
+    import structlog  # noqa: PLC0415 - deferred: see the module docstring
+
+    if not _settings["configured"]:
+        structlog.configure(
+            processors=[structlog.processors.add_log_level, HumanRenderer(colour=use_colour(sys.stderr))],
+            wrapper_class=structlog.make_filtering_bound_logger(verbosity_level(int(_settings["verbosity"]))),
+            logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+            cache_logger_on_first_use=False,
+        )
+        _settings["configured"] = True
+    return structlog
+
+
+class LazyLogger:
+    """A structlog logger created on first use."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, method: str) -> Any:
+        return getattr(_structlog_configured().get_logger(self._name), method)
+
+
+def get_logger(name: str) -> Any:
+    return LazyLogger(name)

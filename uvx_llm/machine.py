@@ -18,18 +18,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from packaging.version import InvalidVersion, Version
 
 from uvx_llm import proc
 from uvx_llm.catalog import Catalog, Pair, parse_pair, show_pair, show_sm
 from uvx_llm.errors import LlmSyncError
+from uvx_llm.log import get_logger
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from types import ModuleType
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 PROC_VERSION = Path("/proc/driver/nvidia/version")
 _PROC_DRIVER = re.compile(r"Kernel Module(?:\s+for\s+\S+)?\s+(\d+\.\d+(?:\.\d+)?)")

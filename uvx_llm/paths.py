@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import platformdirs
-
 APP_NAME = "llm-sync"
 _override_root: Path | None = None
 
@@ -21,15 +19,13 @@ def override_root(root: Path | None) -> None:
     _override_root = root
 
 
-def _choose(kind: str, env_var: str, default: str) -> Path:
+def log_dir() -> Path:
+    """Where detailed logs go (crash logs of unexpected errors, full build logs)."""
     if _override_root is not None:
-        return _override_root / kind
-    from_env = os.environ.get(env_var)
+        return _override_root / "log"
+    from_env = os.environ.get("LLM_SYNC_LOG_DIR")
     if from_env:
         return Path(from_env)
-    return Path(default)
+    import platformdirs  # noqa: PLC0415 - only when a log is written: start-up time matters for hooks
 
-
-def log_dir() -> Path:
-    """Where detailed logs go (crash logs of unexpected errors)."""
-    return _choose("log", "LLM_SYNC_LOG_DIR", platformdirs.user_log_dir(APP_NAME))
+    return Path(platformdirs.user_log_dir(APP_NAME))

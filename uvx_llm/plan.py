@@ -720,8 +720,11 @@ def _torch_plan(
             "the project declares no PyTorch package and no package that needs torch",
         )
         return None, None
-    scope, scope_warnings = torch_scope(project, catalog)
-    out.warnings.extend(scope_warnings)
+    if machine is None:  # `check`: no machine to fit, so the torch scope is not needed
+        scope = TorchScope(catalog.torch, "any torch release")
+    else:
+        scope, scope_warnings = torch_scope(project, catalog)
+        out.warnings.extend(scope_warnings)
     routing = existing_routing(project, catalog)
     if routing.per_extra:  # a design of the project's own, not a disagreement: even --force keeps it
         _per_extra_plan(routing, machine, scope, catalog, out)

@@ -11,13 +11,13 @@ import subprocess
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import structlog
+from uvx_llm.log import get_logger
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from pathlib import Path
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # How long a child gets to exit on its own after Ctrl-C (it saw the SIGINT too),
 # then after SIGTERM, before it is killed.

@@ -8,6 +8,7 @@ remembered so that writing gives back the same bytes outside what changed.
 from __future__ import annotations
 
 import codecs
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -84,6 +85,11 @@ class Project:
         return [i for i in indexes if isinstance(i, dict)] if isinstance(indexes, list) else []
 
     def dependency_lists(self) -> tuple[DepList, ...]:
+        return self._dependency_lists
+
+    @functools.cached_property
+    def _dependency_lists(self) -> tuple[DepList, ...]:
+        """Parsed once: several planning steps read them, and verl's file has ~100."""
         project = self.table("project")
         lists = [
             DepList(
@@ -102,6 +108,10 @@ class Project:
 
     def declared(self) -> frozenset[str]:
         """Every package named in any requirement list, canonicalised."""
+        return self._declared
+
+    @functools.cached_property
+    def _declared(self) -> frozenset[str]:
         return frozenset().union(*(dep_list.names() for dep_list in self.dependency_lists()))
 
 
