@@ -199,3 +199,17 @@ def test_unexpected_error_is_short_and_logged(
 def test_bad_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["plan", "--bogus"]) == ExitCode.USAGE
     assert "No such option" in capsys.readouterr().err
+
+
+def test_target_from_the_environment_for_image_builds(
+    app: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LLM_SYNC_CUDA", "12.8")
+    monkeypatch.setenv("LLM_SYNC_ARCH", "8.0")
+    assert run(["plan", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["machine"]["cuda_max"] == "12.8"
+    assert document["machine"]["gpus"][0]["sm"] == "sm_80"
+    assert document["backend"] == "cu128"
+    assert app.read_text(encoding="utf-8") == GOOD
+    assert run(["check", "--backend", "cu128"]) == ExitCode.DIFFERENCES  # check ignores the target variables

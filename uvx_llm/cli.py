@@ -108,9 +108,12 @@ def _target_given(common: Common) -> bool:
 def _machine(common: Common, catalog: catalog_module.Catalog) -> machine_module.Machine:
     from uvx_llm import machine as machine_module  # noqa: PLC0415 - see the imports
 
-    if _target_given(common):
-        cuda = machine_module.parse_cuda(common.cuda) if common.cuda else None
-        archs = machine_module.parse_arch_list(common.arch) if common.arch else None
+    # The target machine: --cuda/--arch, else LLM_SYNC_CUDA/LLM_SYNC_ARCH (image builds).
+    cuda_text = common.cuda or os.environ.get("LLM_SYNC_CUDA", "").strip()
+    arch_text = common.arch or os.environ.get("LLM_SYNC_ARCH", "").strip()
+    if cuda_text or arch_text:
+        cuda = machine_module.parse_cuda(cuda_text) if cuda_text else None
+        archs = machine_module.parse_arch_list(arch_text) if arch_text else None
         found = machine_module.target(cuda=cuda, archs=archs)
     else:
         found = machine_module.detect(catalog, env=os.environ)
