@@ -213,3 +213,49 @@ def test_target_from_the_environment_for_image_builds(
     assert document["backend"] == "cu128"
     assert app.read_text(encoding="utf-8") == GOOD
     assert run(["check", "--backend", "cu128"]) == ExitCode.DIFFERENCES  # check ignores the target variables
+
+
+@pytest.mark.usefixtures("app")
+def test_check_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["check", "--json", "--backend", "cu128"]) == ExitCode.DIFFERENCES
+    document = json.loads(capsys.readouterr().out)
+    assert document["up_to_date"] is False
+    assert document["fixed"] is False
+    assert document["backend"] == "cu128"
+    assert "+[tool.llm-sync]" in document["diff"]
+    assert run(["check", "--json", "--fix", "--backend", "cu128"]) == ExitCode.DIFFERENCES
+    assert json.loads(capsys.readouterr().out)["fixed"] is True
+    assert run(["check", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["up_to_date"] is True
+
+
+def test_json_log_format_gives_one_object_per_event_with_decisions_and_timings(
+    app: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LLM_SYNC_LOG_FORMAT", "json")
+    assert run(["--cuda", "12.8", "--arch", "9.0", "--no-sync"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    decisions = [e for e in events if e["event"] == "decision"]
+    assert {d["topic"] for d in decisions} >= {"backend", "pytorch routing"}
+    assert all(d["reason"] for d in decisions)
+    stages = {e["stage"] for e in events if e["event"] == "stage"}
+    assert stages >= {"load", "detect", "plan"}
+    assert all("timestamp" in e and "level" in e for e in events)
+    assert app.read_text(encoding="utf-8") != GOOD
+
+
+def test_human_output_hides_timings_unless_verbose(app: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--cuda", "12.8", "--arch", "9.0", "--no-sync"]) == 0
+    err = capsys.readouterr().err
+    assert "backend: cu128 — " in err
+    assert "stage" not in err
+    assert app.read_text(encoding="utf-8") != GOOD
+
+
+def test_bad_log_format_variable(
+    app: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LLM_SYNC_LOG_FORMAT", "xml")
+    assert run(["check"]) == ExitCode.USAGE
+    assert "json" in capsys.readouterr().err
+    assert app.read_text(encoding="utf-8") == GOOD

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,7 +14,6 @@ import click
 
 from uvx_llm import __version__, config, log, paths
 from uvx_llm import catalog as catalog_module
-from uvx_llm import patch as patch_module
 from uvx_llm import plan as plan_module
 from uvx_llm import project as project_module
 from uvx_llm.errors import ExitCode, LlmSyncError
@@ -20,6 +21,8 @@ from uvx_llm.errors import ExitCode, LlmSyncError
 # Commands import the rest when they need it (machine detection, uv, progress):
 # `check` runs on every commit as a pre-commit hook, and start-up time is its cost.
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from uvx_llm import machine as machine_module
     from uvx_llm import progress
     from uvx_llm import uv as uv_module
@@ -38,6 +41,7 @@ class Common:
     torch_index_url: str | None
     force: bool
     all_archs: bool
+    log_format: str | None
     verbose: int
     quiet: int
 
@@ -73,6 +77,11 @@ def _common_options(function: Any) -> Any:
             is_flag=True,
             help="Build CUDA extensions for their default GPU architectures, not only this machine's.",
         ),
+        click.option(
+            "--log-format",
+            type=click.Choice(["human", "json"]),
+            help="Messages for people, or one JSON object per event for CI. [env: LLM_SYNC_LOG_FORMAT]",
+        ),
         click.option("-v", "--verbose", count=True, help="More detail (repeatable)."),
         click.option("-q", "--quiet", count=True, help="Errors only."),
     ]
@@ -98,7 +107,14 @@ def cli() -> None:
 
 
 def _setup(common: Common) -> None:
-    log.configure(verbosity=common.verbose - common.quiet)
+    chosen = common.log_format or os.environ.get("LLM_SYNC_LOG_FORMAT", "").strip() or "human"
+    if chosen not in log.FORMATS:
+        raise LlmSyncError(
+            f"LLM_SYNC_LOG_FORMAT={chosen!r} is not a log format",
+            why=f"valid formats are: {', '.join(log.FORMATS)}",
+            fix="set it to json or human, or unset it",
+        )
+    log.configure(verbosity=common.verbose - common.quiet, log_format=chosen)
 
 
 def _target_given(common: Common) -> bool:
@@ -143,26 +159,45 @@ def _request(
 def _make_plan(
     common: Common, *, detect: bool
 ) -> tuple[project_module.Project, plan_module.Plan, machine_module.Machine | None]:
-    catalog = catalog_module.load()
-    project = _load_project(common)
-    machine = _machine(common, catalog) if detect else None
-    host, found_toolkit = None, None
+    with _stage("load"):
+        catalog = catalog_module.load()
+        project = _load_project(common)
+    machine, host, found_toolkit = None, None, None
     if detect:
         from uvx_llm import resources, toolkit  # noqa: PLC0415 - see the imports
 
-        host, found_toolkit = resources.detect(), toolkit.find(os.environ)
+        with _stage("detect"):
+            machine = _machine(common, catalog)
+            host, found_toolkit = resources.detect(), toolkit.find(os.environ)
     request = _request(common, project, catalog)
-    made = plan_module.make(
-        machine=machine, project=project, catalog=catalog, request=request, host=host, toolkit=found_toolkit
-    )
+    with _stage("plan"):
+        made = plan_module.make(
+            machine=machine,
+            project=project,
+            catalog=catalog,
+            request=request,
+            host=host,
+            toolkit=found_toolkit,
+        )
     return project, made, machine
+
+
+@contextlib.contextmanager
+def _stage(name: str) -> Iterator[None]:
+    """Time one stage of the run; reported in JSON logs and with -v."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        if log.wants_timings():
+            logger.info("stage", stage=name, seconds=round(time.perf_counter() - started, 4))
 
 
 def _report(made: plan_module.Plan) -> None:
     for decision in made.decisions:
-        logger.info(f"{decision.topic}: {decision.choice} — {decision.reason}")
+        logger.info("decision", topic=decision.topic, choice=decision.choice, reason=decision.reason)
     for setting in made.env:
-        logger.info(f"{setting.name}={setting.value} — {setting.reason}")
+        logger.info("environment", name=setting.name, value=setting.value, reason=setting.reason)
     for warning in made.warnings:
         logger.warning(warning)
 
@@ -191,6 +226,8 @@ def sync(no_sync: bool, no_build_check: bool, no_retry: bool, uv_args: tuple[str
     _setup(common)
     project, made, _ = _make_plan(common, detect=True)
     _report(made)
+    from uvx_llm import patch as patch_module  # noqa: PLC0415 - see the imports
+
     new_text = patch_module.render(project, made.actions)
     uv = None
     if not no_sync:
@@ -205,7 +242,8 @@ def sync(no_sync: bool, no_build_check: bool, no_retry: bool, uv_args: tuple[str
         return ExitCode.OK
     all_args = (*made.uv_args, *uv_args)
     env = made.uv_environment()
-    code, diagnosis = _run_uv(uv, project, all_args, env)
+    with _stage("sync"):
+        code, diagnosis = _run_uv(uv, project, all_args, env)
     if diagnosis is not None and diagnosis.kind == progress.OOM and not no_retry:
         halved = _halve_jobs(env)
         if halved is not None:
@@ -299,6 +337,8 @@ def plan(as_json: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
     common = _common(kwargs)
     _setup(common)
     project, made, machine = _make_plan(common, detect=True)
+    from uvx_llm import patch as patch_module  # noqa: PLC0415 - see the imports
+
     diff_text = patch_module.diff(project, patch_module.render(project, made.actions))
     command = ["uv", "sync", "--project", str(project.root), *made.uv_args, *uv_args]
     if as_json:
@@ -338,12 +378,13 @@ def _status(message: str, *, quiet: int) -> None:
 
 @cli.command()
 @_common_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
 @click.option(
     "--fix",
     is_flag=True,
     help="Write the changes (still exits 1 when there were any, as pre-commit expects).",
 )
-def check(fix: bool, **kwargs: Any) -> int:
+def check(fix: bool, as_json: bool, **kwargs: Any) -> int:
     """Exit 0 if pyproject.toml is as llm-sync maintains it for its recorded backend, else show the diff and exit 1.
 
     Machine-independent: no detection, no network.
@@ -355,19 +396,37 @@ def check(fix: bool, **kwargs: Any) -> int:
             "check is machine-independent: --cuda/--arch do not apply (use `llm-sync plan`)"
         )
     project, made, _ = _make_plan(common, detect=False)
-    for warning in made.warnings:
-        logger.warning(warning)
-    new_text = patch_module.render(project, made.actions)
-    if new_text == project.text:
+    if not as_json:
+        for warning in made.warnings:
+            logger.warning(warning)
+    up_to_date, diff_text = not made.actions, ""
+    if made.actions:  # the editing machinery (tomlkit) loads only when there is an edit
+        from uvx_llm import patch as patch_module  # noqa: PLC0415 - see the imports
+
+        new_text = patch_module.render(project, made.actions)
+        up_to_date = new_text == project.text
+        diff_text = "" if up_to_date else patch_module.diff(project, new_text)
+        if fix and not up_to_date:
+            patch_module.write_atomic(project.path, patch_module.encode(project, new_text))
+    if as_json:
+        import json  # noqa: PLC0415 - see the imports
+
+        document = {
+            "project": str(project.path),
+            "up_to_date": up_to_date,
+            "fixed": fix and not up_to_date,
+            "backend": made.backend,
+            "diff": diff_text,
+            "warnings": list(made.warnings),
+        }
+        click.echo(json.dumps(document, indent=2))
+    elif up_to_date:
         _status(f"{project.path} is up to date", quiet=common.quiet)
-        return ExitCode.OK
-    click.echo(patch_module.diff(project, new_text).rstrip("\n"))
-    if fix:
-        patch_module.write_atomic(project.path, patch_module.encode(project, new_text))
-        _status(f"fixed {project.path}", quiet=common.quiet)
     else:
-        _status("run `llm-sync check --fix` (or `llm-sync`) to apply", quiet=common.quiet)
-    return ExitCode.DIFFERENCES
+        click.echo(diff_text.rstrip("\n"))
+        hint = f"fixed {project.path}" if fix else "run `llm-sync check --fix` (or `llm-sync`) to apply"
+        _status(hint, quiet=common.quiet)
+    return ExitCode.OK if up_to_date else ExitCode.DIFFERENCES
 
 
 @cli.command()
@@ -378,7 +437,18 @@ def check(fix: bool, **kwargs: Any) -> int:
 @click.option("-q", "--quiet", count=True, help="Errors only.")
 def detect(as_json: bool, cuda: str | None, arch: str | None, verbose: int, quiet: int) -> int:
     """Show the machine facts llm-sync plans with."""
-    common = Common(None, None, cuda, arch, None, force=False, all_archs=False, verbose=verbose, quiet=quiet)
+    common = Common(
+        None,
+        None,
+        cuda,
+        arch,
+        None,
+        force=False,
+        all_archs=False,
+        log_format=None,
+        verbose=verbose,
+        quiet=quiet,
+    )
     _setup(common)
     machine = _machine(common, catalog_module.load())
     if as_json:

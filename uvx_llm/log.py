@@ -17,7 +17,14 @@ if TYPE_CHECKING:
 
 _LEVEL_STYLE = {"warning": "\x1b[33m", "error": "\x1b[31m", "debug": "\x1b[2m"}
 _RESET = "\x1b[0m"
-_settings = {"verbosity": 0, "configured": False}
+_settings: dict[str, Any] = {"verbosity": 0, "configured": False, "format": "human"}
+FORMATS = ("human", "json")
+# How the human renderer writes structured events; JSON output carries the fields as they are.
+_TEMPLATES = {
+    "decision": "{topic}: {choice} — {reason}",
+    "environment": "{name}={value} — {reason}",
+}
+_VERBOSE_ONLY = {"stage"}  # timings: in JSON always, for people only with -v
 
 
 def use_colour(stream: Any) -> bool:
@@ -31,15 +38,21 @@ def use_colour(stream: Any) -> bool:
 class HumanRenderer:
     """``warning: message (key=value)``: one short line per event."""
 
-    def __init__(self, *, colour: bool) -> None:
+    def __init__(self, *, colour: bool, verbose: bool = False) -> None:
         self.colour = colour
+        self.verbose = verbose
 
     def __call__(self, _logger: object, method: str, event: MutableMapping[str, Any]) -> str:
         message = str(event.pop("event", ""))
         event.pop("timestamp", None)
         level = str(event.pop("level", method))
-        extras = " ".join(f"{key}={value}" for key, value in event.items())
-        text = message + (f" ({extras})" if extras else "")
+        if message in _VERBOSE_ONLY and not self.verbose:
+            raise _drop()
+        if message in _TEMPLATES:
+            text = _TEMPLATES[message].format(**event)
+        else:
+            extras = " ".join(f"{key}={value}" for key, value in event.items())
+            text = message + (f" ({extras})" if extras else "")
         prefix = "" if level == "info" else f"{level}: "
         if self.colour and level in _LEVEL_STYLE:
             prefix = f"{_LEVEL_STYLE[level]}{prefix}{_RESET}"
@@ -59,9 +72,21 @@ def verbosity_level(verbosity: int) -> int:
     return DEBUG
 
 
-def configure(*, verbosity: int = 0) -> None:
-    """Remember the verbosity; structlog itself is set up on the first message."""
+def wants_timings() -> bool:
+    """Stage timings are emitted only where they are shown: JSON output, or -v."""
+    return _settings["format"] == "json" or int(_settings["verbosity"]) > 0
+
+
+def _drop() -> BaseException:
+    import structlog  # noqa: PLC0415 - already imported when a message is rendered
+
+    return structlog.DropEvent()
+
+
+def configure(*, verbosity: int = 0, log_format: str = "human") -> None:
+    """Remember the settings; structlog itself is set up on the first message."""
     _settings["verbosity"] = verbosity
+    _settings["format"] = log_format
     _settings["configured"] = False
 
 
@@ -69,8 +94,15 @@ def _structlog_configured() -> Any:
     import structlog  # noqa: PLC0415 - deferred: see the module docstring
 
     if not _settings["configured"]:
+        renderer: Any
+        if _settings["format"] == "json":
+            renderer = structlog.processors.JSONRenderer()
+            stamp = [structlog.processors.TimeStamper(fmt="iso", utc=True)]
+        else:
+            renderer = HumanRenderer(colour=use_colour(sys.stderr), verbose=int(_settings["verbosity"]) > 0)
+            stamp = []
         structlog.configure(
-            processors=[structlog.processors.add_log_level, HumanRenderer(colour=use_colour(sys.stderr))],
+            processors=[structlog.processors.add_log_level, *stamp, renderer],
             wrapper_class=structlog.make_filtering_bound_logger(verbosity_level(int(_settings["verbosity"]))),
             logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
             cache_logger_on_first_use=False,
