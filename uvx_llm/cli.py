@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from uvx_llm import uv as uv_module
 
 logger = log.get_logger("llm-sync")
-COMMANDS = ("sync", "plan", "check", "detect")
+_USER_CONFIG_READ: dict[str, Any] = {}
+COMMANDS = ("sync", "plan", "check", "detect", "config")
 _VALUE_OPTIONS = {"--project", "--backend", "--cuda", "--arch", "--torch-index-url"}
 
 
@@ -106,15 +107,36 @@ def cli() -> None:
 # --- shared steps ---------------------------------------------------------------------------
 
 
+def _user_config() -> tuple[dict[str, Any], Path]:
+    """The user config file, read once per run (logging set-up and planning both need it)."""
+    path = paths.config_dir() / config.USER_CONFIG_NAME
+    if _USER_CONFIG_READ.get("path") != path:
+        _USER_CONFIG_READ.update(path=path, table=config.load_user_config(path))
+    return _USER_CONFIG_READ["table"], path
+
+
+def _settings(common: Common, project_table: dict[str, Any]) -> config.Resolved:
+    user_table, user_path = _user_config()
+    cli_values = {
+        "backend": common.backend,
+        "torch-index-url": common.torch_index_url,
+        "log-format": common.log_format,
+    }
+    return config.resolve(
+        cli=cli_values,
+        env=os.environ,
+        project_table=project_table,
+        user_table=user_table,
+        user_path=user_path,
+        catalog=catalog_module.load(),
+    )
+
+
 def _setup(common: Common) -> None:
-    chosen = common.log_format or os.environ.get("LLM_SYNC_LOG_FORMAT", "").strip() or "human"
-    if chosen not in log.FORMATS:
-        raise LlmSyncError(
-            f"LLM_SYNC_LOG_FORMAT={chosen!r} is not a log format",
-            why=f"valid formats are: {', '.join(log.FORMATS)}",
-            fix="set it to json or human, or unset it",
-        )
-    log.configure(verbosity=common.verbose - common.quiet, log_format=chosen)
+    """Logging as the settings say (log-format needs no project: it is not a project key)."""
+    log.configure(
+        verbosity=common.verbose - common.quiet, log_format=_settings(common, {})["log-format"].value
+    )
 
 
 def _target_given(common: Common) -> bool:
@@ -147,9 +169,11 @@ def _load_project(common: Common) -> project_module.Project:
 def _request(
     common: Common, project: project_module.Project, catalog: catalog_module.Catalog
 ) -> plan_module.Request:
+    del catalog  # the settings use the same (cached) catalog
+    settings = _settings(common, project.config)
     return plan_module.Request(
-        backend=config.resolve_backend(common.backend, os.environ, catalog),
-        index_base=config.resolve_index_base(common.torch_index_url, os.environ, project.config, catalog),
+        backend=settings["backend"],
+        index_base=settings["torch-index-url"],
         force=common.force,
         all_archs=common.all_archs,
         environment=dict(os.environ),
@@ -429,6 +453,61 @@ def check(fix: bool, as_json: bool, **kwargs: Any) -> int:
     return ExitCode.OK if up_to_date else ExitCode.DIFFERENCES
 
 
+@cli.command("config")
+@click.option(
+    "--project",
+    type=click.Path(path_type=Path),
+    help="Project folder (default: nearest pyproject.toml upward).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
+def show_config(project: Path | None, as_json: bool) -> int:
+    """Print every setting, its value and where it came from."""
+    common = Common(
+        project, None, None, None, None, force=False, all_archs=False, log_format=None, verbose=0, quiet=0
+    )
+    _setup(common)
+    try:
+        loaded: project_module.Project | None = _load_project(common)
+    except LlmSyncError:
+        if project is not None:
+            raise
+        loaded = None  # outside a project: the project level is simply empty
+    if loaded is not None:
+        config.validate_table(loaded.config, catalog_module.load())
+    settings = _settings(common, loaded.config if loaded else {})
+    recorded = loaded.config.get("backend") if loaded else None
+    user_path = paths.config_dir() / config.USER_CONFIG_NAME
+    if as_json:
+        import json  # noqa: PLC0415 - see the imports
+
+        document = {
+            "settings": {k: {"value": s.value, "origin": s.origin} for k, s in settings.settings.items()},
+            "recorded_backend": recorded,
+            "project": str(loaded.path) if loaded else None,
+            "user_config": str(user_path),
+            "precedence": [
+                "command line",
+                "LLM_SYNC_* environment",
+                "[tool.llm-sync]",
+                "user config file",
+                "default",
+            ],
+        }
+        click.echo(json.dumps(document, indent=2))
+        return ExitCode.OK
+    click.echo(
+        "precedence: command line > LLM_SYNC_* environment > [tool.llm-sync] > user config file > default"
+    )
+    click.echo(f"user config file: {user_path}{'' if user_path.exists() else ' (none)'}")
+    click.echo(f"project: {loaded.path if loaded else '(none)'}")
+    for key, setting in settings.settings.items():
+        click.echo(f"{key} = {setting.value}    ({setting.origin})")
+    click.echo(
+        f"recorded backend = {recorded or '(none yet)'}    ([tool.llm-sync] backend, written by llm-sync)"
+    )
+    return ExitCode.OK
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
 @click.option("--cuda", metavar="X.Y", help="Describe a target driver instead of detecting.")
@@ -498,6 +577,7 @@ def _write_crash_log(error: BaseException) -> Path | None:
 def run(argv: list[str] | None = None) -> None:
     """Run the command line and exit with its code."""
     args = with_default_command(sys.argv[1:] if argv is None else argv)
+    _USER_CONFIG_READ.clear()  # read once per run, never carried over to the next
     try:
         code = cli.main(args=args, prog_name="llm-sync", standalone_mode=False)
     except LlmSyncError as error:

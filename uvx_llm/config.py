@@ -1,47 +1,95 @@
-"""Settings for one run, with where each came from.
+"""Settings for one run, each with where it came from.
 
-Precedence: command line > LLM_SYNC_* environment > [tool.llm-sync] > defaults.
+One precedence for every setting: command line > LLM_SYNC_* environment >
+[tool.llm-sync] in pyproject.toml > the user config file > defaults.
+`llm-sync config` prints the resolved values and their origins.
+
+[tool.llm-sync] `backend` is different: it is the backend llm-sync *recorded* for
+the team (written by llm-sync). The `backend` setting here is what this run asks
+for (`auto` keeps the recorded one or picks for the machine).
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from uvx_llm.errors import LlmSyncError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
+    from pathlib import Path
 
     from uvx_llm.catalog import Catalog
 
-# Keys llm-sync reads from [tool.llm-sync]; anything else is a typo worth reporting.
-KNOWN_KEYS = {
-    "backend": "the PyTorch backend llm-sync routes to (cpu, cu126, cu128, ...); written by llm-sync",
-    "torch-index-url": "base URL of the PyTorch wheel indexes (a mirror); <url>/<backend> is one index",
-}
+USER_CONFIG_NAME = "config.toml"
 
 
 @dataclass(frozen=True)
 class Setting:
     value: str
-    origin: str  # "--backend", "LLM_SYNC_BACKEND", "[tool.llm-sync]", "default"
+    origin: str  # "--backend", "LLM_SYNC_BACKEND", "[tool.llm-sync]", "<user config path>", "default"
 
 
-def validate_table(table: Mapping[str, Any], catalog: Catalog) -> None:
+@dataclass(frozen=True)
+class Spec:
+    key: str
+    option: str
+    env: str
+    in_project: bool  # may be set in [tool.llm-sync]
+    description: str
+
+
+SPECS = (
+    Spec(
+        "backend",
+        "--backend",
+        "LLM_SYNC_BACKEND",
+        in_project=False,
+        description="PyTorch backend to ask for: auto, cpu, cu126, cu128, ...",
+    ),
+    Spec(
+        "torch-index-url",
+        "--torch-index-url",
+        "LLM_SYNC_TORCH_INDEX_URL",
+        in_project=True,
+        description="base URL of the PyTorch wheel indexes (a mirror); <url>/<backend> is one index",
+    ),
+    Spec(
+        "log-format",
+        "--log-format",
+        "LLM_SYNC_LOG_FORMAT",
+        in_project=False,
+        description="human, or json (one JSON object per event)",
+    ),
+)
+# Keys of [tool.llm-sync]: the settings allowed there, and the recorded backend.
+PROJECT_KEYS = {"backend": "the backend llm-sync recorded for this project (written by llm-sync)"} | {
+    s.key: s.description for s in SPECS if s.in_project
+}
+USER_KEYS = {s.key: s.description for s in SPECS}
+LOG_FORMATS = ("human", "json")
+
+
+def _check_keys(table: Mapping[str, Any], known: Mapping[str, str], where: str) -> None:
     for key, value in table.items():
-        if key not in KNOWN_KEYS:
-            valid = ", ".join(sorted(KNOWN_KEYS))
+        if key not in known:
             raise LlmSyncError(
-                f"unknown key {key!r} in [tool.llm-sync]",
-                why=f"llm-sync reads only: {valid}",
+                f"unknown key {key!r} in {where}",
+                why=f"llm-sync reads only: {', '.join(sorted(known))}",
                 fix=f"remove {key!r} or correct its spelling",
             )
         if not isinstance(value, str):
             raise LlmSyncError(
-                f"[tool.llm-sync] {key} must be a string, not {type(value).__name__}",
+                f"{where} {key} must be a string, not {type(value).__name__}",
                 fix=f'write it as {key} = "..."',
             )
+
+
+def validate_table(table: Mapping[str, Any], catalog: Catalog) -> None:
+    """[tool.llm-sync]: known keys, strings, a valid recorded backend."""
+    _check_keys(table, PROJECT_KEYS, "[tool.llm-sync]")
     if "backend" in table:
         check_backend(table["backend"], catalog, origin="[tool.llm-sync] backend")
 
@@ -57,26 +105,95 @@ def check_backend(value: str, catalog: Catalog, *, origin: str, allow_auto: bool
     return value
 
 
-def resolve_backend(cli_value: str | None, env: Mapping[str, str], catalog: Catalog) -> Setting:
-    """The requested backend: `auto` unless the command line or environment names one."""
-    if cli_value:
-        return Setting(check_backend(cli_value, catalog, origin="--backend", allow_auto=True), "--backend")
-    from_env = env.get("LLM_SYNC_BACKEND", "").strip()
-    if from_env:
-        return Setting(
-            check_backend(from_env, catalog, origin="LLM_SYNC_BACKEND", allow_auto=True), "LLM_SYNC_BACKEND"
+def _check_log_format(value: str, origin: str) -> str:
+    if value not in LOG_FORMATS:
+        raise LlmSyncError(
+            f"unknown log format {value!r} ({origin})",
+            why=f"valid formats are: {', '.join(LOG_FORMATS)}",
+            fix="use json or human",
         )
-    return Setting("auto", "default")
+    return value
 
 
-def resolve_index_base(
-    cli_value: str | None, env: Mapping[str, str], table: Mapping[str, Any], catalog: Catalog
-) -> Setting:
-    if cli_value:
-        return Setting(cli_value.rstrip("/"), "--torch-index-url")
-    from_env = env.get("LLM_SYNC_TORCH_INDEX_URL", "").strip()
-    if from_env:
-        return Setting(from_env.rstrip("/"), "LLM_SYNC_TORCH_INDEX_URL")
-    if "torch-index-url" in table:
-        return Setting(str(table["torch-index-url"]).rstrip("/"), "[tool.llm-sync] torch-index-url")
-    return Setting(catalog.index_base, "default")
+def _check_url(value: str, origin: str) -> str:
+    if not value.startswith(("http://", "https://", "file://")):
+        raise LlmSyncError(
+            f"{value!r} is not an index URL ({origin})",
+            why="index URLs start with https://, http:// or file://",
+            fix="give the mirror's base URL, e.g. https://mirror.example/pytorch/whl",
+        )
+    return value.rstrip("/")
+
+
+def load_user_config(path: Path) -> dict[str, Any]:
+    """The user config file's table; {} when there is none."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as error:
+        raise LlmSyncError(f"cannot read {path}: {error.strerror}", fix="check its permissions") from None
+    if sys.version_info >= (3, 11):
+        import tomllib  # noqa: PLC0415 - stdlib only from 3.11
+
+        decode_error: type[Exception] = tomllib.TOMLDecodeError
+        loads: Callable[[str], dict[str, Any]] = tomllib.loads
+    else:  # pragma: no cover - the 3.10 fallback
+        import tomlkit  # noqa: PLC0415
+        import tomlkit.exceptions  # noqa: PLC0415
+
+        decode_error = tomlkit.exceptions.ParseError
+
+        def loads(text: str) -> dict[str, Any]:
+            parsed: dict[str, Any] = tomlkit.parse(text).unwrap()
+            return parsed
+
+    try:
+        table = loads(text)
+    except decode_error as error:
+        raise LlmSyncError(
+            f"{path} is not valid TOML: {error}",
+            fix=f"correct it, or delete {path} to use the defaults",
+        ) from None
+    _check_keys(table, USER_KEYS, str(path))
+    return table
+
+
+@dataclass(frozen=True)
+class Resolved:
+    settings: dict[str, Setting]
+
+    def __getitem__(self, key: str) -> Setting:
+        return self.settings[key]
+
+
+def resolve(
+    *,
+    cli: Mapping[str, str | None],
+    env: Mapping[str, str],
+    project_table: Mapping[str, Any],
+    user_table: Mapping[str, Any],
+    user_path: Path,
+    catalog: Catalog,
+) -> Resolved:
+    """Every setting from the first source that has it, validated, with its origin."""
+    defaults = {"backend": "auto", "torch-index-url": catalog.index_base, "log-format": "human"}
+    resolved = {}
+    for spec in SPECS:
+        candidates = [
+            (cli.get(spec.key), spec.option),
+            (env.get(spec.env, "").strip() or None, spec.env),
+            (project_table.get(spec.key) if spec.in_project else None, "[tool.llm-sync]"),
+            (user_table.get(spec.key), str(user_path)),
+        ]
+        value, origin = next(((v, o) for v, o in candidates if v), (defaults[spec.key], "default"))
+        resolved[spec.key] = Setting(_validate(spec.key, str(value), origin, catalog), origin)
+    return Resolved(resolved)
+
+
+def _validate(key: str, value: str, origin: str, catalog: Catalog) -> str:
+    if key == "backend":
+        return check_backend(value, catalog, origin=origin, allow_auto=True)
+    if key == "log-format":
+        return _check_log_format(value, origin)
+    return _check_url(value, origin) if origin != "default" else value

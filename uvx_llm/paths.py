@@ -29,3 +29,15 @@ def log_dir() -> Path:
     import platformdirs  # noqa: PLC0415 - only when a log is written: start-up time matters for hooks
 
     return Path(platformdirs.user_log_dir(APP_NAME))
+
+
+def config_dir() -> Path:
+    """Where the user configuration file (config.toml) lives."""
+    if _override_root is not None:
+        return _override_root / "config"
+    from_env = os.environ.get("LLM_SYNC_CONFIG_DIR")
+    if from_env:
+        return Path(from_env)
+    import platformdirs  # noqa: PLC0415 - start-up time, as above
+
+    return Path(platformdirs.user_config_dir(APP_NAME))

@@ -708,7 +708,9 @@ def _torch_plan(
     *, machine: Machine | None, project: Project, catalog: Catalog, request: Request, out: _Builder
 ) -> tuple[str | None, Version | None]:
     """PyTorch routing: (backend, minimum uv)."""
-    index_base = request.index_base or config.resolve_index_base(None, {}, project.config, catalog)
+    index_base = request.index_base or config.Setting(
+        str(project.config.get("torch-index-url", catalog.index_base)).rstrip("/"), "[tool.llm-sync]"
+    )
     lists = project.dependency_lists()
     declared = project.declared()
     family = [p for p in catalog.family if p in declared]
