@@ -11,19 +11,20 @@ import base64
 import hashlib
 import html
 import http.server
+import importlib.metadata
 import io
 import tarfile
 import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
-    from pathlib import Path
 
 
 def _record_hash(data: bytes) -> str:
@@ -91,6 +92,26 @@ def build_sdist(directory: Path, name: str, version: str, *, backend: Path) -> P
     return path
 
 
+def repack_installed(directory: Path, distribution: str) -> Path:
+    """A wheel made from an installed distribution's own files (listed in its RECORD).
+
+    Lets a test serve llm-sync's real dependencies from the loopback index without
+    the network.
+    """
+    dist = importlib.metadata.distribution(distribution)
+    files = [f for f in dist.files or () if not str(f).endswith(".pyc") and "__pycache__" not in str(f)]
+    wheel_text = dist.read_text("WHEEL") or ""
+    tag = next(line.split(":", 1)[1].strip() for line in wheel_text.splitlines() if line.startswith("Tag:"))
+    name = canonicalize_name(dist.metadata["Name"]).replace("-", "_")
+    path = directory / f"{name}-{dist.version}-{tag}.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for file in files:
+            located = Path(str(dist.locate_file(file)))
+            if located.is_file() and not str(file).startswith(".."):
+                archive.write(located, str(file))
+    return path
+
+
 @dataclass
 class PackageIndex:
     """Index prefixes (``/simple``, ``/whl/cu128``) mapped to the files they serve."""
@@ -106,6 +127,11 @@ class PackageIndex:
         folder.mkdir(parents=True, exist_ok=True)
         wheel = build_wheel(folder, name, version, requires=requires)
         self.prefixes.setdefault(prefix.rstrip("/"), []).append(wheel)
+
+    def add_installed(self, prefix: str, distribution: str) -> None:
+        folder = self.root / prefix.strip("/").replace("/", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.prefixes.setdefault(prefix.rstrip("/"), []).append(repack_installed(folder, distribution))
 
     def add_sdist(self, prefix: str, name: str, version: str, *, backend: Path) -> None:
         folder = self.root / prefix.strip("/").replace("/", "_")
