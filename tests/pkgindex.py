@@ -121,6 +121,8 @@ class PackageIndex:
     requests: list[str] = field(default_factory=list)
     base_url: str = ""
     delay_seconds: float = 0.0  # slow every answer down (tests that interrupt uv mid-way)
+    flat: set[str] = field(default_factory=set)  # prefixes served as one flat file listing
+    credentials: dict[str, str] = field(default_factory=dict)  # prefix -> "Basic ..." header it needs
 
     def add(self, prefix: str, name: str, version: str, *, requires: Sequence[str] = ()) -> None:
         folder = self.root / prefix.strip("/").replace("/", "_")
@@ -161,10 +163,23 @@ class PackageIndex:
             anchors.append(f'<a href="{html.escape(href)}">{html.escape(path.name)}</a><br>')
         return "<!DOCTYPE html><html><body>" + "".join(anchors) + "</body></html>"
 
+    def _flat_listing(self, prefix: str) -> str:
+        anchors = "".join(
+            f'<a href="{self.base_url}/files/{p.parent.name}/{p.name}">{html.escape(p.name)}</a><br>'
+            for p in self.prefixes.get(prefix, [])
+        )
+        return "<!DOCTYPE html><html><body>" + anchors + "</body></html>"
+
+    def authorised(self, path: str, header: str | None) -> bool:
+        needed = [value for prefix, value in self.credentials.items() if path.startswith(prefix)]
+        return not needed or header in needed
+
     def respond(self, path: str) -> tuple[int, bytes, str]:
         self.requests.append(path)
         if self.delay_seconds:
             time.sleep(self.delay_seconds)
+        if path.rstrip("/") in self.flat:
+            return 200, self._flat_listing(path.rstrip("/")).encode(), "text/html"
         if path.startswith("/files/"):
             _, _, folder, filename = path.split("/", 3)
             target = self.root / folder / filename
@@ -172,7 +187,7 @@ class PackageIndex:
                 return 200, target.read_bytes(), "application/octet-stream"
             return 404, b"", "text/plain"
         prefix, _, project = path.rstrip("/").rpartition("/")
-        listing = self._listing(prefix, project)
+        listing = None if prefix in self.flat else self._listing(prefix, project)
         if listing is None:
             return 404, b"not found", "text/plain"
         return 200, listing.encode(), "text/html"
@@ -182,7 +197,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     index: PackageIndex
 
     def _answer(self, *, with_body: bool) -> None:
-        status, body, content_type = self.index.respond(self.path.split("?", 1)[0])
+        path = self.path.split("?", 1)[0]
+        if not self.index.authorised(path, self.headers.get("Authorization")):
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="mirror"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        status, body, content_type = self.index.respond(path)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         if status == 200 and self.path.startswith("/files/"):

@@ -8,6 +8,7 @@ from helpers import NO_GPU, applied, gpu_machine, make, proj, simple
 
 from uvx_llm import plan
 from uvx_llm.errors import ExitCode, LlmSyncError
+from uvx_llm.redact import redact
 
 if TYPE_CHECKING:
     from uvx_llm.catalog import Catalog
@@ -205,4 +206,4 @@ def test_unknown_torch_constraint_is_a_clear_error(cat: Catalog) -> None:
 
 
 def test_redaction_hides_credentials() -> None:
-    assert plan.redact("https://user:secret@mirror.example/whl") == "https://***@mirror.example/whl"
+    assert redact("https://user:secret@mirror.example/whl") == "https://***@mirror.example/whl"

@@ -39,6 +39,13 @@ class EnvSetting:
     value: str
     reason: str
     from_user: bool = False  # already set in the environment: kept, not overridden
+    secret: bool = False  # a credential: passed to uv, never shown
+
+    @property
+    def shown(self) -> str:
+        from uvx_llm.redact import redact  # noqa: PLC0415 - tiny, and only for display
+
+        return "***" if self.secret else redact(self.value)
 
 
 @dataclass(frozen=True)

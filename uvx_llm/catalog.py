@@ -89,6 +89,15 @@ class BuildPackage:
 
 
 @dataclass(frozen=True)
+class Mirror:
+    name: str
+    pypi: str | None
+    pytorch: str | None
+    pytorch_format: str  # "simple" or "flat"
+    source: str
+
+
+@dataclass(frozen=True)
 class Catalog:
     updated: str
     index_base: str
@@ -101,6 +110,10 @@ class Catalog:
     torch: tuple[TorchRelease, ...]
     vllm: tuple[VllmPin, ...]
     builds: tuple[BuildPackage, ...]
+    mirrors: tuple[Mirror, ...] = ()
+
+    def mirror(self, name: str) -> Mirror | None:
+        return next((m for m in self.mirrors if m.name == name), None)
 
     def build(self, name: str) -> BuildPackage | None:
         return next((b for b in self.builds if b.name == name), None)
@@ -184,6 +197,16 @@ def from_data(data: dict[str, Any]) -> Catalog:
                 platform_marker=row.get("platform-marker"),
             )
             for name, row in data.get("build", {}).items()
+        ),
+        mirrors=tuple(
+            Mirror(
+                name=name,
+                pypi=row.get("pypi"),
+                pytorch=row.get("pytorch"),
+                pytorch_format=row.get("pytorch-format", "simple"),
+                source=row["source"],
+            )
+            for name, row in data.get("mirrors", {}).items()
         ),
     )
 

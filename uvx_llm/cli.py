@@ -16,10 +16,12 @@ from uvx_llm import __version__, config, log, paths
 from uvx_llm import catalog as catalog_module
 from uvx_llm import plan as plan_module
 from uvx_llm import project as project_module
-from uvx_llm.errors import ExitCode, LlmSyncError
 
 # Commands import the rest when they need it (machine detection, uv, progress):
 # `check` runs on every commit as a pre-commit hook, and start-up time is its cost.
+from uvx_llm.build import EnvSetting
+from uvx_llm.errors import ExitCode, LlmSyncError
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -35,16 +37,21 @@ _VALUE_OPTIONS = {"--project", "--backend", "--cuda", "--arch", "--torch-index-u
 
 @dataclass(frozen=True)
 class Common:
-    project: Path | None
-    backend: str | None
-    cuda: str | None
-    arch: str | None
-    torch_index_url: str | None
-    force: bool
-    all_archs: bool
-    log_format: str | None
-    verbose: int
-    quiet: int
+    """The options every command shares (detect and config take a few of them)."""
+
+    project: Path | None = None
+    backend: str | None = None
+    cuda: str | None = None
+    arch: str | None = None
+    torch_index_url: str | None = None
+    mirror: str | None = None
+    default_index_url: str | None = None
+    python_install_mirror: str | None = None
+    force: bool = False
+    all_archs: bool = False
+    log_format: str | None = None
+    verbose: int = 0
+    quiet: int = 0
 
 
 def _common_options(function: Any) -> Any:
@@ -69,6 +76,21 @@ def _common_options(function: Any) -> Any:
             "--torch-index-url",
             metavar="URL",
             help="Base URL of the PyTorch wheel indexes (a mirror). [env: LLM_SYNC_TORCH_INDEX_URL]",
+        ),
+        click.option(
+            "--mirror",
+            metavar="NAME|URL",
+            help="Mirror preset (tuna, nju, aliyun) or a PyTorch wheel mirror's base URL. [env: LLM_SYNC_MIRROR]",
+        ),
+        click.option(
+            "--default-index-url",
+            metavar="URL",
+            help="A PyPI mirror for this run. [env: LLM_SYNC_DEFAULT_INDEX_URL]",
+        ),
+        click.option(
+            "--python-install-mirror",
+            metavar="URL",
+            help="Where uv downloads Python builds from. [env: LLM_SYNC_PYTHON_INSTALL_MIRROR]",
         ),
         click.option(
             "--force", is_flag=True, help="Replace hand-written torch routing that disagrees with the plan."
@@ -119,7 +141,11 @@ def _settings(common: Common, project_table: dict[str, Any]) -> config.Resolved:
     user_table, user_path = _user_config()
     cli_values = {
         "backend": common.backend,
+        "mirror": common.mirror,
         "torch-index-url": common.torch_index_url,
+        "torch-index-format": None,  # no option of its own: LLM_SYNC_TORCH_INDEX_FORMAT or a file
+        "default-index-url": common.default_index_url,
+        "python-install-mirror": common.python_install_mirror,
         "log-format": common.log_format,
     }
     return config.resolve(
@@ -169,15 +195,35 @@ def _load_project(common: Common) -> project_module.Project:
 def _request(
     common: Common, project: project_module.Project, catalog: catalog_module.Catalog
 ) -> plan_module.Request:
-    del catalog  # the settings use the same (cached) catalog
     settings = _settings(common, project.config)
+    chosen = config.indexes(settings, catalog)
     return plan_module.Request(
         backend=settings["backend"],
-        index_base=settings["torch-index-url"],
+        index_base=chosen.torch_base,
+        index_format=chosen.torch_format,
+        extra_env=_mirror_environment(chosen),
         force=common.force,
         all_archs=common.all_archs,
         environment=dict(os.environ),
     )
+
+
+def _mirror_environment(chosen: config.Indexes) -> tuple[EnvSetting, ...]:
+    """Mirrors that are this machine's business: told to uv, never written to the file."""
+    settings = []
+    for variable, setting in (
+        ("UV_DEFAULT_INDEX", chosen.default_index),
+        ("UV_PYTHON_INSTALL_MIRROR", chosen.python_install_mirror),
+    ):
+        if setting is None:
+            continue
+        if os.environ.get(variable):
+            settings.append(
+                EnvSetting(variable, os.environ[variable], "set in your environment: kept", from_user=True)
+            )
+        else:
+            settings.append(EnvSetting(variable, setting.value, f"from {setting.origin}"))
+    return tuple(settings)
 
 
 def _make_plan(
@@ -221,7 +267,7 @@ def _report(made: plan_module.Plan) -> None:
     for decision in made.decisions:
         logger.info("decision", topic=decision.topic, choice=decision.choice, reason=decision.reason)
     for setting in made.env:
-        logger.info("environment", name=setting.name, value=setting.value, reason=setting.reason)
+        logger.info("environment", name=setting.name, value=setting.shown, reason=setting.reason)
     for warning in made.warnings:
         logger.warning(warning)
 
@@ -342,9 +388,9 @@ def _plan_document(
         "diff": diff_text,
         "uv": {
             "command": command,
-            "environment": made.uv_environment(),
+            "environment": {s.name: s.shown for s in made.env if not s.from_user},
             "environment_reasons": [
-                {"name": s.name, "value": s.value, "reason": s.reason, "from_user": s.from_user}
+                {"name": s.name, "value": s.shown, "reason": s.reason, "from_user": s.from_user}
                 for s in made.env
             ],
             "min_version": str(made.uv_min_version) if made.uv_min_version else None,
@@ -386,7 +432,7 @@ def plan(as_json: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
     if made.env:
         click.echo("  with environment:")
         for setting in made.env:
-            click.echo(f"    {setting.name}={setting.value}\n        {setting.reason}")
+            click.echo(f"    {setting.name}={setting.shown}\n        {setting.reason}")
     else:
         click.echo("  environment: inherited unchanged")
     if made.uv_min_version:
@@ -462,9 +508,7 @@ def check(fix: bool, as_json: bool, **kwargs: Any) -> int:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
 def show_config(project: Path | None, as_json: bool) -> int:
     """Print every setting, its value and where it came from."""
-    common = Common(
-        project, None, None, None, None, force=False, all_archs=False, log_format=None, verbose=0, quiet=0
-    )
+    common = Common(project=project)
     _setup(common)
     try:
         loaded: project_module.Project | None = _load_project(common)
@@ -516,18 +560,8 @@ def show_config(project: Path | None, as_json: bool) -> int:
 @click.option("-q", "--quiet", count=True, help="Errors only.")
 def detect(as_json: bool, cuda: str | None, arch: str | None, verbose: int, quiet: int) -> int:
     """Show the machine facts llm-sync plans with."""
-    common = Common(
-        None,
-        None,
-        cuda,
-        arch,
-        None,
-        force=False,
-        all_archs=False,
-        log_format=None,
-        verbose=verbose,
-        quiet=quiet,
-    )
+    common = Common(cuda=cuda, arch=arch, verbose=verbose, quiet=quiet)
+
     _setup(common)
     machine = _machine(common, catalog_module.load())
     if as_json:

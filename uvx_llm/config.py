@@ -50,11 +50,39 @@ SPECS = (
         description="PyTorch backend to ask for: auto, cpu, cu126, cu128, ...",
     ),
     Spec(
+        "mirror",
+        "--mirror",
+        "LLM_SYNC_MIRROR",
+        in_project=True,
+        description="a mirror preset (tuna, nju, aliyun) or the base URL of a PyTorch wheel mirror",
+    ),
+    Spec(
         "torch-index-url",
         "--torch-index-url",
         "LLM_SYNC_TORCH_INDEX_URL",
         in_project=True,
         description="base URL of the PyTorch wheel indexes (a mirror); <url>/<backend> is one index",
+    ),
+    Spec(
+        "torch-index-format",
+        "--torch-index-format",
+        "LLM_SYNC_TORCH_INDEX_FORMAT",
+        in_project=True,
+        description="simple (PEP 503, the default) or flat (a mirror serving one plain file listing)",
+    ),
+    Spec(
+        "default-index-url",
+        "--default-index-url",
+        "LLM_SYNC_DEFAULT_INDEX_URL",
+        in_project=True,
+        description="a PyPI mirror: uv's default index for this run (UV_DEFAULT_INDEX)",
+    ),
+    Spec(
+        "python-install-mirror",
+        "--python-install-mirror",
+        "LLM_SYNC_PYTHON_INSTALL_MIRROR",
+        in_project=True,
+        description="where uv downloads Python builds from (UV_PYTHON_INSTALL_MIRROR)",
     ),
     Spec(
         "log-format",
@@ -70,6 +98,7 @@ PROJECT_KEYS = {"backend": "the backend llm-sync recorded for this project (writ
 }
 USER_KEYS = {s.key: s.description for s in SPECS}
 LOG_FORMATS = ("human", "json")
+INDEX_FORMATS = ("simple", "flat")
 
 
 def _check_keys(table: Mapping[str, Any], known: Mapping[str, str], where: str) -> None:
@@ -177,7 +206,15 @@ def resolve(
     catalog: Catalog,
 ) -> Resolved:
     """Every setting from the first source that has it, validated, with its origin."""
-    defaults = {"backend": "auto", "torch-index-url": catalog.index_base, "log-format": "human"}
+    defaults = {
+        "backend": "auto",
+        "mirror": "",
+        "torch-index-url": catalog.index_base,
+        "torch-index-format": "",
+        "default-index-url": "",
+        "python-install-mirror": "",
+        "log-format": "human",
+    }
     resolved = {}
     for spec in SPECS:
         candidates = [
@@ -192,8 +229,59 @@ def resolve(
 
 
 def _validate(key: str, value: str, origin: str, catalog: Catalog) -> str:
+    if origin == "default":
+        return value
     if key == "backend":
         return check_backend(value, catalog, origin=origin, allow_auto=True)
     if key == "log-format":
         return _check_log_format(value, origin)
-    return _check_url(value, origin) if origin != "default" else value
+    if key == "torch-index-format" and value not in INDEX_FORMATS:
+        raise LlmSyncError(
+            f"unknown index format {value!r} ({origin})",
+            why=f"valid formats are: {', '.join(INDEX_FORMATS)}",
+            fix="use flat for a mirror that lists all wheels on one page, else simple",
+        )
+    if key == "torch-index-format":
+        return value
+    if key == "mirror" and catalog.mirror(value) is None and "://" not in value:
+        presets = ", ".join(m.name for m in catalog.mirrors)
+        raise LlmSyncError(
+            f"unknown mirror {value!r} ({origin})",
+            why=f"presets are: {presets}; anything else must be a URL",
+            fix="pick a preset, or give the base URL of a PyTorch wheel mirror",
+        )
+    if key == "mirror" and catalog.mirror(value) is not None:
+        return value
+    return _check_url(value, origin)
+
+
+@dataclass(frozen=True)
+class Indexes:
+    """Where packages come from, after mirrors: what the plan writes and what uv is told."""
+
+    torch_base: Setting
+    torch_format: str  # "simple", or "flat" for a plain file listing
+    default_index: Setting | None
+    python_install_mirror: Setting | None
+
+
+def indexes(resolved: Resolved, catalog: Catalog) -> Indexes:
+    """An explicit URL setting wins over the mirror preset, which wins over the default."""
+    mirror_setting = resolved["mirror"]
+    preset = catalog.mirror(mirror_setting.value) if mirror_setting.value else None
+    torch_base, torch_format = resolved["torch-index-url"], "simple"
+    if torch_base.origin == "default" and mirror_setting.value:
+        if preset is None:  # a URL: the PyTorch wheel mirror's base
+            torch_base = Setting(mirror_setting.value.rstrip("/"), mirror_setting.origin)
+        elif preset.pytorch:
+            torch_base = Setting(preset.pytorch, f"mirror {preset.name} ({mirror_setting.origin})")
+            torch_format = preset.pytorch_format
+    default_index: Setting | None = resolved["default-index-url"]
+    if default_index is not None and not default_index.value:
+        default_index = None
+        if preset is not None and preset.pypi:
+            default_index = Setting(preset.pypi, f"mirror {preset.name} ({mirror_setting.origin})")
+    if resolved["torch-index-format"].value:
+        torch_format = resolved["torch-index-format"].value
+    python_mirror = resolved["python-install-mirror"]
+    return Indexes(torch_base, torch_format, default_index, python_mirror if python_mirror.value else None)

@@ -37,9 +37,11 @@ class LlmSyncError(Exception):
         self.exit_code = exit_code
 
     def render(self) -> str:
+        from uvx_llm.redact import redact  # noqa: PLC0415 - only when an error is shown
+
         lines = [f"error: {self.what}"]
         if self.why:
             lines.append(f"  why: {self.why}")
         if self.fix:
             lines.append(f"  fix: {self.fix}")
-        return "\n".join(lines)
+        return redact("\n".join(lines))

@@ -131,9 +131,15 @@ def _set_index(doc: Container, action: SetIndex) -> None:
         if table.get("name") == action.name:
             table["url"] = action.url
             table["explicit"] = True
+            if action.format:
+                table["format"] = action.format
+            elif "format" in table:
+                del table["format"]
             return
     table = tomlkit.table()
     table.update({"name": action.name, "url": action.url, "explicit": True})
+    if action.format:
+        table["format"] = action.format
     # Blank lines between the tables, as people write them: the previous table
     # gets a trailing blank line, and ours one too when it is followed by others.
     last = indexes.body[-1] if indexes.body else None
@@ -195,6 +201,19 @@ def _plain_requirements(data: dict[str, Any], kind: str, name: str | None) -> li
     return found
 
 
+def _index_in_data(uv: dict[str, Any], action: SetIndex | RemoveIndex) -> None:
+    indexes = [i for i in uv.get("index", []) if i.get("name") != action.name]
+    if isinstance(action, SetIndex):
+        old = next((i for i in uv.get("index", []) if i.get("name") == action.name), None)
+        entry = {**(old or {}), "name": action.name, "url": action.url, "explicit": True}
+        entry.pop("format", None)
+        if action.format:
+            entry["format"] = action.format
+        position = uv.get("index", []).index(old) if old else len(indexes)
+        indexes.insert(position, entry)
+    uv["index"] = indexes
+
+
 def apply_to_data(data: dict[str, Any], actions: Iterable[Action]) -> dict[str, Any]:
     """The same actions on plain data: what the written file must parse back to."""
     result = copy.deepcopy(data)
@@ -202,14 +221,7 @@ def apply_to_data(data: dict[str, Any], actions: Iterable[Action]) -> dict[str, 
         if isinstance(action, SetSource):
             _plain_dict(result, "tool", "uv", "sources")[action.package] = action.value
         elif isinstance(action, (SetIndex, RemoveIndex)):
-            uv = _plain_dict(result, "tool", "uv")
-            indexes = [i for i in uv.get("index", []) if i.get("name") != action.name]
-            if isinstance(action, SetIndex):
-                old = next((i for i in uv.get("index", []) if i.get("name") == action.name), None)
-                entry = {**(old or {}), "name": action.name, "url": action.url, "explicit": True}
-                position = uv.get("index", []).index(old) if old else len(indexes)
-                indexes.insert(position, entry)
-            uv["index"] = indexes
+            _index_in_data(_plain_dict(result, "tool", "uv"), action)
         elif isinstance(action, AddRequirement):
             if action.kind == "dependencies":
                 result["project"].setdefault("dependencies", []).append(action.requirement)

@@ -18,6 +18,7 @@ from packaging.utils import canonicalize_name
 from uvx_llm import build, config
 from uvx_llm.catalog import Catalog, Pair, TorchRelease, runs_on, show_pair, show_sm
 from uvx_llm.errors import ExitCode, LlmSyncError
+from uvx_llm.redact import redact, split_credentials, uv_index_variable
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -44,6 +45,7 @@ _VARIANT_IN_NAME = re.compile(r"^pytorch-(cu\d{3}|cpu)$")
 class SetIndex:
     name: str
     url: str
+    format: str | None = None  # "flat" for a mirror that serves a plain file listing
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ class Request:
 
     backend: config.Setting = field(default_factory=lambda: config.Setting("auto", "default"))
     index_base: config.Setting | None = None
+    index_format: str = "simple"
+    extra_env: tuple[build.EnvSetting, ...] = ()  # mirrors for uv (default index, Python downloads)
     force: bool = False
     all_archs: bool = False  # build for the packages' default architectures, not only the local GPUs
     environment: Mapping[str, str] = field(default_factory=dict)  # the user's: values set there win
@@ -374,6 +378,7 @@ class _Builder:
     decisions: list[Decision] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
+    env: list[build.EnvSetting] = field(default_factory=list)
 
     def decide(self, topic: str, choice: str, reason: str) -> None:
         self.decisions.append(Decision(topic, choice, reason))
@@ -508,6 +513,7 @@ def _route(
     packages: list[str],
     project: Project,
     index_base: config.Setting,
+    index_format: str,
     force: bool,
     out: _Builder,
 ) -> None:
@@ -545,28 +551,50 @@ def _route(
             if backend != CPU
             else "CPU wheels everywhere",
         )
-        _indexes(backend=backend, project=project, index_base=index_base, force=force, out=out)
+        _indexes(
+            backend=backend,
+            project=project,
+            index_base=index_base,
+            index_format=index_format,
+            force=force,
+            out=out,
+        )
     if previous is not None:
         _drop_old_index(recorded or "", backend, project, kept, out)
 
 
 def _indexes(
-    *, backend: str, project: Project, index_base: config.Setting, force: bool, out: _Builder
+    *,
+    backend: str,
+    project: Project,
+    index_base: config.Setting,
+    index_format: str,
+    force: bool,
+    out: _Builder,
 ) -> None:
     existing = {str(i.get("name")): i for i in project.uv_indexes if "name" in i}
+    wanted_format = "flat" if index_format == "flat" else None
     for variant in dict.fromkeys((backend, CPU)):
         name = index_name(variant)
-        url = f"{index_base.value}/{variant}"
+        url, username, password = split_credentials(f"{index_base.value}/{variant}")
+        for part, secret in (("USERNAME", username), ("PASSWORD", password)):
+            if secret:  # uv reads per-index credentials from the environment: never the file
+                variable = uv_index_variable(name, part)
+                out.env.append(
+                    build.EnvSetting(
+                        variable, secret, f"credentials of {name}, kept out of pyproject.toml", secret=True
+                    )
+                )
         current = existing.get(name)
-        if current is None:
-            out.actions.append(SetIndex(name, url))
-        elif current.get("url") == url and current.get("explicit") is True:
+        same = current is not None and current.get("url") == url and current.get("explicit") is True
+        if same and current is not None and current.get("format") == wanted_format:
             continue
-        elif force or index_base.origin != "default":
-            out.actions.append(SetIndex(name, url))
+        if current is None or force or index_base.origin != "default":
+            out.actions.append(SetIndex(name, url, wanted_format))
         else:
             out.warnings.append(
-                f"kept the hand-written index {name} ({redact(str(current.get('url')))}); pass --force to let llm-sync set it to {redact(url)}"
+                f"kept the hand-written index {name} ({redact(str(current.get('url')))}); "
+                f"pass --force to let llm-sync set it to {redact(url)}"
             )
 
 
@@ -582,11 +610,6 @@ def _drop_old_index(old: str, backend: str, project: Project, kept: list[str], o
     )
     if not still_used and any(i.get("name") == old_name for i in project.uv_indexes):
         out.actions.append(RemoveIndex(old_name))
-
-
-def redact(url: str) -> str:
-    """Hide credentials embedded in an index URL."""
-    return re.sub(r"//[^/@]+@", "//***@", url)
 
 
 def _build_plan(
@@ -697,7 +720,7 @@ def make(
         tuple(out.warnings),
         tuple(out.actions),
         max(minimums) if minimums else None,
-        env,
+        (*env, *out.env, *request.extra_env),
         uv_args,
         tuple(blockers),
         tuple(p.name for p in packages),
@@ -752,6 +775,7 @@ def _torch_plan(
         packages=packages,
         project=project,
         index_base=index_base,
+        index_format=request.index_format,
         force=request.force,
         out=out,
     )
