@@ -32,6 +32,7 @@ class Checkout:
     extras: dict[str, tuple[str, ...]] = field(default_factory=dict)
     read_from: str = ""
     own_uv_config: bool = False  # extras per backend, conflicts, its own indexes
+    version: str | None = None  # when readable without running anything
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
@@ -115,6 +116,23 @@ class _SetupReader:
             node = self.names.get(node.id)
         return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
 
+    def version(self) -> str | None:
+        """A literal version, or the text of the version file it reads (verl's pattern)."""
+        literal = self.text("version")
+        if literal:
+            return literal
+        node = self.keyword("version")
+        files = (
+            [c.value for c in ast.walk(node) if isinstance(c, ast.Constant) and isinstance(c.value, str)]
+            if node
+            else []
+        )
+        for name in files:
+            path = self.folder / name
+            if path.is_file() and path.stat().st_size < 100:  # noqa: PLR2004 - a version file, not a module
+                return path.read_text(encoding="utf-8").strip() or None
+        return None
+
     def extras(self) -> dict[str, tuple[str, ...]]:
         node = self.keyword("extras_require")
         if isinstance(node, ast.Name):
@@ -156,6 +174,7 @@ def _from_setup_py(folder: Path) -> Checkout | None:
         requires or (),
         reader.extras(),
         "setup.py (read as a syntax tree, not run)",
+        version=reader.version(),
     )
 
 
@@ -175,7 +194,8 @@ def _from_setup_cfg(folder: Path) -> Checkout | None:
         for extra, value in parser.items("options.extras_require"):
             extras[extra] = tuple(line.strip() for line in value.splitlines() if line.strip())
     name = parser.get("metadata", "name", fallback=None)
-    return Checkout(folder.name, name, requires, extras, "setup.cfg")
+    version = parser.get("metadata", "version", fallback=None)
+    return Checkout(folder.name, name, requires, extras, "setup.cfg", version=version)
 
 
 def _pyproject(folder: Path) -> dict[str, Any]:
@@ -207,6 +227,7 @@ def read(folder: Path, written_as: str) -> Checkout:
             extras,
             "pyproject.toml",
             own,
+            project.get("version"),
         )
     static_extras = (
         {k: tuple(v) for k, v in project.get("optional-dependencies", {}).items()}
@@ -218,7 +239,8 @@ def read(folder: Path, written_as: str) -> Checkout:
         if found is not None:
             name = project.get("name") or found.name
             extras = static_extras if static_extras is not None else found.extras
-            return Checkout(written_as, name, found.requires, extras, found.read_from, own)
+            version = project.get("version") or found.version
+            return Checkout(written_as, name, found.requires, extras, found.read_from, own, version)
     files = sorted(folder.glob("requirements*.txt"))
     requires = tuple(r for f in files for r in requirements_file(f))
     return Checkout(

@@ -85,6 +85,13 @@ SPECS = (
         description="where uv downloads Python builds from (UV_PYTHON_INSTALL_MIRROR)",
     ),
     Spec(
+        "relief",
+        "--relief",
+        "LLM_SYNC_RELIEF",
+        in_project=True,
+        description="how to relieve a framework's hard pin the project contradicts: override or metadata",
+    ),
+    Spec(
         "log-format",
         "--log-format",
         "LLM_SYNC_LOG_FORMAT",
@@ -93,16 +100,25 @@ SPECS = (
     ),
 )
 # Keys of [tool.llm-sync]: the settings allowed there, and the recorded backend.
-PROJECT_KEYS = {"backend": "the backend llm-sync recorded for this project (written by llm-sync)"} | {
-    s.key: s.description for s in SPECS if s.in_project
-}
+PROJECT_KEYS = {
+    "backend": "the backend llm-sync recorded for this project (written by llm-sync)",
+    "checkouts": 'framework checkouts to install editable, e.g. ["verl[vllm]", "vendor/OpenRLHF"]',
+} | {s.key: s.description for s in SPECS if s.in_project}
 USER_KEYS = {s.key: s.description for s in SPECS}
 LOG_FORMATS = ("human", "json")
 INDEX_FORMATS = ("simple", "flat")
+RELIEFS = ("override", "metadata")
 
 
 def _check_keys(table: Mapping[str, Any], known: Mapping[str, str], where: str) -> None:
     for key, value in table.items():
+        if key == "checkouts" and key in known:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise LlmSyncError(
+                    f"{where} checkouts must be a list of folder names",
+                    fix='write it as checkouts = ["verl[vllm]", "vendor/OpenRLHF"]',
+                )
+            continue
         if key not in known:
             raise LlmSyncError(
                 f"unknown key {key!r} in {where}",
@@ -130,16 +146,6 @@ def check_backend(value: str, catalog: Catalog, *, origin: str, allow_auto: bool
             f"unknown backend {value!r} ({origin})",
             why=f"valid backends are: {', '.join(valid)}",
             fix="pick one of those, or `auto` to let llm-sync choose for this machine",
-        )
-    return value
-
-
-def _check_log_format(value: str, origin: str) -> str:
-    if value not in LOG_FORMATS:
-        raise LlmSyncError(
-            f"unknown log format {value!r} ({origin})",
-            why=f"valid formats are: {', '.join(LOG_FORMATS)}",
-            fix="use json or human",
         )
     return value
 
@@ -214,6 +220,7 @@ def resolve(
         "default-index-url": "",
         "python-install-mirror": "",
         "log-format": "human",
+        "relief": "override",
     }
     resolved = {}
     for spec in SPECS:
@@ -228,31 +235,50 @@ def resolve(
     return Resolved(resolved)
 
 
-def _validate(key: str, value: str, origin: str, catalog: Catalog) -> str:
-    if origin == "default":
-        return value
-    if key == "backend":
-        return check_backend(value, catalog, origin=origin, allow_auto=True)
-    if key == "log-format":
-        return _check_log_format(value, origin)
-    if key == "torch-index-format" and value not in INDEX_FORMATS:
+def _one_of(value: str, valid: tuple[str, ...], what: str, origin: str, fix: str) -> str:
+    if value not in valid:
         raise LlmSyncError(
-            f"unknown index format {value!r} ({origin})",
-            why=f"valid formats are: {', '.join(INDEX_FORMATS)}",
-            fix="use flat for a mirror that lists all wheels on one page, else simple",
+            f"unknown {what} {value!r} ({origin})", why=f"valid values are: {', '.join(valid)}", fix=fix
         )
-    if key == "torch-index-format":
+    return value
+
+
+def _check_mirror(value: str, origin: str, catalog: Catalog) -> str:
+    if catalog.mirror(value) is not None:
         return value
-    if key == "mirror" and catalog.mirror(value) is None and "://" not in value:
+    if "://" not in value:
         presets = ", ".join(m.name for m in catalog.mirrors)
         raise LlmSyncError(
             f"unknown mirror {value!r} ({origin})",
             why=f"presets are: {presets}; anything else must be a URL",
             fix="pick a preset, or give the base URL of a PyTorch wheel mirror",
         )
-    if key == "mirror" and catalog.mirror(value) is not None:
-        return value
     return _check_url(value, origin)
+
+
+def _validate(key: str, value: str, origin: str, catalog: Catalog) -> str:
+    if origin == "default":
+        return value
+    checks: dict[str, Callable[[], str]] = {
+        "backend": lambda: check_backend(value, catalog, origin=origin, allow_auto=True),
+        "log-format": lambda: _one_of(value, LOG_FORMATS, "log format", origin, "use json or human"),
+        "relief": lambda: _one_of(
+            value,
+            RELIEFS,
+            "relief",
+            origin,
+            "override replaces the framework's pin everywhere; metadata rewrites its declared requirements",
+        ),
+        "torch-index-format": lambda: _one_of(
+            value,
+            INDEX_FORMATS,
+            "index format",
+            origin,
+            "flat for a mirror listing all wheels on one page, else simple",
+        ),
+        "mirror": lambda: _check_mirror(value, origin, catalog),
+    }
+    return checks.get(key, lambda: _check_url(value, origin))()
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,12 @@ from tomlkit.items import AoT, Array, Table
 
 from uvx_llm.build import AddBuildDependencies, SetRequirement
 from uvx_llm.errors import LlmSyncError
-from uvx_llm.plan import Action, AddRequirement, RemoveIndex, SetIndex, SetSource
+from uvx_llm.frameworks import AddOverride, SetDependencyMetadata, SetPathSource
+from uvx_llm.plan import Action, AddRequirement, RemoveIndex, SetConfig, SetIndex, SetSource
 from uvx_llm.project import TOOL_KEY, Project
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from pathlib import Path
 
     from tomlkit.container import Container
@@ -160,29 +161,79 @@ def _remove_index(doc: Container, action: RemoveIndex) -> None:
             return
 
 
+def _apply_framework_action(
+    doc: Container, action: SetPathSource | AddOverride | SetDependencyMetadata
+) -> None:
+    if isinstance(action, SetPathSource):
+        _table(doc, "tool", "uv", "sources")[action.package] = _item(
+            {"path": action.folder, "editable": True}
+        )
+    elif isinstance(action, AddOverride):
+        uv = _table(doc, "tool", "uv")
+        if "override-dependencies" not in uv:
+            uv["override-dependencies"] = tomlkit.array()
+        overrides = uv["override-dependencies"]
+        overrides.add_line(action.requirement, comment=action.comment)
+        overrides.add_line(indent="")  # the closing bracket on its own line
+    else:
+        metadata: AoT | None = _get(doc, ("tool", "uv", "dependency-metadata"))
+        if metadata is None:
+            metadata = tomlkit.aot()
+            _append_at_end(doc, ("tool", "uv", "dependency-metadata"), metadata)
+        table = tomlkit.table()
+        table.add(tomlkit.comment(action.comment))
+        table.update({"name": action.name, "version": action.version})
+        requires = tomlkit.array()
+        for line in action.requires_dist:
+            requires.add_line(line)
+        requires.add_line(indent="")
+        table["requires-dist"] = requires
+        metadata.append(table)
+
+
+def _doc_source(doc: Container, action: SetSource) -> None:
+    _table(doc, "tool", "uv", "sources")[action.package] = _item(action.value)
+
+
+def _doc_add_requirement(doc: Container, action: AddRequirement) -> None:
+    _requirement_array(doc, action).append(action.requirement)
+
+
+def _doc_set_requirement(doc: Container, action: SetRequirement) -> None:
+    array = _requirement_array(doc, action)
+    array[[str(item) for item in array].index(action.old)] = action.new
+
+
+def _doc_build_dependencies(doc: Container, action: AddBuildDependencies) -> None:
+    table = _table(doc, "tool", "uv", "extra-build-dependencies")
+    if action.package in table:
+        for entry in action.entries:
+            table[action.package].append(_item(entry))
+    else:
+        table[action.package] = _item(list(action.entries))
+
+
+def _doc_config(doc: Container, action: SetConfig) -> None:
+    _table(doc, "tool", TOOL_KEY)[action.key] = action.value
+
+
+_DOCUMENT_STEPS: dict[type, Callable[[Container, Any], None]] = {
+    SetSource: _doc_source,
+    SetIndex: _set_index,
+    RemoveIndex: _remove_index,
+    AddRequirement: _doc_add_requirement,
+    SetRequirement: _doc_set_requirement,
+    AddBuildDependencies: _doc_build_dependencies,
+    SetConfig: _doc_config,
+    SetPathSource: _apply_framework_action,
+    AddOverride: _apply_framework_action,
+    SetDependencyMetadata: _apply_framework_action,
+}
+
+
 def apply_to_document(doc: Container, actions: Iterable[Action]) -> None:
     for action in actions:
-        if isinstance(action, SetSource):
-            _table(doc, "tool", "uv", "sources")[action.package] = _item(action.value)
-        elif isinstance(action, SetIndex):
-            _set_index(doc, action)
-        elif isinstance(action, RemoveIndex):
-            _remove_index(doc, action)
-        elif isinstance(action, AddRequirement):
-            array = _requirement_array(doc, action)
-            array.append(action.requirement)
-        elif isinstance(action, SetRequirement):
-            array = _requirement_array(doc, action)
-            array[[str(item) for item in array].index(action.old)] = action.new
-        elif isinstance(action, AddBuildDependencies):
-            table = _table(doc, "tool", "uv", "extra-build-dependencies")
-            if action.package in table:
-                for entry in action.entries:
-                    table[action.package].append(_item(entry))
-            else:
-                table[action.package] = _item(list(action.entries))
-        else:
-            _table(doc, "tool", TOOL_KEY)[action.key] = action.value
+        _DOCUMENT_STEPS[type(action)](doc, action)
 
 
 def _plain_dict(parent: dict[str, Any], *keys: str) -> dict[str, Any]:
@@ -214,29 +265,69 @@ def _index_in_data(uv: dict[str, Any], action: SetIndex | RemoveIndex) -> None:
     uv["index"] = indexes
 
 
+def _data_source(data: dict[str, Any], action: SetSource) -> None:
+    _plain_dict(data, "tool", "uv", "sources")[action.package] = action.value
+
+
+def _data_index(data: dict[str, Any], action: SetIndex | RemoveIndex) -> None:
+    _index_in_data(_plain_dict(data, "tool", "uv"), action)
+
+
+def _data_add_requirement(data: dict[str, Any], action: AddRequirement) -> None:
+    if action.kind == "dependencies":
+        data["project"].setdefault("dependencies", []).append(action.requirement)
+    else:
+        _plain_requirements(data, action.kind, action.list_name).append(action.requirement)
+
+
+def _data_set_requirement(data: dict[str, Any], action: SetRequirement) -> None:
+    values = _plain_requirements(data, action.kind, action.list_name)
+    values[values.index(action.old)] = action.new
+
+
+def _data_build_dependencies(data: dict[str, Any], action: AddBuildDependencies) -> None:
+    table = _plain_dict(data, "tool", "uv", "extra-build-dependencies")
+    table[action.package] = [*table.get(action.package, []), *action.entries]
+
+
+def _data_config(data: dict[str, Any], action: SetConfig) -> None:
+    _plain_dict(data, "tool", TOOL_KEY)[action.key] = action.value
+
+
+def _data_path_source(data: dict[str, Any], action: SetPathSource) -> None:
+    _plain_dict(data, "tool", "uv", "sources")[action.package] = {"path": action.folder, "editable": True}
+
+
+def _data_override(data: dict[str, Any], action: AddOverride) -> None:
+    uv = _plain_dict(data, "tool", "uv")
+    uv["override-dependencies"] = [*uv.get("override-dependencies", []), action.requirement]
+
+
+def _data_metadata(data: dict[str, Any], action: SetDependencyMetadata) -> None:
+    uv = _plain_dict(data, "tool", "uv")
+    entry = {"name": action.name, "version": action.version, "requires-dist": list(action.requires_dist)}
+    uv["dependency-metadata"] = [*uv.get("dependency-metadata", []), entry]
+
+
+_DATA_STEPS: dict[type, Callable[[dict[str, Any], Any], None]] = {
+    SetSource: _data_source,
+    SetIndex: _data_index,
+    RemoveIndex: _data_index,
+    AddRequirement: _data_add_requirement,
+    SetRequirement: _data_set_requirement,
+    AddBuildDependencies: _data_build_dependencies,
+    SetConfig: _data_config,
+    SetPathSource: _data_path_source,
+    AddOverride: _data_override,
+    SetDependencyMetadata: _data_metadata,
+}
+
+
 def apply_to_data(data: dict[str, Any], actions: Iterable[Action]) -> dict[str, Any]:
     """The same actions on plain data: what the written file must parse back to."""
     result = copy.deepcopy(data)
     for action in actions:
-        if isinstance(action, SetSource):
-            _plain_dict(result, "tool", "uv", "sources")[action.package] = action.value
-        elif isinstance(action, (SetIndex, RemoveIndex)):
-            _index_in_data(_plain_dict(result, "tool", "uv"), action)
-        elif isinstance(action, AddRequirement):
-            if action.kind == "dependencies":
-                result["project"].setdefault("dependencies", []).append(action.requirement)
-            elif action.kind == "extra":
-                result["project"]["optional-dependencies"][action.list_name].append(action.requirement)
-            else:
-                result["dependency-groups"][action.list_name].append(action.requirement)
-        elif isinstance(action, SetRequirement):
-            values = _plain_requirements(result, action.kind, action.list_name)
-            values[values.index(action.old)] = action.new
-        elif isinstance(action, AddBuildDependencies):
-            table = _plain_dict(result, "tool", "uv", "extra-build-dependencies")
-            table[action.package] = [*table.get(action.package, []), *action.entries]
-        else:
-            _plain_dict(result, "tool", TOOL_KEY)[action.key] = action.value
+        _DATA_STEPS[type(action)](result, action)
     return result
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from uvx_llm import build, config
+from uvx_llm import build, config, frameworks
 from uvx_llm.catalog import Catalog, Pair, TorchRelease, runs_on, show_pair, show_sm
 from uvx_llm.errors import ExitCode, LlmSyncError
 from uvx_llm.redact import redact, split_credentials, uv_index_variable
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from packaging.requirements import Requirement
     from packaging.version import Version
 
+    from uvx_llm.checkouts import Checkout
     from uvx_llm.machine import Machine
     from uvx_llm.project import DepList, Project
     from uvx_llm.resources import Resources
@@ -80,6 +81,9 @@ Action = (
     | SetConfig
     | build.AddBuildDependencies
     | build.SetRequirement
+    | frameworks.SetPathSource
+    | frameworks.AddOverride
+    | frameworks.SetDependencyMetadata
 )
 
 
@@ -98,6 +102,7 @@ class Request:
     index_base: config.Setting | None = None
     index_format: str = "simple"
     extra_env: tuple[build.EnvSetting, ...] = ()  # mirrors for uv (default index, Python downloads)
+    relief: str = "override"  # for a framework pin the project contradicts: override or metadata
     force: bool = False
     all_archs: bool = False  # build for the packages' default architectures, not only the local GPUs
     environment: Mapping[str, str] = field(default_factory=dict)  # the user's: values set there win
@@ -681,6 +686,28 @@ def _build_plan(
     return env, uv_args, max(p.uv_min_version for p in packages)
 
 
+def _checkout_plan(
+    *, project: Project, found: tuple[Checkout, ...], request: Request, out: _Builder
+) -> Project:
+    """Framework checkouts; returns the project as planned so far (with added dependencies)."""
+    entries = [frameworks.parse_entry(e) for e in project.config.get("checkouts", [])]
+    outcome = frameworks.plan(
+        project=project,
+        found=list(found),
+        extras_wanted=dict(entries),
+        relief=request.relief,
+        force=request.force,
+    )
+    for action in outcome.actions:
+        out.actions.append(
+            AddRequirement("dependencies", None, action) if isinstance(action, str) else action
+        )
+    for topic, choice, reason in outcome.decisions:
+        out.decide(topic, choice, reason)
+    out.warnings.extend(outcome.warnings)
+    return project.with_dependencies(outcome.added)
+
+
 def make(
     *,
     machine: Machine | None,
@@ -689,6 +716,7 @@ def make(
     request: Request,
     host: Resources | None = None,
     toolkit: Toolkit | None = None,
+    checkouts: tuple[Checkout, ...] = (),
 ) -> Plan:
     """The plan for ``project`` on ``machine`` (None: machine-independent `check`).
 
@@ -696,6 +724,7 @@ def make(
     """
     config.validate_table(project.config, catalog)
     out = _Builder()
+    project = _checkout_plan(project=project, found=checkouts, request=request, out=out)
     env, uv_args, build_uv_min = _build_plan(
         machine=machine, host=host, project=project, catalog=catalog, request=request, out=out
     )

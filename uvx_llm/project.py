@@ -8,6 +8,7 @@ remembered so that writing gives back the same bytes outside what changed.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import functools
 import re
 import sys
@@ -111,6 +112,14 @@ class Project:
                 DepList("group", group, _requirements(reqs, self.path, f"dependency group {group!r}"))
             )
         return tuple(lists)
+
+    def with_dependencies(self, requirements: list[str]) -> Project:
+        """The project as if ``requirements`` were in [project] dependencies (for planning)."""
+        if not requirements:
+            return self
+        data = {**self.data, "project": {**self.data["project"]}}
+        data["project"]["dependencies"] = [*data["project"].get("dependencies", []), *requirements]
+        return dataclasses.replace(self, data=data)
 
     def declared(self) -> frozenset[str]:
         """Every package named in any requirement list, canonicalised."""
