@@ -47,6 +47,7 @@ class Common:
     mirror: str | None = None
     default_index_url: str | None = None
     python_install_mirror: str | None = None
+    relief: str | None = None
     force: bool = False
     all_archs: bool = False
     log_format: str | None = None
@@ -91,6 +92,11 @@ def _common_options(function: Any) -> Any:
             "--python-install-mirror",
             metavar="URL",
             help="Where uv downloads Python builds from. [env: LLM_SYNC_PYTHON_INSTALL_MIRROR]",
+        ),
+        click.option(
+            "--relief",
+            type=click.Choice(["override", "metadata"]),
+            help="How to relieve a framework's hard pin the project contradicts (default override). [env: LLM_SYNC_RELIEF]",
         ),
         click.option(
             "--force", is_flag=True, help="Replace hand-written torch routing that disagrees with the plan."
@@ -146,6 +152,7 @@ def _settings(common: Common, project_table: dict[str, Any]) -> config.Resolved:
         "torch-index-format": None,  # no option of its own: LLM_SYNC_TORCH_INDEX_FORMAT or a file
         "default-index-url": common.default_index_url,
         "python-install-mirror": common.python_install_mirror,
+        "relief": common.relief,
         "log-format": common.log_format,
     }
     return config.resolve(
@@ -202,10 +209,20 @@ def _request(
         index_base=chosen.torch_base,
         index_format=chosen.torch_format,
         extra_env=_mirror_environment(chosen),
+        relief=settings["relief"].value,
         force=common.force,
         all_archs=common.all_archs,
         environment=dict(os.environ),
     )
+
+
+def _checkouts(project: project_module.Project) -> tuple[Any, ...]:
+    """Framework checkouts at the project root and those [tool.llm-sync] checkouts lists."""
+    from uvx_llm import checkouts, frameworks  # noqa: PLC0415 - see the imports
+
+    listed = project.config.get("checkouts", [])
+    folders = [frameworks.parse_entry(entry)[0] for entry in listed] if isinstance(listed, list) else []
+    return tuple(checkouts.find(project.root, folders))
 
 
 def _mirror_environment(chosen: config.Indexes) -> tuple[EnvSetting, ...]:
@@ -248,6 +265,7 @@ def _make_plan(
             request=request,
             host=host,
             toolkit=found_toolkit,
+            checkouts=_checkouts(project),
         )
     return project, made, machine
 
