@@ -393,3 +393,14 @@ def test_a_macos_teammate_can_sync_the_same_lock(package_index: PackageIndex, tm
         check=False,
     )
     assert "flash-attn" in unmarked.stderr
+
+
+def test_a_cuda_124_driver_makes_uv_backtrack_vllm_to_the_torch_it_can_get(
+    package_index: PackageIndex, tmp_path: Path
+) -> None:
+    project = write_project(tmp_path / "app", "vllm")  # unpinned: uv picks the newest that works
+    env = environment(package_index, UV_CUDA_DRIVER_VERSION="550.54.14")
+    result = llm_sync([], env=env, cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert installed_version(project, "torch") == "2.6.0+cu124"
+    assert installed_version(project, "vllm") == "0.8.5"  # not 0.11.2, which pins torch 2.9.0

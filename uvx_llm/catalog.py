@@ -98,6 +98,29 @@ class Mirror:
 
 
 @dataclass(frozen=True)
+class Guard:
+    torch_at_most: Pair
+    constraint: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class KnownBad:
+    package: str
+    versions: SpecifierSet
+    with_torch: SpecifierSet
+    problem: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class Stack:
+    framework: str
+    versions: SpecifierSet
+    pins: tuple[tuple[str, SpecifierSet], ...]
+
+
+@dataclass(frozen=True)
 class Catalog:
     updated: str
     index_base: str
@@ -111,6 +134,9 @@ class Catalog:
     vllm: tuple[VllmPin, ...]
     builds: tuple[BuildPackage, ...]
     mirrors: tuple[Mirror, ...] = ()
+    guards: tuple[Guard, ...] = ()
+    known_bad: tuple[KnownBad, ...] = ()
+    stacks: tuple[Stack, ...] = ()
 
     def mirror(self, name: str) -> Mirror | None:
         return next((m for m in self.mirrors if m.name == name), None)
@@ -207,6 +233,28 @@ def from_data(data: dict[str, Any]) -> Catalog:
                 source=row["source"],
             )
             for name, row in data.get("mirrors", {}).items()
+        ),
+        guards=tuple(
+            Guard(parse_pair(row["torch-at-most"]), row["constraint"], row["reason"])
+            for row in data.get("guards", [])
+        ),
+        known_bad=tuple(
+            KnownBad(
+                row["package"],
+                SpecifierSet(row["versions"]),
+                SpecifierSet(row["with-torch"]),
+                row["problem"],
+                row["fix"],
+            )
+            for row in data.get("known-bad", [])
+        ),
+        stacks=tuple(
+            Stack(
+                row["framework"],
+                SpecifierSet(row["versions"]),
+                tuple((name, SpecifierSet(spec)) for name, spec in row["pins"].items()),
+            )
+            for row in data.get("stacks", [])
         ),
     )
 

@@ -23,6 +23,7 @@ from tomlkit.items import AoT, Array, Table
 from uvx_llm.build import AddBuildDependencies, SetRequirement
 from uvx_llm.errors import LlmSyncError
 from uvx_llm.frameworks import AddOverride, SetDependencyMetadata, SetPathSource
+from uvx_llm.guards import AddConstraint
 from uvx_llm.plan import Action, AddRequirement, RemoveIndex, SetConfig, SetIndex, SetSource
 from uvx_llm.project import TOOL_KEY, Project
 
@@ -161,6 +162,25 @@ def _remove_index(doc: Container, action: RemoveIndex) -> None:
             return
 
 
+def _add_commented(doc: Container, key: str, requirement: str, comment: str) -> None:
+    """Append to a [tool.uv] requirement list, one entry per line with its reason."""
+    uv = _table(doc, "tool", "uv")
+    if key not in uv:
+        uv[key] = tomlkit.array()
+    entries = uv[key]
+    entries.add_line(requirement, comment=comment)
+    entries.add_line(indent="")  # the closing bracket on its own line
+
+
+def _doc_constraint(doc: Container, action: AddConstraint) -> None:
+    _add_commented(doc, "constraint-dependencies", action.requirement, action.comment)
+
+
+def _data_constraint(data: dict[str, Any], action: AddConstraint) -> None:
+    uv = _plain_dict(data, "tool", "uv")
+    uv["constraint-dependencies"] = [*uv.get("constraint-dependencies", []), action.requirement]
+
+
 def _apply_framework_action(
     doc: Container, action: SetPathSource | AddOverride | SetDependencyMetadata
 ) -> None:
@@ -169,12 +189,7 @@ def _apply_framework_action(
             {"path": action.folder, "editable": True}
         )
     elif isinstance(action, AddOverride):
-        uv = _table(doc, "tool", "uv")
-        if "override-dependencies" not in uv:
-            uv["override-dependencies"] = tomlkit.array()
-        overrides = uv["override-dependencies"]
-        overrides.add_line(action.requirement, comment=action.comment)
-        overrides.add_line(indent="")  # the closing bracket on its own line
+        _add_commented(doc, "override-dependencies", action.requirement, action.comment)
     else:
         metadata: AoT | None = _get(doc, ("tool", "uv", "dependency-metadata"))
         if metadata is None:
@@ -228,6 +243,7 @@ _DOCUMENT_STEPS: dict[type, Callable[[Container, Any], None]] = {
     SetPathSource: _apply_framework_action,
     AddOverride: _apply_framework_action,
     SetDependencyMetadata: _apply_framework_action,
+    AddConstraint: _doc_constraint,
 }
 
 
@@ -320,6 +336,7 @@ _DATA_STEPS: dict[type, Callable[[dict[str, Any], Any], None]] = {
     SetPathSource: _data_path_source,
     AddOverride: _data_override,
     SetDependencyMetadata: _data_metadata,
+    AddConstraint: _data_constraint,
 }
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from uvx_llm import build, config, frameworks
+from uvx_llm import build, config, frameworks, guards
 from uvx_llm.catalog import Catalog, Pair, TorchRelease, runs_on, show_pair, show_sm
 from uvx_llm.errors import ExitCode, LlmSyncError
 from uvx_llm.redact import redact, split_credentials, uv_index_variable
@@ -84,6 +84,7 @@ Action = (
     | frameworks.SetPathSource
     | frameworks.AddOverride
     | frameworks.SetDependencyMetadata
+    | guards.AddConstraint
 )
 
 
@@ -686,6 +687,52 @@ def _build_plan(
     return env, uv_args, max(p.uv_min_version for p in packages)
 
 
+def _guard_plan(
+    *,
+    project: Project,
+    backend: str | None,
+    machine: Machine | None,
+    catalog: Catalog,
+    checkouts: tuple[Checkout, ...],
+    out: _Builder,
+) -> None:
+    """Constraints the torch ceiling implies; warnings for known-bad combinations and stacks."""
+    releases = torch_scope(project, catalog)[0].releases if machine is not None else catalog.torch
+    for action, reason in guards.constraints(
+        project=project, backend=backend, releases=releases, catalog=catalog
+    ):
+        out.actions.append(action)
+        out.decide("version guard", action.requirement, reason)
+    ours = [r for dep_list in project.dependency_lists() for r in dep_list.requirements]
+    wanted = dict(frameworks.parse_entry(e) for e in project.config.get("checkouts", []))
+    theirs = [
+        r
+        for checkout in checkouts
+        if not checkout.own_uv_config
+        for line in (
+            *checkout.requires,
+            *(x for e in wanted.get(checkout.folder, ()) for x in checkout.extras.get(e, ())),
+        )
+        for r in _parsed(line)
+    ]
+    in_play = (
+        releases
+        if backend is None
+        else tuple(r for r in releases if r.archs(backend) is not None) or releases
+    )
+    out.warnings.extend(guards.known_bad(requirements=[*ours, *theirs], releases=in_play, catalog=catalog))
+    out.warnings.extend(guards.stack_warnings(requirements=ours, found=list(checkouts), catalog=catalog))
+
+
+def _parsed(line: str) -> list[Requirement]:
+    from packaging.requirements import InvalidRequirement, Requirement  # noqa: PLC0415 - typing import above
+
+    try:
+        return [Requirement(line)]
+    except InvalidRequirement:
+        return []
+
+
 def _checkout_plan(
     *, project: Project, found: tuple[Checkout, ...], request: Request, out: _Builder
 ) -> Project:
@@ -730,6 +777,9 @@ def make(
     )
     backend, routing_uv_min = _torch_plan(
         machine=machine, project=project, catalog=catalog, request=request, out=out
+    )
+    _guard_plan(
+        project=project, backend=backend, machine=machine, catalog=catalog, checkouts=checkouts, out=out
     )
     packages = build.built_packages(project, catalog)
     if backend == CPU and packages:

@@ -1,0 +1,142 @@
+"""Version guards: what the backend's torch ceiling implies beyond package metadata, and
+combinations known to break. Pure, like plan.py.
+
+uv's resolver already carries what metadata says: once torch can only come from the
+cu124 index (torch <= 2.6), vllm backtracks to a release pinning such a torch. What
+metadata does not say (flash-attn 2.8 against torch 2.6) comes from the catalog and
+is written to [tool.uv] constraint-dependencies, each entry with its reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from uvx_llm.catalog import Catalog, Pair, TorchRelease, show_pair
+
+if TYPE_CHECKING:
+    from packaging.specifiers import SpecifierSet
+
+    from uvx_llm.checkouts import Checkout
+    from uvx_llm.project import Project
+
+
+@dataclass(frozen=True)
+class AddConstraint:
+    requirement: str
+    comment: str
+
+
+def torch_ceiling(backend: str | None, releases: tuple[TorchRelease, ...]) -> Pair | None:
+    """The newest torch release the backend's index has (among those the project allows)."""
+    if backend is None or backend == "cpu":
+        return None
+    with_backend = [r.series() for r in releases if r.archs(backend) is not None]
+    return max(with_backend) if with_backend else None
+
+
+def _names_in(values: list[object]) -> set[str]:
+    names: set[str] = set()
+    for value in values:
+        if isinstance(value, str):
+            try:
+                names.add(canonicalize_name(Requirement(value).name))
+            except InvalidRequirement:
+                continue
+    return names
+
+
+def constraints(
+    *, project: Project, backend: str | None, releases: tuple[TorchRelease, ...], catalog: Catalog
+) -> list[tuple[AddConstraint, str]]:
+    """(constraint to write, decision reason) for each guard the torch ceiling triggers."""
+    ceiling = torch_ceiling(backend, releases)
+    if ceiling is None:
+        return []
+    existing = _names_in(project.table("tool", "uv").get("constraint-dependencies", []))
+    requirements = [r for dep_list in project.dependency_lists() for r in dep_list.requirements]
+    found = []
+    for guard in catalog.guards:
+        constraint = Requirement(guard.constraint)
+        name = canonicalize_name(constraint.name)
+        ours = [r for r in requirements if canonicalize_name(r.name) == name]
+        needed = ours and not all(
+            _only_within(r, constraint.specifier) for r in ours
+        )  # not already pinned within
+        if ceiling <= guard.torch_at_most and needed and name not in existing:
+            reason = f"torch ≤ {show_pair(ceiling)} here ({backend}): {guard.reason}"
+            found.append((AddConstraint(guard.constraint, f"llm-sync: {guard.reason}"), reason))
+    return found
+
+
+def _version(text: str) -> Version | None:
+    try:
+        return Version(text.rstrip(".*"))
+    except InvalidVersion:
+        return None
+
+
+def _probes(*specifiers: SpecifierSet) -> list[Version]:
+    """The versions the specifiers name: where their allowed regions begin and end."""
+    found = (_version(item.version) for specifier in specifiers for item in specifier)
+    return [v for v in found if v is not None]
+
+
+def _only_within(requirement: Requirement, region: SpecifierSet) -> bool:
+    """Whether the requirement allows some version, and none outside ``region``
+    (decided on the versions the two name: a pin or an upper bound below it)."""
+    named = _probes(requirement.specifier, region)
+    # Just past each named version too: an open-ended requirement allows those.
+    beyond = [Version(f"{v.major}.{v.minor}.{v.micro + 1}") for v in named] + [
+        Version(f"{v.major}.{v.minor + 1}") for v in named
+    ]
+    allowed = [v for v in (*named, *beyond) if requirement.specifier.contains(v, prereleases=True)]
+    return bool(allowed) and all(region.contains(v, prereleases=True) for v in allowed)
+
+
+def _disjoint(ours: SpecifierSet, theirs: SpecifierSet) -> bool:
+    probes = _probes(ours, theirs)
+    return bool(probes) and not any(
+        ours.contains(v, prereleases=True) and theirs.contains(v, prereleases=True) for v in probes
+    )
+
+
+def known_bad(
+    *, requirements: list[Requirement], releases: tuple[TorchRelease, ...], catalog: Catalog
+) -> list[str]:
+    """Warnings for combinations that break at run time, with the fix."""
+    torch_versions = [v for r in releases for v in r.versions]
+    return [
+        f"{requirement} with torch {bad.with_torch}: {bad.problem}. Fix: {bad.fix}"
+        for bad in catalog.known_bad
+        if any(bad.with_torch.contains(v) for v in torch_versions)
+        for requirement in requirements
+        if canonicalize_name(requirement.name) == bad.package and _only_within(requirement, bad.versions)
+    ]
+
+
+def stack_warnings(*, requirements: list[Requirement], found: list[Checkout], catalog: Catalog) -> list[str]:
+    """A checkout's version whose known-good stack the project's own pins contradict."""
+    warnings = []
+    for checkout in found:
+        version = _version(checkout.version or "")
+        if not checkout.name or version is None:
+            continue
+        name = canonicalize_name(checkout.name)
+        stacks = [
+            s
+            for s in catalog.stacks
+            if s.framework == name and s.versions.contains(version, prereleases=True)
+        ]
+        warnings += [
+            f"{name} {version} is known to work with {package}{spec}; the project asks for {requirement}"
+            for stack in stacks
+            for package, spec in stack.pins
+            for requirement in requirements
+            if canonicalize_name(requirement.name) == package and _disjoint(requirement.specifier, spec)
+        ]
+    return warnings
