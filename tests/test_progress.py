@@ -128,3 +128,30 @@ def test_diagnoses() -> None:
     assert compile_error.excerpt[3] == 'csrc/x.cu(12): error: identifier "foo" is undefined'
     assert len(compile_error.excerpt) == 7
     assert progress.diagnose(["a", "b"]).excerpt == ("a", "b")
+
+
+UV_NO_SOLUTION = [
+    "  × No solution found when resolving dependencies:",
+    "  ╰─▶ Because there is no version of torch==2.7.1 and all versions of vllm depend on torch==2.7.1, we can",
+    "      conclude that all versions of vllm cannot be used.",
+    "      And because your project depends on vllm==0.9.0, we can conclude that your project's requirements",
+    "      are unsatisfiable.",
+]
+
+
+def test_unsatisfiable_names_the_packages_uv_explains() -> None:
+    assert progress.unsatisfiable(["Resolved 3 packages"]) is None
+    assert progress.unsatisfiable(UV_NO_SOLUTION) == ["torch", "vllm"]
+    openrlhf = [
+        "  × No solution found when resolving dependencies:",
+        "  ╰─▶ Because openrlhf depends on transformers==4.55.2 and your project depends on transformers==4.56.0,",
+        "      we can conclude that your project and openrlhf are incompatible.",
+    ]
+    assert progress.unsatisfiable(openrlhf) == ["openrlhf", "transformers"]
+
+
+def test_uv_lines_are_kept_for_the_explanation() -> None:
+    shown = progress.Progress(out=io.StringIO(), terminal=False, log_dir=None)
+    for line in UV_NO_SOLUTION:
+        shown.feed(line)
+    assert progress.unsatisfiable(shown.output) == ["torch", "vllm"]

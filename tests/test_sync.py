@@ -143,6 +143,8 @@ def test_uv_failure_exits_with_uvs_code(package_index: PackageIndex, tmp_path: P
     result = llm_sync(["--cuda", "12.8", "--arch", "9.0"], env=environment(package_index), cwd=project)
     assert result.returncode == 1
     assert "No solution found" in result.stderr
+    assert "packages involved: torch" in result.stderr
+    assert "--relief override" in result.stderr
 
 
 def test_no_sync_stops_after_the_file(package_index: PackageIndex, tmp_path: Path) -> None:

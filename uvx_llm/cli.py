@@ -358,12 +358,31 @@ def _run_uv(
     for build in shown.builds:
         if build.log_path is not None:
             logger.info(f"{build.package}: full build log in {build.log_path}")
+    if code != 0:
+        _explain_unsatisfiable(shown.output)
     if code == 0 or not shown.builds:
         return code, None
     diagnosis = progress.diagnose(shown.builds[-1].lines)
     excerpt = "\n".join(f"    {line}" for line in diagnosis.excerpt)
     logger.error(f"{shown.builds[-1].package} failed to build: {diagnosis.summary}\n{excerpt}")
     return code, diagnosis
+
+
+def _explain_unsatisfiable(output: list[str]) -> None:
+    """After uv's own explanation: the packages involved and what llm-sync can do about it."""
+    from uvx_llm import progress  # noqa: PLC0415 - see the imports
+
+    names = progress.unsatisfiable(output)
+    if names is None:
+        return
+    involved = ", ".join(names) or "see uv's explanation above"
+    logger.error(
+        f"uv found no set of versions that satisfies every requirement; packages involved: {involved}. "
+        "If a framework's hard pin is the cause, llm-sync can relieve it: keep the framework's checkout in "
+        "verl/ or OpenRLHF/ (or list it in [tool.llm-sync] checkouts) and run llm-sync again "
+        "(--relief override, the default, or --relief metadata). If torch is involved, `llm-sync plan` shows "
+        "which torch releases the backend's index offers."
+    )
 
 
 def _halve_jobs(env: dict[str, str]) -> dict[str, str] | None:

@@ -77,6 +77,7 @@ class Progress:
         self.log_dir = log_dir
         self.clock = clock
         self.builds: list[Build] = []
+        self.output: list[str] = []  # uv's own lines, for explaining a failed resolution
         self._status_shown = False
         self._in_failure_dump = False
 
@@ -92,6 +93,8 @@ class Progress:
             return
         if _UV_DUMP.match(line) and self._in_failure_dump:
             return  # already in the log file, and shown as a diagnosis
+        if len(self.output) < 2000:  # noqa: PLR2004 - a resolution explanation is far shorter
+            self.output.append(line)
         if line.startswith("error: Failed to build"):
             self._in_failure_dump = True
         match = _BUILDING.match(line)
@@ -224,3 +227,41 @@ def diagnose(lines: Iterable[str], *, context: int = 3) -> Diagnosis:
     else:
         excerpt = tuple(kept[max(0, first - context) : first + context + 1])
     return Diagnosis(kind, summary, excerpt)
+
+
+# --- unsatisfiable requirements ----------------------------------------------------------------
+
+_NO_SOLUTION = "No solution found"
+_NAMED = re.compile(
+    r"(?:versions? of |depends? on |requires |of |[Bb]ecause |and )([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?"
+    r"|\b([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?(?:==|>=|<=|!=|~=|>|<)"
+)
+_NOT_PACKAGES = {
+    "your",
+    "project",
+    "the",
+    "all",
+    "we",
+    "and",
+    "because",
+    "version",
+    "versions",
+    "that",
+    "which",
+    "there",
+}
+
+
+def unsatisfiable(lines: Iterable[str]) -> list[str] | None:
+    """The packages uv's "No solution found" explanation names; None when uv said no such thing."""
+    text = list(lines)
+    start = next((i for i, line in enumerate(text) if _NO_SOLUTION in line), None)
+    if start is None:
+        return None
+    names: list[str] = []
+    for line in text[start:]:
+        for match in _NAMED.finditer(line):
+            name = (match.group(1) or match.group(2) or "").lower()
+            if name and name not in _NOT_PACKAGES and name not in names:
+                names.append(name)
+    return names
