@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from uvx_llm import machine as machine_module
     from uvx_llm import progress
     from uvx_llm import uv as uv_module
+    from uvx_llm.checkouts import Checkout
 
 logger = log.get_logger("llm-sync")
 _USER_CONFIG_READ: dict[str, Any] = {}
@@ -216,7 +217,7 @@ def _request(
     )
 
 
-def _checkouts(project: project_module.Project) -> tuple[Any, ...]:
+def _checkouts(project: project_module.Project) -> tuple[Checkout, ...]:
     """Framework checkouts at the project root and those [tool.llm-sync] checkouts lists."""
     from uvx_llm import checkouts, frameworks  # noqa: PLC0415 - see the imports
 
