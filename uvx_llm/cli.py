@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 
 logger = log.get_logger("llm-sync")
 _USER_CONFIG_READ: dict[str, Any] = {}
-COMMANDS = ("sync", "plan", "check", "detect", "config")
-_VALUE_OPTIONS = {"--project", "--backend", "--cuda", "--arch", "--torch-index-url"}
+COMMANDS = ("sync", "plan", "check", "detect", "config", "doctor")
+_VALUE_OPTIONS = {"--project", "--backend", "--cuda", "--arch", "--torch-index-url", "--python", "--timeout"}
 
 
 @dataclass(frozen=True)
@@ -535,6 +535,87 @@ def check(fix: bool, as_json: bool, **kwargs: Any) -> int:
         hint = f"fixed {project.path}" if fix else "run `llm-sync check --fix` (or `llm-sync`) to apply"
         _status(hint, quiet=common.quiet)
     return ExitCode.OK if up_to_date else ExitCode.DIFFERENCES
+
+
+@cli.command()
+@click.option(
+    "--project",
+    type=click.Path(path_type=Path),
+    help="Project folder (default: nearest pyproject.toml upward).",
+)
+@click.option(
+    "--python",
+    "python",
+    type=click.Path(path_type=Path),
+    help="The interpreter to inspect (default: the project's .venv).",
+)
+@click.option(
+    "--timeout", type=float, default=60.0, show_default=True, help="Seconds the interpreter gets to answer."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
+def doctor(project: Path | None, python: Path | None, timeout: float, as_json: bool) -> int:
+    """Check the machine and the project's environment; say how to fix each problem."""
+    from uvx_llm import doctor as doctor_module  # noqa: PLC0415 - see the imports
+    from uvx_llm import resources, toolkit  # noqa: PLC0415 - see the imports
+
+    common = Common(project=project)
+    _setup(common)
+    if python is not None and not python.exists():
+        raise LlmSyncError(
+            f"--python {python} does not exist",
+            fix="give the path of a Python interpreter, e.g. .venv/bin/python",
+        )
+    catalog = catalog_module.load()
+    machine = _machine(common, catalog)
+    found_toolkit = toolkit.find(os.environ)
+    findings = doctor_module.machine_findings(machine, found_toolkit, resources.detect())
+    findings += doctor_module.toolchain_findings()
+    try:
+        loaded: project_module.Project | None = _load_project(common)
+    except LlmSyncError:
+        if project is not None:
+            raise
+        loaded = None
+    interpreter = doctor_module.interpreter_of(loaded.root if loaded else None, python)
+    if interpreter is None:
+        findings.append(
+            doctor_module.Finding(
+                "environment",
+                doctor_module.WARNING,
+                "no environment to inspect",
+                "no .venv in the project and no --python",
+                "run `llm-sync` to create it, or pass --python",
+            )
+        )
+    else:
+        environment = doctor_module.probe(interpreter, timeout=timeout)
+        findings += doctor_module.environment_findings(machine, found_toolkit, environment, catalog)
+    if loaded is not None:
+        findings.append(_project_finding(common, loaded, doctor_module))
+    if as_json:
+        import json  # noqa: PLC0415 - see the imports
+
+        click.echo(json.dumps(doctor_module.to_json(findings), indent=2))
+    else:
+        click.echo(doctor_module.render(findings))
+    return ExitCode.DIFFERENCES if any(f.severity == doctor_module.ERROR for f in findings) else ExitCode.OK
+
+
+def _project_finding(common: Common, loaded: project_module.Project, doctor_module: Any) -> Any:
+    """Whether pyproject.toml is as llm-sync maintains it (the check command's answer)."""
+    try:
+        _, made, _ = _make_plan(common, detect=False)
+    except LlmSyncError as error:
+        return doctor_module.Finding("project", doctor_module.WARNING, error.what, error.why, error.fix)
+    if made.actions:
+        return doctor_module.Finding(
+            "project",
+            doctor_module.WARNING,
+            f"{loaded.path} is not as llm-sync maintains it",
+            "llm-sync check shows the difference",
+            "run `llm-sync check --fix` (or `llm-sync`)",
+        )
+    return doctor_module.Finding("project", doctor_module.OK, f"{loaded.path} is up to date")
 
 
 @cli.command("config")

@@ -1,0 +1,178 @@
+"""`llm-sync doctor` against stand-in interpreters: small scripts that answer the probe
+the way a given torch install would (and one that hangs), on the recorded H200."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes import RecordedNvml, recorded, with_devices
+from test_cli import GOOD, run
+
+from uvx_llm import doctor, machine
+from uvx_llm.errors import ExitCode
+
+HEALTHY_TORCH = {
+    "version": "2.11.0+cu130",
+    "cuda": "13.0",
+    "cuda_available": True,
+    "arch_list": ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"],
+    "cxx11_abi": True,
+}
+
+
+def standin(folder: Path, answer: dict[str, Any] | None, *, hang: bool = False) -> Path:
+    """An executable that answers `python -c <probe>` like a given environment would."""
+    script = folder / "python"
+    body = "import time\ntime.sleep(3600)\n" if hang else f"print({json.dumps(json.dumps(answer))})\n"
+    script.write_text(f"#!{sys.executable}\n{body}", encoding="utf-8")
+    script.chmod(0o755)
+    return script
+
+
+@pytest.fixture
+def h200(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(machine, "load_nvml", lambda: RecordedNvml(recorded()))
+
+
+def diagnose(
+    tmp_path: Path,
+    answer: dict[str, Any] | None,
+    capsys: pytest.CaptureFixture[str],
+    *extra: str,
+    hang: bool = False,
+) -> tuple[int, dict[str, Any]]:
+    (tmp_path / "pyproject.toml").write_text(GOOD, encoding="utf-8")
+    interpreter = standin(tmp_path, answer, hang=hang)
+    code = run(["doctor", "--json", "--project", str(tmp_path), "--python", str(interpreter), *extra])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def titles(document: dict[str, Any], severity: str) -> list[str]:
+    return [f["title"] for f in document["findings"] if f["severity"] == severity]
+
+
+@pytest.mark.usefixtures("h200")
+def test_healthy_environment_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, document = diagnose(
+        tmp_path, {"python": "3.12.3", "packages": {"transformers": "5.17.0"}, "torch": HEALTHY_TORCH}, capsys
+    )
+    assert titles(document, "error") == []
+    assert code == 0
+    assert any("torch 2.11.0+cu130, CUDA 13.0" in t for t in titles(document, "ok"))
+    assert (
+        document["findings"][0]["severity"] != "ok" or document["summary"]["warning"] == 0
+    )  # problems first
+
+
+@pytest.mark.usefixtures("h200")
+def test_cpu_only_torch_on_a_gpu_machine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cpu_torch: dict[str, Any] = {
+        "version": "2.11.0+cpu",
+        "cuda": None,
+        "cuda_available": False,
+        "arch_list": [],
+        "cxx11_abi": True,
+    }
+    code, document = diagnose(tmp_path, {"python": "3.12.3", "packages": {}, "torch": cpu_torch}, capsys)
+    assert code == ExitCode.DIFFERENCES
+    [error] = [f for f in document["findings"] if f["severity"] == "error"]
+    assert "CPU-only build" in error["title"]
+    assert "llm-sync" in error["fix"]
+    assert document["findings"][0] == error  # problems first
+
+
+def test_gpu_missing_from_the_arch_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        machine, "load_nvml", lambda: RecordedNvml(with_devices(recorded(), ("NVIDIA B200", (10, 0))))
+    )
+    cu126 = {
+        **HEALTHY_TORCH,
+        "version": "2.11.0+cu126",
+        "cuda": "12.6",
+        "arch_list": ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"],
+    }
+    code, document = diagnose(tmp_path, {"python": "3.12.3", "packages": {}, "torch": cu126}, capsys)
+    assert code == ExitCode.DIFFERENCES
+    assert any("sm_100 (NVIDIA B200) is not in torch's arch list" in t for t in titles(document, "error"))
+
+
+def test_driver_too_old_for_torchs_cuda(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old_driver = with_devices(recorded(), cuda=12040, driver="550.54.14")
+    monkeypatch.setattr(machine, "load_nvml", lambda: RecordedNvml(old_driver))
+    code, document = diagnose(tmp_path, {"python": "3.12.3", "packages": {}, "torch": HEALTHY_TORCH}, capsys)
+    assert code == ExitCode.DIFFERENCES
+    assert "the driver is too old for torch's CUDA 13.0" in titles(document, "error")
+
+
+@pytest.mark.usefixtures("h200")
+def test_nvcc_and_torch_of_different_majors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(doctor, "toolchain_findings", list)
+    from uvx_llm import toolkit  # noqa: PLC0415
+
+    monkeypatch.setattr(
+        toolkit,
+        "find",
+        lambda _env: toolkit.Toolkit(Path("/cuda/bin/nvcc"), Path("/cuda"), (13, 0), "test"),
+    )
+    cu128 = {**HEALTHY_TORCH, "version": "2.9.0+cu128", "cuda": "12.8"}
+    _, document = diagnose(tmp_path, {"python": "3.12.3", "packages": {}, "torch": cu128}, capsys)
+    assert any(
+        "nvcc 13.0 and torch's CUDA 12.8 differ in major version" in t for t in titles(document, "warning")
+    )
+
+
+@pytest.mark.usefixtures("h200")
+def test_flash_attn_with_an_undefined_symbol(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    answer = {
+        "python": "3.12.3",
+        "packages": {"flash-attn": "2.8.3"},
+        "torch": HEALTHY_TORCH,
+        "flash_attn_import": "ImportError: flash_attn_2_cuda.so: undefined symbol: _ZN3c105ErrorC2ENS_14SourceLocationENSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEE",
+    }
+    code, document = diagnose(tmp_path, answer, capsys)
+    assert code == ExitCode.DIFFERENCES
+    [error] = [f for f in document["findings"] if f["severity"] == "error"]
+    assert error["title"] == "flash-attn 2.8.3 does not import"
+    assert "match-runtime" in error["fix"]
+    assert "--reinstall-package flash-attn" in error["fix"]
+
+
+@pytest.mark.usefixtures("h200")
+def test_known_bad_combinations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch_29 = {**HEALTHY_TORCH, "version": "2.9.0+cu130"}
+    answer = {"python": "3.12.3", "packages": {"tensordict": "0.6.2", "vllm": "0.10.2"}, "torch": torch_29}
+    _, document = diagnose(tmp_path, answer, capsys)
+    errors = titles(document, "error")
+    assert "tensordict 0.6.2 with torch 2.9.0" in errors
+    assert "vllm 0.10.2 pins torch==2.8.0, but torch 2.9.0 is installed" in errors
+
+
+@pytest.mark.usefixtures("h200")
+def test_a_hanging_interpreter_is_bounded_and_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, document = diagnose(tmp_path, None, capsys, "--timeout", "1", hang=True)
+    assert code == ExitCode.DIFFERENCES
+    assert any("did not answer within 1 s" in t for t in titles(document, "error"))
+
+
+@pytest.mark.usefixtures("h200")
+def test_text_report_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "pyproject.toml").write_text(GOOD, encoding="utf-8")
+    interpreter = standin(tmp_path, {"python": "3.12.3", "packages": {}, "torch": HEALTHY_TORCH})
+    assert run(["doctor", "--project", str(tmp_path), "--python", str(interpreter)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("llm-sync doctor: 0 error(s)")
+    assert "[project]" in out
+    assert run(["doctor", "--python", str(tmp_path / "nope")]) == ExitCode.USAGE
+    assert "does not exist" in capsys.readouterr().err

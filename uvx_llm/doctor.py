@@ -1,0 +1,447 @@
+"""`llm-sync doctor`: check the machine and a project's Python environment against each
+other and against the catalog, and say for every problem what to run.
+
+The environment is inspected by running its interpreter in a subprocess (with a
+timeout: a hanging interpreter is reported, never waited on forever); llm-sync
+never imports torch itself. The cross-checks are pure functions over the facts.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from packaging.version import InvalidVersion, Version
+
+from uvx_llm import proc
+from uvx_llm.catalog import Catalog, Pair, parse_pair, runs_on, show_pair, show_sm
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from uvx_llm.machine import Machine
+    from uvx_llm.resources import Resources
+    from uvx_llm.toolkit import Toolkit
+
+OK, WARNING, ERROR = "ok", "warning", "error"
+SEVERITY_ORDER = {ERROR: 0, WARNING: 1, OK: 2}
+PACKAGES = (
+    "flash-attn",
+    "vllm",
+    "verl",
+    "openrlhf",
+    "deepspeed",
+    "transformers",
+    "tensordict",
+    "ray",
+    "triton",
+)
+
+# Runs inside the project's interpreter: standard library and torch only, one JSON line out.
+PROBE = r"""
+import json, importlib.metadata as md
+out = {"python": __import__("sys").version.split()[0], "packages": {}}
+for name in %(packages)r:
+    try:
+        out["packages"][name] = md.version(name)
+    except md.PackageNotFoundError:
+        pass
+try:
+    import torch
+    out["torch"] = {
+        "version": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cuda_available": bool(torch.cuda.is_available()),
+        "arch_list": list(torch.cuda.get_arch_list()) if torch.version.cuda else [],
+        "cxx11_abi": bool(torch._C._GLIBCXX_USE_CXX11_ABI),
+    }
+except Exception as error:
+    out["torch_error"] = f"{type(error).__name__}: {error}"
+if "flash-attn" in out["packages"]:
+    try:
+        import flash_attn  # noqa
+        out["flash_attn_import"] = "ok"
+    except Exception as error:
+        out["flash_attn_import"] = f"{type(error).__name__}: {error}"
+print(json.dumps(out))
+"""
+
+
+@dataclass(frozen=True)
+class Finding:
+    area: str  # "machine", "toolchain", "environment", "project"
+    severity: str
+    title: str
+    detail: str = ""
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What the project's interpreter reported, or why it could not."""
+
+    interpreter: str
+    facts: dict[str, Any] = field(default_factory=dict)
+    problem: str | None = None
+
+
+def probe(interpreter: Path, *, timeout: float) -> Environment:
+    script = PROBE % {"packages": PACKAGES}
+    try:
+        result = proc.run([str(interpreter), "-c", script], timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return Environment(str(interpreter), problem=f"did not answer within {timeout:g} s (hanging import?)")
+    except OSError as error:
+        return Environment(str(interpreter), problem=f"cannot be run: {error.strerror}")
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    if result.returncode != 0 or not lines:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [
+            f"exit code {result.returncode}"
+        ]
+        return Environment(str(interpreter), problem=f"failed: {tail[0]}")
+    try:
+        return Environment(str(interpreter), facts=json.loads(lines[-1]))
+    except json.JSONDecodeError:
+        return Environment(str(interpreter), problem="printed something that is not the probe's answer")
+
+
+# --- the checks: facts in, findings out -----------------------------------------------------
+
+
+def _cuda_pair(text: str | None) -> Pair | None:
+    try:
+        return parse_pair(text) if text else None
+    except ValueError:
+        return None
+
+
+def _arch_pair(arch: str) -> Pair | None:
+    """ "sm_90a" / "sm_90" -> (9, 0); "compute_90" (PTX) and others -> None."""
+    if not arch.startswith("sm_"):
+        return None
+    return _cuda_pair(arch.removeprefix("sm_").removesuffix("a"))
+
+
+def _arch_pairs(arch_list: list[str]) -> list[Pair]:
+    return [p for p in map(_arch_pair, arch_list) if p is not None]
+
+
+def machine_findings(machine: Machine, toolkit: Toolkit, host: Resources) -> list[Finding]:
+    found = []
+    if machine.has_nvidia:
+        cuda = show_pair(machine.cuda_max) if machine.cuda_max else "unknown"
+        found.append(
+            Finding(
+                "machine",
+                OK,
+                f"NVIDIA driver {machine.driver_version or 'unknown'}, CUDA ≤ {cuda}",
+                f"detected by {machine.source}",
+            )
+        )
+        found += [Finding("machine", OK, gpu.describe()) for gpu in machine.gpus]
+    else:
+        found.append(Finding("machine", OK, "no NVIDIA GPU", "; ".join(machine.notes)))
+    memory = f"{host.memory_gib:.0f} GiB" if host.memory_gib is not None else "unknown memory"
+    found.append(
+        Finding(
+            "machine",
+            OK,
+            f"{host.cpus} usable CPUs, {memory} usable",
+            f"{host.cpu_reason}; {host.memory_reason}",
+        )
+    )
+    found.append(
+        Finding(
+            "toolchain",
+            OK if toolkit.nvcc else WARNING,
+            toolkit.describe(),
+            fix=""
+            if toolkit.nvcc
+            else "install the CUDA toolkit to build extensions (flash-attn), and set CUDA_HOME",
+        )
+    )
+    return found
+
+
+def _driver_findings(machine: Machine, torch_cuda: Pair, catalog: Catalog) -> list[Finding]:
+    if machine.cuda_max is None or torch_cuda <= machine.cuda_max:
+        return []
+    family = catalog.family_minimum(torch_cuda[0])
+    driver = machine.driver()
+    if (
+        torch_cuda[0] == machine.cuda_max[0]
+        and family is not None
+        and driver is not None
+        and driver >= family
+    ):
+        return [
+            Finding(
+                "environment",
+                WARNING,
+                f"torch is built for CUDA {show_pair(torch_cuda)}, the driver runs {show_pair(machine.cuda_max)}",
+                "it works through CUDA minor-version compatibility, without PTX newer than the driver",
+                "update the NVIDIA driver, or `llm-sync --backend` a build of CUDA ≤ the driver's",
+            )
+        ]
+    return [
+        Finding(
+            "environment",
+            ERROR,
+            f"the driver is too old for torch's CUDA {show_pair(torch_cuda)}",
+            f"driver {machine.driver_version} runs CUDA ≤ {show_pair(machine.cuda_max)}",
+            "update the NVIDIA driver, or run `llm-sync` to route torch to a build this driver runs",
+        )
+    ]
+
+
+def _torch_findings(
+    machine: Machine, toolkit: Toolkit, torch: dict[str, Any], catalog: Catalog
+) -> list[Finding]:
+    version = str(torch.get("version"))
+    torch_cuda = _cuda_pair(torch.get("cuda"))
+    if torch_cuda is None:
+        if machine.gpus:
+            return [
+                Finding(
+                    "environment",
+                    ERROR,
+                    f"torch {version} is a CPU-only build on a machine with an NVIDIA GPU",
+                    fix="run `llm-sync` (it routes torch to the CUDA index this driver runs), then `uv sync`",
+                )
+            ]
+        return [Finding("environment", OK, f"torch {version} (CPU build)")]
+    found = [
+        Finding(
+            "environment",
+            OK,
+            f"torch {version}, CUDA {show_pair(torch_cuda)}, C++ ABI {'CXX11' if torch.get('cxx11_abi') else 'pre-CXX11'}",
+        )
+    ]
+    found += _driver_findings(machine, torch_cuda, catalog)
+    built = _arch_pairs(list(torch.get("arch_list", [])))
+    missing = [g for g in machine.gpus if g.capability and not any(runs_on(b, g.capability) for b in built)]
+    found += [
+        Finding(
+            "environment",
+            ERROR,
+            f"{show_sm(g.capability)} ({g.name}) is not in torch's arch list",
+            f"torch has: {' '.join(torch.get('arch_list', []))}",
+            "run `llm-sync`: it picks a torch build whose arch list covers every local GPU",
+        )
+        for g in missing
+        if g.capability
+    ]
+    if machine.gpus and not missing and not torch.get("cuda_available"):
+        found.append(
+            Finding(
+                "environment",
+                ERROR,
+                "torch.cuda.is_available() is False on a machine with a GPU",
+                "the driver or the container's GPU access is not working for this process",
+                "check `nvidia-smi` in the same environment; in containers, run with --gpus all",
+            )
+        )
+    if toolkit.version and toolkit.version[0] != torch_cuda[0]:
+        found.append(
+            Finding(
+                "toolchain",
+                WARNING,
+                f"nvcc {show_pair(toolkit.version)} and torch's CUDA {show_pair(torch_cuda)} differ in major version",
+                "CUDA extensions (flash-attn, apex, ...) built here will fail",
+                f"install CUDA toolkit {torch_cuda[0]}.x and point CUDA_HOME at it",
+            )
+        )
+    return found
+
+
+def _flash_attn_findings(machine: Machine, facts: dict[str, Any]) -> list[Finding]:
+    version = facts.get("packages", {}).get("flash-attn")
+    if version is None:
+        return []
+    found = []
+    imported = facts.get("flash_attn_import", "ok")
+    if imported != "ok":
+        symbol = "undefined symbol" in imported
+        found.append(
+            Finding(
+                "environment",
+                ERROR,
+                f"flash-attn {version} does not import",
+                imported,
+                "it was built against another torch (or C++ ABI): rebuild it against this one — "
+                "`llm-sync` writes `match-runtime = true` build settings — with "
+                "`uv sync --reinstall-package flash-attn`"
+                if symbol
+                else "reinstall it with `uv sync --reinstall-package flash-attn`",
+            )
+        )
+    old = [g for g in machine.gpus if g.capability and g.capability < (8, 0)]
+    found += [
+        Finding(
+            "environment",
+            ERROR,
+            f"flash-attn needs compute capability ≥ 8.0; {g.name} is {show_pair(g.capability)}",
+            fix="use PyTorch's scaled_dot_product_attention on this GPU, or a newer GPU",
+        )
+        for g in old
+        if g.capability
+    ]
+    return found
+
+
+def _known_bad_findings(facts: dict[str, Any], catalog: Catalog) -> list[Finding]:
+    torch_text = str(facts.get("torch", {}).get("version", "")).split("+")[0]
+    try:
+        torch_version = Version(torch_text)
+    except InvalidVersion:
+        return []
+    found = []
+    packages = facts.get("packages", {})
+    for bad in catalog.known_bad:
+        installed = packages.get(bad.package)
+        if installed and bad.versions.contains(installed) and bad.with_torch.contains(torch_version):
+            found.append(
+                Finding(
+                    "environment",
+                    ERROR,
+                    f"{bad.package} {installed} with torch {torch_text}",
+                    bad.problem,
+                    bad.fix,
+                )
+            )
+    vllm = packages.get("vllm")
+    if vllm:
+        pins = [row.torch for row in catalog.vllm if row.vllm.contains(vllm, prereleases=True)]
+        if pins and torch_version not in pins:
+            found.append(
+                Finding(
+                    "environment",
+                    ERROR,
+                    f"vllm {vllm} pins torch=={pins[0]}, but torch {torch_text} is installed",
+                    "vllm's compiled kernels fail against another torch",
+                    "run `uv sync` (the lock keeps them in step), or pin vllm to a release built for this torch",
+                )
+            )
+    return found
+
+
+def environment_findings(
+    machine: Machine, toolkit: Toolkit, env: Environment, catalog: Catalog
+) -> list[Finding]:
+    if env.problem:
+        return [
+            Finding(
+                "environment",
+                ERROR,
+                f"{env.interpreter} {env.problem}",
+                fix="check the environment with `uv sync`, or point doctor at another one with --python",
+            )
+        ]
+    facts = env.facts
+    found = [Finding("environment", OK, f"Python {facts.get('python')} at {env.interpreter}")]
+    if "torch" in facts:
+        found += _torch_findings(machine, toolkit, facts["torch"], catalog)
+    else:
+        found.append(
+            Finding(
+                "environment",
+                WARNING,
+                "torch is not importable",
+                facts.get("torch_error", "not installed"),
+                "run `llm-sync` to set up the project's environment",
+            )
+        )
+    found += _flash_attn_findings(machine, facts)
+    found += _known_bad_findings(facts, catalog)
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(facts.get("packages", {}).items()))
+    if versions:
+        found.append(Finding("environment", OK, "installed: " + versions))
+    return found
+
+
+def ordered(findings: list[Finding]) -> list[Finding]:
+    """Problems first; within a severity, the areas in their natural order."""
+    areas = {"machine": 0, "toolchain": 1, "environment": 2, "project": 3}
+    return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], areas.get(f.area, 9)))
+
+
+def interpreter_of(project_root: Path | None, given: Path | None) -> Path | None:
+    if given is not None:
+        return given
+    if project_root is None:
+        return None
+    scripts = "Scripts" if sys.platform == "win32" else "bin"
+    candidate = project_root / ".venv" / scripts / "python"
+    return candidate if candidate.exists() else None
+
+
+def _first_line(args: list[str]) -> str | None:
+    try:
+        result = proc.run(args, timeout=15)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = (result.stdout or result.stderr).strip().splitlines()
+    return lines[0] if result.returncode == 0 and lines else None
+
+
+def toolchain_findings() -> list[Finding]:
+    """gcc and ninja as an extension build would find them, and uv."""
+    from uvx_llm import uv as uv_module  # noqa: PLC0415 - only doctor and sync need uv
+    from uvx_llm.errors import LlmSyncError  # noqa: PLC0415 - same
+
+    found = []
+    gcc = _first_line(["gcc", "--version"])
+    found.append(
+        Finding(
+            "toolchain",
+            OK if gcc else WARNING,
+            gcc or "no gcc",
+            fix="" if gcc else "install gcc/g++: CUDA extensions compile their host code with it",
+        )
+    )
+    ninja = _first_line(["ninja", "--version"])
+    found.append(
+        Finding(
+            "toolchain",
+            OK,
+            f"ninja {ninja}" if ninja else "no ninja on PATH",
+            ""
+            if ninja
+            else "builds get ninja through [tool.uv.extra-build-dependencies] (llm-sync writes it)",
+        )
+    )
+    try:
+        uv = uv_module.find()
+        found.append(Finding("toolchain", OK, f"uv {uv.version} at {uv.path}"))
+    except LlmSyncError as error:
+        found.append(Finding("toolchain", WARNING, error.what, error.why, error.fix))
+    return found
+
+
+def summary(findings: list[Finding]) -> dict[str, int]:
+    return {severity: sum(1 for f in findings if f.severity == severity) for severity in (ERROR, WARNING, OK)}
+
+
+def render(findings: list[Finding]) -> str:
+    counts = summary(findings)
+    lines = [f"llm-sync doctor: {counts[ERROR]} error(s), {counts[WARNING]} warning(s)"]
+    for finding in ordered(findings):
+        lines.append(f"{finding.severity:<8}[{finding.area}] {finding.title}")
+        if finding.detail:
+            lines.append(f"          {finding.detail}")
+        if finding.fix and finding.severity != OK:
+            lines.append(f"          fix: {finding.fix}")
+    return "\n".join(lines)
+
+
+def to_json(findings: list[Finding]) -> dict[str, Any]:
+    return {
+        "summary": summary(findings),
+        "findings": [
+            {"area": f.area, "severity": f.severity, "title": f.title, "detail": f.detail, "fix": f.fix}
+            for f in ordered(findings)
+        ],
+    }
