@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import ModuleType
 
 APP_NAME = "llm-sync"
 _override_root: Path | None = None
@@ -19,25 +24,27 @@ def override_root(root: Path | None) -> None:
     _override_root = root
 
 
-def log_dir() -> Path:
-    """Where detailed logs go (crash logs of unexpected errors, full build logs)."""
+def _choose(kind: str, env_var: str, platform_dir: Callable[[str], str]) -> Path:
+    """The test override, else the environment variable, else the platform's directory."""
     if _override_root is not None:
-        return _override_root / "log"
-    from_env = os.environ.get("LLM_SYNC_LOG_DIR")
+        return _override_root / kind
+    from_env = os.environ.get(env_var)
     if from_env:
         return Path(from_env)
-    import platformdirs  # noqa: PLC0415 - only when a log is written: start-up time matters for hooks
+    return Path(platform_dir(APP_NAME))
 
-    return Path(platformdirs.user_log_dir(APP_NAME))
+
+def log_dir() -> Path:
+    """Where detailed logs go (crash logs of unexpected errors, full build logs)."""
+    return _choose("log", "LLM_SYNC_LOG_DIR", lambda app: _platformdirs().user_log_dir(app))
 
 
 def config_dir() -> Path:
     """Where the user configuration file (config.toml) lives."""
-    if _override_root is not None:
-        return _override_root / "config"
-    from_env = os.environ.get("LLM_SYNC_CONFIG_DIR")
-    if from_env:
-        return Path(from_env)
-    import platformdirs  # noqa: PLC0415 - start-up time, as above
+    return _choose("config", "LLM_SYNC_CONFIG_DIR", lambda app: _platformdirs().user_config_dir(app))
 
-    return Path(platformdirs.user_config_dir(APP_NAME))
+
+def _platformdirs() -> ModuleType:
+    import platformdirs  # noqa: PLC0415 - only when a path is needed: start-up time matters for hooks
+
+    return platformdirs
