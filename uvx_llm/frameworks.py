@@ -19,6 +19,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from uvx_llm.checkouts import Checkout
     from uvx_llm.project import Project
 
@@ -82,7 +84,7 @@ def _requirement(line: str) -> Requirement | None:
         return None
 
 
-def _requirements(lines: tuple[str, ...]) -> list[Requirement]:
+def parse_lenient(lines: Iterable[str]) -> list[Requirement]:
     """The parseable ones: a checkout's files may hold lines that are not requirements."""
     return [r for r in map(_requirement, lines) if r is not None]
 
@@ -102,8 +104,8 @@ def _contradicts(ours: Requirement, theirs: Requirement) -> bool:
 
 
 def conflicts(project: Project, checkout: Checkout, extras: tuple[str, ...], name: str) -> list[Conflict]:
-    theirs = _requirements(checkout.requires) + [
-        r for e in extras for r in _requirements(checkout.extras.get(e, ()))
+    theirs = parse_lenient(checkout.requires) + [
+        r for e in extras for r in parse_lenient(checkout.extras.get(e, ()))
     ]
     ours = [r for dep_list in project.dependency_lists() for r in dep_list.requirements]
     return [
@@ -116,7 +118,7 @@ def conflicts(project: Project, checkout: Checkout, extras: tuple[str, ...], nam
 
 def _existing_overrides(project: Project) -> set[str]:
     values = project.table("tool", "uv").get("override-dependencies", [])
-    return {canonicalize_name(r.name) for r in _requirements(tuple(v for v in values if isinstance(v, str)))}
+    return {canonicalize_name(r.name) for r in parse_lenient(tuple(v for v in values if isinstance(v, str)))}
 
 
 def _relieve(project: Project, checkout: Checkout, found: list[Conflict], relief: str, out: Outcome) -> None:
@@ -125,12 +127,12 @@ def _relieve(project: Project, checkout: Checkout, found: list[Conflict], relief
     if relief == "metadata" and checkout.version and checkout.name:
         replaced = {canonicalize_name(c.theirs.name): str(c.ours) for c in found}
         requires_dist = [
-            replaced.get(canonicalize_name(r.name), str(r)) for r in _requirements(checkout.requires)
+            replaced.get(canonicalize_name(r.name), str(r)) for r in parse_lenient(checkout.requires)
         ]
         for extra, lines in checkout.extras.items():
             requires_dist += [
                 f"{replaced.get(canonicalize_name(r.name), str(r))} ; extra == '{extra}'"
-                for r in _requirements(lines)
+                for r in parse_lenient(lines)
             ]
         reasons = "; ".join(c.explain() for c in found)
         out.actions.append(

@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from uvx_llm.catalog import Catalog, Pair, TorchRelease, show_pair
+from uvx_llm.frameworks import parse_lenient
 
 if TYPE_CHECKING:
     from packaging.specifiers import SpecifierSet
@@ -40,14 +41,7 @@ def torch_ceiling(backend: str | None, releases: tuple[TorchRelease, ...]) -> Pa
 
 
 def _names_in(values: list[object]) -> set[str]:
-    names: set[str] = set()
-    for value in values:
-        if isinstance(value, str):
-            try:
-                names.add(canonicalize_name(Requirement(value).name))
-            except InvalidRequirement:
-                continue
-    return names
+    return {canonicalize_name(r.name) for r in parse_lenient(v for v in values if isinstance(v, str))}
 
 
 def constraints(

@@ -691,29 +691,29 @@ def _guard_plan(
     *,
     project: Project,
     backend: str | None,
-    machine: Machine | None,
     catalog: Catalog,
     checkouts: tuple[Checkout, ...],
+    wanted: dict[str, tuple[str, ...]],
+    releases: tuple[TorchRelease, ...],
     out: _Builder,
 ) -> None:
     """Constraints the torch ceiling implies; warnings for known-bad combinations and stacks."""
-    releases = torch_scope(project, catalog)[0].releases if machine is not None else catalog.torch
     for action, reason in guards.constraints(
         project=project, backend=backend, releases=releases, catalog=catalog
     ):
         out.actions.append(action)
         out.decide("version guard", action.requirement, reason)
     ours = [r for dep_list in project.dependency_lists() for r in dep_list.requirements]
-    wanted = dict(frameworks.parse_entry(e) for e in project.config.get("checkouts", []))
     theirs = [
         r
         for checkout in checkouts
         if not checkout.own_uv_config
-        for line in (
-            *checkout.requires,
-            *(x for e in wanted.get(checkout.folder, ()) for x in checkout.extras.get(e, ())),
+        for r in frameworks.parse_lenient(
+            (
+                *checkout.requires,
+                *(x for e in wanted.get(checkout.folder, ()) for x in checkout.extras.get(e, ())),
+            )
         )
-        for r in _parsed(line)
     ]
     in_play = (
         releases
@@ -724,24 +724,19 @@ def _guard_plan(
     out.warnings.extend(guards.stack_warnings(requirements=ours, found=list(checkouts), catalog=catalog))
 
 
-def _parsed(line: str) -> list[Requirement]:
-    from packaging.requirements import InvalidRequirement, Requirement  # noqa: PLC0415 - typing import above
-
-    try:
-        return [Requirement(line)]
-    except InvalidRequirement:
-        return []
-
-
 def _checkout_plan(
-    *, project: Project, found: tuple[Checkout, ...], request: Request, out: _Builder
+    *,
+    project: Project,
+    found: tuple[Checkout, ...],
+    wanted: dict[str, tuple[str, ...]],
+    request: Request,
+    out: _Builder,
 ) -> Project:
     """Framework checkouts; returns the project as planned so far (with added dependencies)."""
-    entries = [frameworks.parse_entry(e) for e in project.config.get("checkouts", [])]
     outcome = frameworks.plan(
         project=project,
         found=list(found),
-        extras_wanted=dict(entries),
+        extras_wanted=wanted,
         relief=request.relief,
         force=request.force,
     )
@@ -771,15 +766,22 @@ def make(
     """
     config.validate_table(project.config, catalog)
     out = _Builder()
-    project = _checkout_plan(project=project, found=checkouts, request=request, out=out)
+    wanted = dict(frameworks.parse_entry(e) for e in project.config.get("checkouts", []))
+    project = _checkout_plan(project=project, found=checkouts, wanted=wanted, request=request, out=out)
     env, uv_args, build_uv_min = _build_plan(
         machine=machine, host=host, project=project, catalog=catalog, request=request, out=out
     )
-    backend, routing_uv_min = _torch_plan(
+    backend, routing_uv_min, scope = _torch_plan(
         machine=machine, project=project, catalog=catalog, request=request, out=out
     )
     _guard_plan(
-        project=project, backend=backend, machine=machine, catalog=catalog, checkouts=checkouts, out=out
+        project=project,
+        backend=backend,
+        catalog=catalog,
+        checkouts=checkouts,
+        wanted=wanted,
+        releases=scope.releases if scope else catalog.torch,
+        out=out,
     )
     packages = build.built_packages(project, catalog)
     if backend == CPU and packages:
@@ -808,8 +810,8 @@ def make(
 
 def _torch_plan(
     *, machine: Machine | None, project: Project, catalog: Catalog, request: Request, out: _Builder
-) -> tuple[str | None, Version | None]:
-    """PyTorch routing: (backend, minimum uv)."""
+) -> tuple[str | None, Version | None, TorchScope | None]:
+    """PyTorch routing: (backend, minimum uv, the torch releases in play; None when nothing is routed)."""
     index_base = request.index_base or config.Setting(
         str(project.config.get("torch-index-url", catalog.index_base)).rstrip("/"), "[tool.llm-sync]"
     )
@@ -823,7 +825,7 @@ def _torch_plan(
             "none",
             "the project declares no PyTorch package and no package that needs torch",
         )
-        return None, None
+        return None, None, None
     if machine is None:  # `check`: no machine to fit, so the torch scope is not needed
         scope = TorchScope(catalog.torch, "any torch release")
     else:
@@ -832,7 +834,7 @@ def _torch_plan(
     routing = existing_routing(project, catalog)
     if routing.per_extra:  # a design of the project's own, not a disagreement: even --force keeps it
         _per_extra_plan(routing, machine, scope, catalog, out)
-        return None, catalog.uv_min_routing
+        return None, catalog.uv_min_routing, scope
     recorded = project.config.get("backend")
     backend = _pick_backend(
         request=request,
@@ -860,4 +862,4 @@ def _torch_plan(
     )
     if recorded != backend:
         out.actions.append(SetConfig("backend", backend))
-    return backend, catalog.uv_min_routing
+    return backend, catalog.uv_min_routing, scope
