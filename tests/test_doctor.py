@@ -9,19 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import RecordedNvml, recorded, with_devices
+from fakes import FIXTURES, RecordedNvml, recorded, with_devices
 from test_cli import GOOD, run
 
 from uvx_llm import doctor, machine
 from uvx_llm.errors import ExitCode
 
-HEALTHY_TORCH = {
-    "version": "2.11.0+cu130",
-    "cuda": "13.0",
-    "cuda_available": True,
-    "arch_list": ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"],
-    "cxx11_abi": True,
-}
+# The probe's real answers on an H100 (driver 580, CUDA 13.0) from its torch 2.11+cu130 env.
+H100_PROBE: dict[str, dict[str, Any]] = json.loads(
+    (FIXTURES / "env" / "h100-torch-2.11-cu130.json").read_text(encoding="utf-8")
+)
+HEALTHY_TORCH: dict[str, Any] = H100_PROBE["plain"]["torch"]
 
 
 def standin(folder: Path, answer: dict[str, Any] | None, *, hang: bool = False) -> Path:
@@ -176,3 +174,110 @@ def test_text_report_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "[project]" in out
     assert run(["doctor", "--python", str(tmp_path / "nope")]) == ExitCode.USAGE
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("h200")
+def test_the_recorded_h100_environment_passes_every_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, document = diagnose(tmp_path, H100_PROBE["plain"], capsys)
+    assert code == 0
+    assert titles(document, "error") == []
+    passed = titles(document, "ok")
+    assert "the driver runs torch's CUDA 13.0" in passed
+    assert "torch's arch list covers every local GPU (sm_90)" in passed
+    assert "torch.cuda.is_available() is True (1 device(s) visible)" in passed
+    assert "installed: transformers 5.17.0, triton 3.6.0" in passed
+    assert document["facts"]["environment"]["torch"] == HEALTHY_TORCH
+    assert document["facts"]["machine"]["gpus"][0]["sm"] == "sm_90"
+
+
+@pytest.mark.parametrize(
+    "recording",
+    [key for key in H100_PROBE if key.startswith("CUDA_VISIBLE_DEVICES=")],
+)
+@pytest.mark.usefixtures("h200")
+def test_cuda_visible_devices_hiding_every_gpu_is_named_as_the_cause(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], recording: str
+) -> None:
+    # On the real H100 torch.cuda.get_arch_list() answered [] here: that must not read as
+    # "sm_90 missing from the arch list" (the first real run said so).
+    code, document = diagnose(tmp_path, H100_PROBE[recording], capsys)
+    assert code == ExitCode.DIFFERENCES
+    [error] = [f for f in document["findings"] if f["severity"] == "error"]
+    assert error["title"] == "torch.cuda.is_available() is False: CUDA_VISIBLE_DEVICES hides every GPU"
+    assert "unset CUDA_VISIBLE_DEVICES" in error["fix"]
+
+
+@pytest.mark.parametrize(
+    ("visible", "hides"),
+    [
+        (None, False),
+        ("0", False),
+        ("1,0", False),
+        ("GPU-5e8b6c1a-1f0e-4bd6-9d3c-2a1b0c9d8e7f", False),
+        ("MIG-1a2b3c4d-0000-1111-2222-333344445555", False),
+        ("0,-1", False),
+        ("", True),
+        ("-1", True),
+        ("NoDevFiles", True),
+    ],
+)
+def test_which_cuda_visible_devices_values_hide_every_gpu(visible: str | None, hides: bool) -> None:
+    torch = {**HEALTHY_TORCH, "cuda_available": False, "device_count": 0}
+    finding = doctor._availability_finding(torch, visible)
+    assert ("CUDA_VISIBLE_DEVICES hides every GPU" in finding.title) is hides
+    assert finding.severity == "error"
+
+
+@pytest.mark.usefixtures("h200")
+def test_a_slow_interpreter_is_told_to_raise_the_timeout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, document = diagnose(tmp_path, None, capsys, "--timeout", "0.5", hang=True)
+    [error] = [f for f in document["findings"] if f["severity"] == "error"]
+    assert "--timeout" in error["fix"]
+    assert document["facts"]["environment"]["problem"].startswith("did not answer within 0.5 s")
+
+
+STANDIN_TORCH = """
+import types
+__version__ = "2.11.0+cu130"
+version = types.SimpleNamespace(cuda="13.0")
+_C = types.SimpleNamespace(_GLIBCXX_USE_CXX11_ABI=True, _cuda_getArchFlags=lambda: "sm_80 sm_90 sm_100")
+def _available():
+    return __import__("os").environ.get("CUDA_VISIBLE_DEVICES") != ""
+# As torch does: get_arch_list() is [] whenever CUDA is unavailable.
+cuda = types.SimpleNamespace(
+    is_available=_available,
+    device_count=lambda: 1 if _available() else 0,
+    get_arch_list=lambda: _C._cuda_getArchFlags().split() if _available() else [],
+)
+"""
+
+
+@pytest.mark.parametrize(("visible", "available"), [(None, True), ("", False)])
+def test_the_probe_reads_the_arch_list_the_build_carries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, visible: str | None, available: bool
+) -> None:
+    """The real probe script in a real interpreter, against a torch-shaped module."""
+    (tmp_path / "torch.py").write_text(STANDIN_TORCH, encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    environment = doctor.probe(Path(sys.executable), timeout=30)
+    assert environment.problem is None
+    torch = environment.facts["torch"]
+    assert torch["arch_list"] == ["sm_80", "sm_90", "sm_100"]
+    assert torch["cuda_available"] is available
+    assert environment.facts["cuda_visible_devices"] == visible
+
+
+@pytest.mark.usefixtures("h200")
+def test_flash_attn_that_imports_is_reported_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    answer = {**H100_PROBE["plain"], "packages": {"flash-attn": "2.8.3"}, "flash_attn_import": "ok"}
+    code, document = diagnose(tmp_path, answer, capsys)
+    assert code == 0
+    assert "flash-attn 2.8.3 imports" in titles(document, "ok")

@@ -568,7 +568,8 @@ def doctor(project: Path | None, python: Path | None, timeout: float, as_json: b
     catalog = catalog_module.load()
     machine = _machine(common, catalog)
     found_toolkit = toolkit.find(os.environ)
-    findings = doctor_module.machine_findings(machine, found_toolkit, resources.detect())
+    host = resources.detect()
+    findings = doctor_module.machine_findings(machine, found_toolkit, host)
     findings += doctor_module.toolchain_findings()
     try:
         loaded: project_module.Project | None = _load_project(common)
@@ -577,6 +578,7 @@ def doctor(project: Path | None, python: Path | None, timeout: float, as_json: b
             raise
         loaded = None
     interpreter = doctor_module.interpreter_of(loaded.root if loaded else None, python)
+    environment = None
     if interpreter is None:
         findings.append(
             doctor_module.Finding(
@@ -595,7 +597,8 @@ def doctor(project: Path | None, python: Path | None, timeout: float, as_json: b
     if as_json:
         import json  # noqa: PLC0415 - see the imports
 
-        click.echo(json.dumps(doctor_module.to_json(findings), indent=2))
+        facts = doctor_module.facts_of(machine, found_toolkit, host, environment)
+        click.echo(json.dumps(doctor_module.to_json(findings, facts), indent=2))
     else:
         click.echo(doctor_module.render(findings))
     return ExitCode.DIFFERENCES if any(f.severity == doctor_module.ERROR for f in findings) else ExitCode.OK

@@ -42,20 +42,33 @@ PACKAGES = (
 
 # Runs inside the project's interpreter: standard library and torch only, one JSON line out.
 PROBE = r"""
-import json, importlib.metadata as md
-out = {"python": __import__("sys").version.split()[0], "packages": {}}
+import json, os, sys, importlib.metadata as md
+out = {
+    "python": sys.version.split()[0],
+    "packages": {},
+    "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+}
 for name in %(packages)r:
     try:
         out["packages"][name] = md.version(name)
     except md.PackageNotFoundError:
         pass
+def arch_list(torch):
+    # torch.cuda.get_arch_list() answers [] whenever CUDA is unavailable (for instance
+    # CUDA_VISIBLE_DEVICES=""); the flags compiled into the build answer regardless.
+    if not torch.version.cuda:
+        return []
+    flags = getattr(torch._C, "_cuda_getArchFlags", None)
+    built = flags() if flags else None
+    return built.split() if built else list(torch.cuda.get_arch_list())
 try:
     import torch
     out["torch"] = {
         "version": torch.__version__,
         "cuda": torch.version.cuda,
         "cuda_available": bool(torch.cuda.is_available()),
-        "arch_list": list(torch.cuda.get_arch_list()) if torch.version.cuda else [],
+        "device_count": torch.cuda.device_count() if torch.version.cuda else 0,
+        "arch_list": arch_list(torch),
         "cxx11_abi": bool(torch._C._GLIBCXX_USE_CXX11_ABI),
     }
 except Exception as error:
@@ -86,6 +99,7 @@ class Environment:
     interpreter: str
     facts: dict[str, Any] = field(default_factory=dict)
     problem: str | None = None
+    fix: str = "check the environment with `uv sync`, or point doctor at another one with --python"
 
 
 def probe(interpreter: Path, *, timeout: float) -> Environment:
@@ -93,7 +107,12 @@ def probe(interpreter: Path, *, timeout: float) -> Environment:
     try:
         result = proc.run([str(interpreter), "-c", script], timeout=timeout)
     except subprocess.TimeoutExpired:
-        return Environment(str(interpreter), problem=f"did not answer within {timeout:g} s (hanging import?)")
+        return Environment(
+            str(interpreter),
+            problem=f"did not answer within {timeout:g} s (hanging import?)",
+            fix="importing torch can take tens of seconds on a cold network disk: raise --timeout; "
+            "if it still hangs, run the interpreter with `-X importtime -c 'import torch'` to find the import",
+        )
     except OSError as error:
         return Environment(str(interpreter), problem=f"cannot be run: {error.strerror}")
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
@@ -167,8 +186,17 @@ def machine_findings(machine: Machine, toolkit: Toolkit, host: Resources) -> lis
 
 
 def _driver_findings(machine: Machine, torch_cuda: Pair, catalog: Catalog) -> list[Finding]:
-    if machine.cuda_max is None or torch_cuda <= machine.cuda_max:
+    if machine.cuda_max is None:
         return []
+    if torch_cuda <= machine.cuda_max:
+        return [
+            Finding(
+                "environment",
+                OK,
+                f"the driver runs torch's CUDA {show_pair(torch_cuda)}",
+                f"driver {machine.driver_version} runs CUDA ≤ {show_pair(machine.cuda_max)}",
+            )
+        ]
     family = catalog.family_minimum(torch_cuda[0])
     driver = machine.driver()
     if (
@@ -198,8 +226,10 @@ def _driver_findings(machine: Machine, torch_cuda: Pair, catalog: Catalog) -> li
 
 
 def _torch_findings(
-    machine: Machine, toolkit: Toolkit, torch: dict[str, Any], catalog: Catalog
+    machine: Machine, toolkit: Toolkit, facts: dict[str, Any], catalog: Catalog
 ) -> list[Finding]:
+    torch: dict[str, Any] = facts["torch"]
+    visible = facts.get("cuda_visible_devices")
     version = str(torch.get("version"))
     torch_cuda = _cuda_pair(torch.get("cuda"))
     if torch_cuda is None:
@@ -221,40 +251,101 @@ def _torch_findings(
         )
     ]
     found += _driver_findings(machine, torch_cuda, catalog)
-    built = _arch_pairs(list(torch.get("arch_list", [])))
-    missing = [g for g in machine.gpus if g.capability and not any(runs_on(b, g.capability) for b in built)]
-    found += [
-        Finding(
-            "environment",
-            ERROR,
-            f"{show_sm(g.capability)} ({g.name}) is not in torch's arch list",
-            f"torch has: {' '.join(torch.get('arch_list', []))}",
-            "run `llm-sync`: it picks a torch build whose arch list covers every local GPU",
-        )
-        for g in missing
-        if g.capability
-    ]
-    if machine.gpus and not missing and not torch.get("cuda_available"):
-        found.append(
+    missing, arch_found = _arch_findings(machine, torch)
+    found += arch_found
+    if machine.gpus and not missing:
+        found.append(_availability_finding(torch, visible))
+    found += _nvcc_findings(toolkit, torch_cuda)
+    return found
+
+
+def _arch_findings(machine: Machine, torch: dict[str, Any]) -> tuple[bool, list[Finding]]:
+    """(whether a GPU is missing, the findings): every local GPU against torch's arch list."""
+    arch_list = [str(a) for a in torch.get("arch_list", [])]
+    built = _arch_pairs(arch_list)
+    gpus = [g for g in machine.gpus if g.capability]
+    if not gpus or not arch_list:  # nothing to compare (an old torch that hides its list)
+        return False, []
+    missing = [g for g in gpus if g.capability and not any(runs_on(b, g.capability) for b in built)]
+    if missing:
+        return True, [
             Finding(
                 "environment",
                 ERROR,
-                "torch.cuda.is_available() is False on a machine with a GPU",
-                "the driver or the container's GPU access is not working for this process",
-                "check `nvidia-smi` in the same environment; in containers, run with --gpus all",
+                f"{show_sm(g.capability)} ({g.name}) is not in torch's arch list",
+                f"torch has: {' '.join(arch_list)}",
+                "run `llm-sync`: it picks a torch build whose arch list covers every local GPU",
             )
+            for g in missing
+            if g.capability
+        ]
+    local = " ".join(sorted({show_sm(g.capability) for g in gpus if g.capability}))
+    return False, [
+        Finding(
+            "environment",
+            OK,
+            f"torch's arch list covers every local GPU ({local})",
+            f"torch has: {' '.join(arch_list)}",
         )
-    if toolkit.version and toolkit.version[0] != torch_cuda[0]:
-        found.append(
+    ]
+
+
+def _hides_every_gpu(visible: str | None) -> bool:
+    """CUDA_VISIBLE_DEVICES values with which the CUDA runtime sees no device at all.
+
+    The runtime reads the list up to its first invalid entry, so an invalid first entry
+    ("", "-1", a scheduler's "NoDevFiles") hides every GPU.
+    """
+    if visible is None:
+        return False
+    first = visible.split(",")[0].strip()
+    return not (first.isdigit() or first.startswith(("GPU-", "MIG-")))
+
+
+def _availability_finding(torch: dict[str, Any], visible: str | None) -> Finding:
+    if torch.get("cuda_available"):
+        count = torch.get("device_count")
+        seen = f"{count} device(s) visible" if isinstance(count, int) else "devices visible"
+        shown = f"; CUDA_VISIBLE_DEVICES={visible}" if visible is not None else ""
+        return Finding("environment", OK, f"torch.cuda.is_available() is True ({seen}{shown})")
+    if _hides_every_gpu(visible):
+        return Finding(
+            "environment",
+            ERROR,
+            "torch.cuda.is_available() is False: CUDA_VISIBLE_DEVICES hides every GPU",
+            f"CUDA_VISIBLE_DEVICES={visible!r} in this environment; the driver sees the GPUs, torch may not use them",
+            "unset CUDA_VISIBLE_DEVICES, or list the GPUs to use (e.g. CUDA_VISIBLE_DEVICES=0,1)",
+        )
+    return Finding(
+        "environment",
+        ERROR,
+        "torch.cuda.is_available() is False on a machine with a GPU",
+        "the driver or the container's GPU access is not working for this process",
+        "check `nvidia-smi` in the same environment; in containers, run with --gpus all",
+    )
+
+
+def _nvcc_findings(toolkit: Toolkit, torch_cuda: Pair) -> list[Finding]:
+    if toolkit.version is None:
+        return []
+    if toolkit.version[0] == torch_cuda[0]:
+        return [
             Finding(
                 "toolchain",
-                WARNING,
-                f"nvcc {show_pair(toolkit.version)} and torch's CUDA {show_pair(torch_cuda)} differ in major version",
-                "CUDA extensions (flash-attn, apex, ...) built here will fail",
-                f"install CUDA toolkit {torch_cuda[0]}.x and point CUDA_HOME at it",
+                OK,
+                f"nvcc {show_pair(toolkit.version)} and torch's CUDA {show_pair(torch_cuda)} share a major version",
+                "CUDA extensions (flash-attn, ...) can be built against this torch",
             )
+        ]
+    return [
+        Finding(
+            "toolchain",
+            WARNING,
+            f"nvcc {show_pair(toolkit.version)} and torch's CUDA {show_pair(torch_cuda)} differ in major version",
+            "CUDA extensions (flash-attn, apex, ...) built here will fail",
+            f"install CUDA toolkit {torch_cuda[0]}.x and point CUDA_HOME at it",
         )
-    return found
+    ]
 
 
 def _flash_attn_findings(machine: Machine, facts: dict[str, Any]) -> list[Finding]:
@@ -263,7 +354,9 @@ def _flash_attn_findings(machine: Machine, facts: dict[str, Any]) -> list[Findin
         return []
     found = []
     imported = facts.get("flash_attn_import", "ok")
-    if imported != "ok":
+    if imported == "ok":
+        found.append(Finding("environment", OK, f"flash-attn {version} imports"))
+    else:
         symbol = "undefined symbol" in imported
         found.append(
             Finding(
@@ -337,13 +430,13 @@ def environment_findings(
                 "environment",
                 ERROR,
                 f"{env.interpreter} {env.problem}",
-                fix="check the environment with `uv sync`, or point doctor at another one with --python",
+                fix=env.fix,
             )
         ]
     facts = env.facts
     found = [Finding("environment", OK, f"Python {facts.get('python')} at {env.interpreter}")]
     if "torch" in facts:
-        found += _torch_findings(machine, toolkit, facts["torch"], catalog)
+        found += _torch_findings(machine, toolkit, facts, catalog)
     else:
         found.append(
             Finding(
@@ -437,11 +530,33 @@ def render(findings: list[Finding]) -> str:
     return "\n".join(lines)
 
 
-def to_json(findings: list[Finding]) -> dict[str, Any]:
+def facts_of(machine: Machine, toolkit: Toolkit, host: Resources, env: Environment | None) -> dict[str, Any]:
+    """The raw facts behind the findings, for bug reports and scripts (docs/doctor.md)."""
+    environment: dict[str, Any] | None = None
+    if env is not None:
+        environment = {"interpreter": env.interpreter, "problem": env.problem, **env.facts}
+    return {
+        "machine": {
+            **machine.to_json(),
+            "usable_cpus": host.cpus,
+            "usable_memory_bytes": host.memory_bytes,
+        },
+        "toolkit": {
+            "nvcc": str(toolkit.nvcc) if toolkit.nvcc else None,
+            "nvcc_cuda": show_pair(toolkit.version) if toolkit.version else None,
+            "cuda_home": str(toolkit.cuda_home) if toolkit.cuda_home else None,
+            "found_by": toolkit.how_found,
+        },
+        "environment": environment,
+    }
+
+
+def to_json(findings: list[Finding], facts: dict[str, Any]) -> dict[str, Any]:
     return {
         "summary": summary(findings),
         "findings": [
             {"area": f.area, "severity": f.severity, "title": f.title, "detail": f.detail, "fix": f.fix}
             for f in ordered(findings)
         ],
+        "facts": facts,
     }
