@@ -4,16 +4,22 @@ the way a given torch install would (and one that hangs), on the recorded H200."
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from fakes import FIXTURES, RecordedNvml, recorded, with_devices
 from test_cli import GOOD, run
+from test_sync import environment, write_project
 
 from uvx_llm import doctor, machine
 from uvx_llm.errors import ExitCode
+from uvx_llm.uv import LockCheck
+
+if TYPE_CHECKING:
+    from pkgindex import PackageIndex
 
 # The probe's real answers on an H100 (driver 580, CUDA 13.0) from its torch 2.11+cu130 env.
 H100_PROBE: dict[str, dict[str, Any]] = json.loads(
@@ -114,7 +120,7 @@ def test_driver_too_old_for_torchs_cuda(
 def test_nvcc_and_torch_of_different_majors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(doctor, "toolchain_findings", list)
+    monkeypatch.setattr(doctor, "toolchain_findings", lambda: ([], None))
     from uvx_llm import toolkit  # noqa: PLC0415
 
     monkeypatch.setattr(
@@ -281,3 +287,70 @@ def test_flash_attn_that_imports_is_reported_ok(tmp_path: Path, capsys: pytest.C
     code, document = diagnose(tmp_path, answer, capsys)
     assert code == 0
     assert "flash-attn 2.8.3 imports" in titles(document, "ok")
+
+
+@pytest.mark.uv
+@pytest.mark.usefixtures("h200")
+def test_an_environment_that_drifted_from_uv_lock(
+    package_index: PackageIndex,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The project's real .venv, made by the real uv, then changed behind uv's back."""
+    project = write_project(tmp_path / "app", "psutil", "ninja")
+    env = environment(package_index)
+    uv = [env["UV"]]
+    subprocess.run([*uv, "sync", "-q"], cwd=project, env=env, check=True, timeout=300)
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+
+    def findings() -> dict[str, Any]:
+        code = run(["doctor", "--json", "--project", str(project)])
+        assert code == 0  # drift is a warning: the environment may still work
+        by_title: dict[str, Any] = {f["title"]: f for f in json.loads(capsys.readouterr().out)["findings"]}
+        return by_title
+
+    assert "the environment holds what uv.lock says (`uv sync --check`)" in findings()
+
+    python = project / ".venv" / "bin" / "python"
+    subprocess.run(
+        [*uv, "pip", "uninstall", "-q", "--python", str(python), "psutil"], env=env, check=True, timeout=60
+    )
+    drifted = findings()["the environment differs from uv.lock"]
+    assert drifted["severity"] == "warning"
+    assert drifted["detail"] == "`uv sync` would change: + psutil==1.0"
+    assert "llm-sync" in drifted["fix"]
+
+    # A package added on purpose is not a difference (--inexact); a missing one still is.
+    subprocess.run([*uv, "sync", "-q"], cwd=project, env=env, check=True, timeout=300)
+    subprocess.run(
+        [*uv, "pip", "install", "-q", "--python", str(python), "packaging"], env=env, check=True, timeout=60
+    )
+    assert "the environment holds what uv.lock says (`uv sync --check`)" in findings()
+
+    # --python elsewhere: another environment is not compared with this project's lock.
+    elsewhere = standin(tmp_path, {"python": "3.12.3", "packages": {}, "torch": HEALTHY_TORCH})
+    run(["doctor", "--json", "--project", str(project), "--python", str(elsewhere)])
+    titles_elsewhere = [f["title"] for f in json.loads(capsys.readouterr().out)["findings"]]
+    assert not any("uv.lock" in t for t in titles_elsewhere)
+
+
+def test_uv_project_environment_is_where_doctor_looks(tmp_path: Path) -> None:
+    env = {"UV_PROJECT_ENVIRONMENT": "envs/gpu"}
+    assert doctor.project_environment(tmp_path, env) == tmp_path / "envs" / "gpu"
+    assert doctor.project_environment(tmp_path, {}) == tmp_path / ".venv"
+    assert doctor.interpreter_of(tmp_path, None, env) is None  # not created yet
+    python = doctor.interpreter_in(tmp_path / "envs" / "gpu")
+    python.parent.mkdir(parents=True)
+    python.touch()
+    assert doctor.interpreter_of(tmp_path, None, env) == python
+    assert doctor.is_in(python, tmp_path / "envs" / "gpu")
+    assert not doctor.is_in(python, tmp_path / ".venv")
+
+
+def test_a_lock_uv_cannot_read_is_reported_not_raised() -> None:
+    finding = doctor.lock_finding(LockCheck(in_sync=False, problem="error: Failed to parse `uv.lock`"))
+    assert finding.severity == "warning"
+    assert finding.detail == "error: Failed to parse `uv.lock`"
+    many = doctor.lock_finding(LockCheck(in_sync=False, changes=tuple(f"+ p{i}==1" for i in range(8))))
+    assert many.detail.endswith("+ p5==1 and 2 more")

@@ -570,14 +570,15 @@ def doctor(project: Path | None, python: Path | None, timeout: float, as_json: b
     found_toolkit = toolkit.find(os.environ)
     host = resources.detect()
     findings = doctor_module.machine_findings(machine, found_toolkit, host)
-    findings += doctor_module.toolchain_findings()
+    toolchain, found_uv = doctor_module.toolchain_findings()
+    findings += toolchain
     try:
         loaded: project_module.Project | None = _load_project(common)
     except LlmSyncError:
         if project is not None:
             raise
         loaded = None
-    interpreter = doctor_module.interpreter_of(loaded.root if loaded else None, python)
+    interpreter = doctor_module.interpreter_of(loaded.root if loaded else None, python, os.environ)
     environment = None
     if interpreter is None:
         findings.append(
@@ -594,6 +595,13 @@ def doctor(project: Path | None, python: Path | None, timeout: float, as_json: b
         findings += doctor_module.environment_findings(machine, found_toolkit, environment, catalog)
     if loaded is not None:
         findings.append(_project_finding(common, loaded, doctor_module))
+        venv = doctor_module.project_environment(loaded.root, os.environ)
+        locked = (loaded.root / "uv.lock").is_file()
+        if found_uv and locked and interpreter is not None and doctor_module.is_in(interpreter, venv):
+            from uvx_llm import uv as uv_module  # noqa: PLC0415 - see the imports
+
+            check = uv_module.check_environment(found_uv, project_dir=loaded.root, timeout=timeout)
+            findings.append(doctor_module.lock_finding(check))
     if as_json:
         import json  # noqa: PLC0415 - see the imports
 

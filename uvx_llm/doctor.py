@@ -20,14 +20,17 @@ from uvx_llm import proc
 from uvx_llm.catalog import Catalog, Pair, parse_pair, runs_on, show_pair, show_sm
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     from uvx_llm.machine import Machine
     from uvx_llm.resources import Resources
     from uvx_llm.toolkit import Toolkit
+    from uvx_llm.uv import LockCheck, Uv
 
 OK, WARNING, ERROR = "ok", "warning", "error"
 SEVERITY_ORDER = {ERROR: 0, WARNING: 1, OK: 2}
+CHANGES_SHOWN = 6  # of `uv sync --check`'s changes, in one finding
 PACKAGES = (
     "flash-attn",
     "vllm",
@@ -461,14 +464,50 @@ def ordered(findings: list[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], areas.get(f.area, 9)))
 
 
-def interpreter_of(project_root: Path | None, given: Path | None) -> Path | None:
+def project_environment(project_root: Path, env: Mapping[str, str]) -> Path:
+    """Where `uv sync` puts the project's environment: UV_PROJECT_ENVIRONMENT, else .venv."""
+    chosen = env.get("UV_PROJECT_ENVIRONMENT")
+    return project_root / chosen if chosen else project_root / ".venv"
+
+
+def interpreter_in(environment: Path) -> Path:
+    return environment / ("Scripts" if sys.platform == "win32" else "bin") / "python"
+
+
+def interpreter_of(project_root: Path | None, given: Path | None, env: Mapping[str, str]) -> Path | None:
     if given is not None:
         return given
     if project_root is None:
         return None
-    scripts = "Scripts" if sys.platform == "win32" else "bin"
-    candidate = project_root / ".venv" / scripts / "python"
+    candidate = interpreter_in(project_environment(project_root, env))
     return candidate if candidate.exists() else None
+
+
+def is_in(interpreter: Path, environment: Path) -> bool:
+    """Whether the interpreter is the environment's (by path: a venv's python is a symlink)."""
+    return interpreter.absolute().parent.parent == environment.absolute()
+
+
+def lock_finding(check: LockCheck) -> Finding:
+    if check.in_sync:
+        return Finding("project", OK, "the environment holds what uv.lock says (`uv sync --check`)")
+    if check.problem:
+        return Finding(
+            "project",
+            WARNING,
+            "could not compare the environment with uv.lock",
+            check.problem,
+            "run `uv sync --check --frozen` to see uv's own message",
+        )
+    more = len(check.changes) - CHANGES_SHOWN
+    shown = ", ".join(check.changes[:CHANGES_SHOWN]) + (f" and {more} more" if more > 0 else "")
+    return Finding(
+        "project",
+        WARNING,
+        "the environment differs from uv.lock",
+        f"`uv sync` would change: {shown}" if shown else "uv reports the environment as outdated",
+        "run `llm-sync` (or `uv sync`; add the --extra/--group options you use)",
+    )
 
 
 def _first_line(args: list[str]) -> str | None:
@@ -480,8 +519,8 @@ def _first_line(args: list[str]) -> str | None:
     return lines[0] if result.returncode == 0 and lines else None
 
 
-def toolchain_findings() -> list[Finding]:
-    """gcc and ninja as an extension build would find them, and uv."""
+def toolchain_findings() -> tuple[list[Finding], Uv | None]:
+    """gcc and ninja as an extension build would find them, and uv (returned for later checks)."""
     from uvx_llm import uv as uv_module  # noqa: PLC0415 - only doctor and sync need uv
     from uvx_llm.errors import LlmSyncError  # noqa: PLC0415 - same
 
@@ -508,10 +547,11 @@ def toolchain_findings() -> list[Finding]:
     )
     try:
         uv = uv_module.find()
-        found.append(Finding("toolchain", OK, f"uv {uv.version} at {uv.path}"))
     except LlmSyncError as error:
         found.append(Finding("toolchain", WARNING, error.what, error.why, error.fix))
-    return found
+        return found, None
+    found.append(Finding("toolchain", OK, f"uv {uv.version} at {uv.path}"))
+    return found, uv
 
 
 def summary(findings: list[Finding]) -> dict[str, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -102,3 +103,47 @@ def sync(
         cwd=project_dir,
         on_stderr_line=on_stderr_line,
     )
+
+
+@dataclass(frozen=True)
+class LockCheck:
+    """Whether the project's environment holds what uv.lock says, as `uv sync --check` sees it."""
+
+    in_sync: bool
+    changes: tuple[str, ...] = ()  # uv's "+ name==version" / "- name==version" lines
+    problem: str | None = None  # set when uv could not compare at all
+
+
+def check_environment(uv: Uv, *, project_dir: Path, timeout: float = 60.0) -> LockCheck:
+    """Compare the environment with uv.lock without resolving, downloading or changing anything.
+
+    --frozen: the lock as it is (whether it is stale is `uv lock --check`'s business and
+    needs the index); --offline: never the network; --inexact: packages the user added on
+    purpose (extras, `uv pip install`) are not counted as differences.
+    """
+    args = [
+        str(uv.path),
+        "sync",
+        "--check",
+        "--frozen",
+        "--offline",
+        "--inexact",
+        "--project",
+        str(project_dir),
+    ]
+    try:
+        result = proc.run(args, cwd=project_dir, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return LockCheck(in_sync=False, problem=f"`uv sync --check` did not answer within {timeout:g} s")
+    except OSError as error:
+        return LockCheck(in_sync=False, problem=f"{uv.path} cannot be run: {error.strerror}")
+    if result.returncode == 0:
+        return LockCheck(in_sync=True)
+    output = result.stderr + result.stdout
+    changes = tuple(line.strip() for line in output.splitlines() if line.startswith((" + ", " - ")))
+    if "outdated" in output or changes:
+        return LockCheck(in_sync=False, changes=changes)
+    errors = [
+        line for line in output.splitlines() if line.startswith("error:")
+    ] or output.strip().splitlines()[-1:]
+    return LockCheck(in_sync=False, problem=errors[0] if errors else f"exit code {result.returncode}")
