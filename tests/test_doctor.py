@@ -4,6 +4,7 @@ the way a given torch install would (and one that hangs), on the recorded H200."
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from fakes import FIXTURES, RecordedNvml, recorded, with_devices
 from test_cli import GOOD, run
 from test_sync import environment, write_project
+from test_toolkit import make_compiler, make_toolkit
 
 from uvx_llm import doctor, machine
 from uvx_llm.errors import ExitCode
@@ -120,7 +122,7 @@ def test_driver_too_old_for_torchs_cuda(
 def test_nvcc_and_torch_of_different_majors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(doctor, "toolchain_findings", lambda: ([], None))
+    monkeypatch.setattr(doctor, "toolchain_findings", lambda _toolkit: ([], None))
     from uvx_llm import toolkit  # noqa: PLC0415
 
     monkeypatch.setattr(
@@ -354,3 +356,32 @@ def test_a_lock_uv_cannot_read_is_reported_not_raised() -> None:
     assert finding.detail == "error: Failed to parse `uv.lock`"
     many = doctor.lock_finding(LockCheck(in_sync=False, changes=tuple(f"+ p{i}==1" for i in range(8))))
     assert many.detail.endswith("+ p5==1 and 2 more")
+
+
+@pytest.mark.usefixtures("h200")
+def test_a_host_compiler_nvcc_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = make_toolkit(
+        tmp_path / "cuda",
+        release="13.0",
+        header_line="unsupported GNU version! gcc versions later than 15 are not supported!",
+    )
+    gcc16 = make_compiler(tmp_path / "gcc16", "gcc", "gcc (GCC) 16.1.1 20260501")
+    monkeypatch.setenv("CUDA_HOME", str(home))
+    monkeypatch.setenv("CC", str(gcc16))
+    code, document = diagnose(tmp_path, H100_PROBE["plain"], capsys)
+    assert code == 0  # a warning: only source builds need it
+    [warning] = [f for f in document["findings"] if f["severity"] == "warning" and f["area"] == "toolchain"]
+    assert warning["title"] == "gcc (GCC) 16.1.1 20260501 ($CC, which torch passes to nvcc as -ccbin)"
+    assert "is newer than nvcc 13.0 accepts (gcc ≤ 15" in warning["detail"]
+    assert warning["fix"].startswith("install gcc-15 and set CC=gcc-15 CXX=g++-15")
+    host = document["facts"]["toolkit"]["host_compiler"]
+    assert (host["gcc"], document["facts"]["toolkit"]["gcc_limit"]) == ("16.1", "15")
+
+    monkeypatch.delenv("CC")
+    make_compiler(tmp_path / "bin", "gcc", "gcc (Ubuntu 13.3.0-6ubuntu2~24.04.1) 13.3.0")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    _, document = diagnose(tmp_path, H100_PROBE["plain"], capsys)
+    accepted = next(f for f in document["findings"] if f["title"].startswith("gcc (Ubuntu 13.3.0"))
+    assert (accepted["severity"], accepted["detail"]) == ("ok", "nvcc accepts gcc ≤ 15")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from test_toolkit import make_compiler, make_toolkit
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -289,6 +290,27 @@ def test_a_build_that_cannot_succeed_is_refused_before_it_starts(
     assert result.returncode == 2
     assert "needs nvcc" in result.stderr
     assert "fix:" in result.stderr
+    assert (project / "pyproject.toml").read_bytes() == before
+    assert not (project / ".venv").exists()
+
+
+def test_a_gcc_newer_than_nvcc_accepts_is_refused_before_building(
+    package_index: PackageIndex, tmp_path: Path
+) -> None:
+    project = write_project(tmp_path / "app", "flash-attn")
+    before = (project / "pyproject.toml").read_bytes()
+    home = make_toolkit(
+        tmp_path / "cuda",
+        release="12.8",
+        header_line="unsupported GNU version! gcc versions later than 14 are not supported!",
+    )
+    gcc15 = make_compiler(tmp_path / "gcc15", "gcc", "gcc (GCC) 15.2.1 20250813")
+    env = environment(package_index, CUDA_HOME=str(home), CC=str(gcc15))
+    result = llm_sync(["--cuda", "12.8", "--arch", "9.0"], env=env, cwd=project)
+    assert result.returncode == 2
+    assert "gcc 15.2" in result.stderr
+    assert "unsupported GNU version" in result.stderr
+    assert "CC=gcc-14 CXX=g++-14" in result.stderr
     assert (project / "pyproject.toml").read_bytes() == before
     assert not (project / ".venv").exists()
 

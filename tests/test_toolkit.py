@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,128 @@ def test_major_mismatch_and_missing_nvcc() -> None:
     assert "torch refuses extensions built with another CUDA major" in blockers((13, 0), "cu128")[0]
     assert "needs nvcc" in blockers(None, "cu128", nvcc=False)[0]
     assert blockers(None, "cpu", nvcc=False) == []
+
+
+def make_toolkit(root: Path, *, release: str, header_line: str | None, layout: str = "include/crt") -> Path:
+    """A CUDA toolkit folder for a release this machine does not have: an nvcc that
+    answers --version as that release does, and its host_config.h's GCC check."""
+    (root / "bin").mkdir(parents=True)
+    nvcc = root / "bin" / "nvcc"
+    nvcc.write_text(
+        f"#!/bin/sh\necho 'Cuda compilation tools, release {release}, V{release}.0'\n", encoding="utf-8"
+    )
+    nvcc.chmod(0o755)
+    if header_line is not None:
+        (root / layout).mkdir(parents=True)
+        (root / layout / "host_config.h").write_text(
+            f"#if defined(__GNUC__)\n#if __GNUC__ > 11\n#error -- {header_line} The nvcc flag ...\n#endif\n#endif\n",
+            encoding="utf-8",
+        )
+    return root
+
+
+def make_compiler(folder: Path, name: str, first_line: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    compiler = folder / name
+    compiler.write_text(f"#!/bin/sh\necho '{first_line}'\n", encoding="utf-8")
+    compiler.chmod(0o755)
+    return compiler
+
+
+@pytest.mark.parametrize(
+    ("header_line", "layout", "limit"),
+    [
+        ("unsupported GNU version! gcc versions later than 15 are not supported!", "include/crt", (15, None)),
+        (
+            "unsupported GNU version! gcc versions later than 12.2 are not supported!",
+            "targets/x86_64-linux/include/crt",
+            (12, 2),
+        ),
+        (None, "include/crt", None),
+    ],
+)
+def test_the_gcc_limit_comes_from_the_toolkits_header(
+    tmp_path: Path, header_line: str | None, layout: str, limit: toolkit.GccLimit | None
+) -> None:
+    home = make_toolkit(tmp_path / "cuda", release="12.4", header_line=header_line, layout=layout)
+    found = toolkit.find({"CUDA_HOME": str(home), "PATH": ""})
+    assert found.version == (12, 4)
+    assert found.gcc_limit == limit
+
+
+@pytest.mark.parametrize(
+    ("gcc", "limit", "supported"),
+    [
+        ((13, 3), (15, None), True),
+        ((15, 2), (15, None), True),
+        ((16, 1), (15, None), False),
+        ((12, 2), (12, 2), True),
+        ((12, 3), (12, 2), False),
+        ((11, 5), (12, 2), True),
+    ],
+)
+def test_gcc_supported(gcc: tuple[int, int], limit: toolkit.GccLimit, supported: bool) -> None:
+    assert toolkit.gcc_supported(gcc, limit) is supported
+
+
+@pytest.mark.skipif(
+    not HAS_NVCC or shutil.which("gcc") is None, reason="needs a real nvcc and gcc (the development machines)"
+)
+def test_real_toolkit_and_real_gcc() -> None:
+    """The real toolkit (on the development machines nvcc on PATH is a wrapper script, so
+    the header is found through nvcc's dry run) and the real gcc nvcc would use."""
+    import os  # noqa: PLC0415
+
+    found = toolkit.find({"PATH": os.environ["PATH"]})
+    assert found.gcc_limit is not None
+    assert found.host is not None
+    assert found.host.chosen_by == "nvcc's default, gcc on PATH"
+    assert found.host.gcc is not None
+    full = subprocess.run(["gcc", "-dumpfullversion"], capture_output=True, text=True, check=True).stdout
+    assert ".".join(map(str, found.host.gcc)) == ".".join(full.strip().split(".")[:2])
+    assert (found.host_problem() is None) is toolkit.gcc_supported(found.host.gcc, found.gcc_limit)
+
+
+def test_the_host_compiler_nvcc_would_run(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    make_compiler(bin_dir, "gcc", "gcc (Ubuntu 13.3.0-6ubuntu2~24.04.1) 13.3.0")
+    gcc16 = make_compiler(tmp_path / "gcc16", "gcc", "gcc (GCC) 16.1.1 20260501 (Red Hat 16.1.1-1)")
+    clang = make_compiler(bin_dir, "clang", "Ubuntu clang version 18.1.3 (1ubuntu1)")
+    path = {"PATH": str(bin_dir)}
+    default = toolkit.host_compiler(path)
+    assert (default.gcc, default.chosen_by) == ((13, 3), "nvcc's default, gcc on PATH")
+    from_cc = toolkit.host_compiler({**path, "CC": str(gcc16)})
+    assert (from_cc.gcc, from_cc.chosen_by) == ((16, 1), "$CC, which torch passes to nvcc as -ccbin")
+    ccbin = toolkit.host_compiler({**path, "CC": str(clang), "NVCC_PREPEND_FLAGS": f"-ccbin {gcc16.parent}"})
+    assert (ccbin.command, ccbin.gcc) == (str(gcc16), (16, 1))
+    assert toolkit.host_compiler({**path, "CC": "clang"}).gcc is None  # clang is not checked
+    missing = toolkit.host_compiler({"PATH": str(tmp_path / "nowhere")})
+    assert missing.first_line is None
+    assert "cannot be run" in missing.describe()
+
+
+def test_a_gcc_newer_than_nvcc_accepts_blocks_the_build(tmp_path: Path) -> None:
+    home = make_toolkit(
+        tmp_path / "cuda",
+        release="12.4",
+        header_line="unsupported GNU version! gcc versions later than 13 are not supported!",
+    )
+    gcc14 = make_compiler(tmp_path / "bin", "gcc", "gcc (Debian 14.2.0-19) 14.2.0")
+    found = toolkit.find({"CUDA_HOME": str(home), "PATH": str(gcc14.parent)})
+    cat = catalog.load()
+    flash = cat.build("flash-attn")
+    assert flash is not None
+    [blocker] = build.toolkit_blockers(toolkit=found, backend="cu126", catalog=cat, packages=[flash])
+    assert "gcc 14.2" in blocker
+    assert "nvcc 12.4 accepts (gcc ≤ 13" in blocker
+    assert "CC=gcc-13 CXX=g++-13" in blocker
+    make_compiler(tmp_path / "bin", "gcc", "gcc (Debian 12.2.0-14+deb12u1) 12.2.0")
+    assert (
+        build.toolkit_blockers(
+            toolkit=toolkit.find({"CUDA_HOME": str(home), "PATH": str(tmp_path / "bin")}),
+            backend="cu126",
+            catalog=cat,
+            packages=[flash],
+        )
+        == []
+    )

@@ -277,7 +277,8 @@ def below_minimum(machine: Machine, packages: list[BuildPackage]) -> list[str]:
 def toolkit_blockers(
     *, toolkit: Toolkit, backend: str | None, catalog: Catalog, packages: list[BuildPackage]
 ) -> list[str]:
-    """Why a source build of ``packages`` would fail before it starts: no nvcc, or the wrong CUDA major."""
+    """Why a source build of ``packages`` would fail before it starts: no nvcc, the wrong CUDA
+    major, or a host compiler newer than nvcc accepts."""
     if not packages or backend is None or backend == "cpu" or backend not in catalog.variants:
         return []
     names = ", ".join(p.name for p in packages)
@@ -297,4 +298,8 @@ def toolkit_blockers(
                 f"CUDA toolkit {torch_cuda[0]}.x and point CUDA_HOME at it, or use a cu{toolkit.version[0]}x backend"
             )
         ]
-    return []
+    host_problem = toolkit.host_problem()
+    if host_problem is None:
+        return []
+    what, fix = host_problem
+    return [f"building {names}: {what}. {fix[0].upper()}{fix[1:]}"]

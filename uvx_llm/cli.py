@@ -570,7 +570,7 @@ def doctor(project: Path | None, python: Path | None, timeout: float, as_json: b
     found_toolkit = toolkit.find(os.environ)
     host = resources.detect()
     findings = doctor_module.machine_findings(machine, found_toolkit, host)
-    toolchain, found_uv = doctor_module.toolchain_findings()
+    toolchain, found_uv = doctor_module.toolchain_findings(found_toolkit)
     findings += toolchain
     try:
         loaded: project_module.Project | None = _load_project(common)

@@ -18,6 +18,7 @@ from packaging.version import InvalidVersion, Version
 
 from uvx_llm import proc
 from uvx_llm.catalog import Catalog, Pair, parse_pair, runs_on, show_pair, show_sm
+from uvx_llm.toolkit import show_limit
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -519,21 +520,42 @@ def _first_line(args: list[str]) -> str | None:
     return lines[0] if result.returncode == 0 and lines else None
 
 
-def toolchain_findings() -> tuple[list[Finding], Uv | None]:
-    """gcc and ninja as an extension build would find them, and uv (returned for later checks)."""
-    from uvx_llm import uv as uv_module  # noqa: PLC0415 - only doctor and sync need uv
-    from uvx_llm.errors import LlmSyncError  # noqa: PLC0415 - same
-
-    found = []
-    gcc = _first_line(["gcc", "--version"])
-    found.append(
-        Finding(
+def host_compiler_finding(toolkit: Toolkit) -> Finding:
+    """The compiler nvcc hands host code to, and whether nvcc accepts it."""
+    host = toolkit.host
+    if host is None:  # no nvcc: the plain C++ compiler still matters for extensions
+        gcc = _first_line(["gcc", "--version"])
+        return Finding(
             "toolchain",
             OK if gcc else WARNING,
             gcc or "no gcc",
             fix="" if gcc else "install gcc/g++: CUDA extensions compile their host code with it",
         )
+    if host.first_line is None:
+        return Finding(
+            "toolchain",
+            WARNING,
+            f"no host compiler: `{host.command} --version` failed ({host.chosen_by})",
+            fix="install gcc/g++ (or point CC at an installed compiler): nvcc compiles host code with it",
+        )
+    problem = toolkit.host_problem()
+    if problem:
+        what, fix = problem
+        return Finding("toolchain", WARNING, host.describe(), what, fix)
+    accepted = (
+        f"nvcc accepts gcc ≤ {show_limit(toolkit.gcc_limit)}"
+        if toolkit.gcc_limit and host.gcc
+        else "not checked against nvcc's limit (not GCC, or no host_config.h)"
     )
+    return Finding("toolchain", OK, host.describe(), accepted)
+
+
+def toolchain_findings(toolkit: Toolkit) -> tuple[list[Finding], Uv | None]:
+    """The host compiler and ninja as an extension build would find them, and uv (returned for later checks)."""
+    from uvx_llm import uv as uv_module  # noqa: PLC0415 - only doctor and sync need uv
+    from uvx_llm.errors import LlmSyncError  # noqa: PLC0415 - same
+
+    found = [host_compiler_finding(toolkit)]
     ninja = _first_line(["ninja", "--version"])
     found.append(
         Finding(
@@ -586,6 +608,15 @@ def facts_of(machine: Machine, toolkit: Toolkit, host: Resources, env: Environme
             "nvcc_cuda": show_pair(toolkit.version) if toolkit.version else None,
             "cuda_home": str(toolkit.cuda_home) if toolkit.cuda_home else None,
             "found_by": toolkit.how_found,
+            "gcc_limit": show_limit(toolkit.gcc_limit) if toolkit.gcc_limit else None,
+            "host_compiler": {
+                "command": toolkit.host.command,
+                "chosen_by": toolkit.host.chosen_by,
+                "version_line": toolkit.host.first_line,
+                "gcc": show_pair(toolkit.host.gcc) if toolkit.host.gcc else None,
+            }
+            if toolkit.host
+            else None,
         },
         "environment": environment,
     }
