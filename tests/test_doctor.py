@@ -385,3 +385,27 @@ def test_a_host_compiler_nvcc_refuses(
     _, document = diagnose(tmp_path, H100_PROBE["plain"], capsys)
     accepted = next(f for f in document["findings"] if f["title"].startswith("gcc (Ubuntu 13.3.0"))
     assert (accepted["severity"], accepted["detail"]) == ("ok", "nvcc accepts gcc ≤ 15")
+
+
+@pytest.mark.usefixtures("h200")
+def test_without_an_environment_doctor_says_where_it_looked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(GOOD, encoding="utf-8")
+    monkeypatch.setenv("UV_PROJECT_ENVIRONMENT", "envs/gpu")
+    code = run(["doctor", "--json", "--project", str(tmp_path)])
+    document = json.loads(capsys.readouterr().out)
+    assert code == 0
+    [missing] = [f for f in document["findings"] if f["title"] == "no environment to inspect"]
+    assert missing["detail"] == f"no {tmp_path / 'envs' / 'gpu'} in the project and no --python"
+    assert document["facts"]["environment"] is None
+
+    outside = tmp_path / "outside"  # no pyproject.toml here or above: the machine is still reported
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    (tmp_path / "pyproject.toml").unlink()
+    assert run(["doctor", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    [missing] = [f for f in document["findings"] if f["title"] == "no environment to inspect"]
+    assert missing["detail"] == "no project here and no --python"
+    assert document["facts"]["machine"]["gpus"][0]["sm"] == "sm_90"

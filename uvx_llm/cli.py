@@ -547,7 +547,7 @@ def check(fix: bool, as_json: bool, **kwargs: Any) -> int:
     "--python",
     "python",
     type=click.Path(path_type=Path),
-    help="The interpreter to inspect (default: the project's .venv).",
+    help="The interpreter to inspect (default: the project environment, UV_PROJECT_ENVIRONMENT or .venv).",
 )
 @click.option(
     "--timeout", type=float, default=60.0, show_default=True, help="Seconds the interpreter gets to answer."
@@ -566,50 +566,30 @@ def doctor(project: Path | None, python: Path | None, timeout: float, as_json: b
             fix="give the path of a Python interpreter, e.g. .venv/bin/python",
         )
     catalog = catalog_module.load()
-    machine = _machine(common, catalog)
-    found_toolkit = toolkit.find(os.environ)
-    host = resources.detect()
-    findings = doctor_module.machine_findings(machine, found_toolkit, host)
-    toolchain, found_uv = doctor_module.toolchain_findings(found_toolkit)
-    findings += toolchain
     try:
         loaded: project_module.Project | None = _load_project(common)
     except LlmSyncError:
         if project is not None:
             raise
         loaded = None
-    interpreter = doctor_module.interpreter_of(loaded.root if loaded else None, python, os.environ)
-    environment = None
-    if interpreter is None:
-        findings.append(
-            doctor_module.Finding(
-                "environment",
-                doctor_module.WARNING,
-                "no environment to inspect",
-                "no .venv in the project and no --python",
-                "run `llm-sync` to create it, or pass --python",
-            )
-        )
-    else:
-        environment = doctor_module.probe(interpreter, timeout=timeout)
-        findings += doctor_module.environment_findings(machine, found_toolkit, environment, catalog)
-    if loaded is not None:
-        findings.append(_project_finding(common, loaded, doctor_module))
-        venv = doctor_module.project_environment(loaded.root, os.environ)
-        locked = (loaded.root / "uv.lock").is_file()
-        if found_uv and locked and interpreter is not None and doctor_module.is_in(interpreter, venv):
-            from uvx_llm import uv as uv_module  # noqa: PLC0415 - see the imports
-
-            check = uv_module.check_environment(found_uv, project_dir=loaded.root, timeout=timeout)
-            findings.append(doctor_module.lock_finding(check))
+    report = doctor_module.diagnose(
+        machine=_machine(common, catalog),
+        toolkit=toolkit.find(os.environ),
+        host=resources.detect(),
+        catalog=catalog,
+        project_root=loaded.root if loaded else None,
+        project_finding=_project_finding(common, loaded, doctor_module) if loaded else None,
+        python=python,
+        env=os.environ,
+        timeout=timeout,
+    )
     if as_json:
         import json  # noqa: PLC0415 - see the imports
 
-        facts = doctor_module.facts_of(machine, found_toolkit, host, environment)
-        click.echo(json.dumps(doctor_module.to_json(findings, facts), indent=2))
+        click.echo(json.dumps(report.to_json(), indent=2))
     else:
-        click.echo(doctor_module.render(findings))
-    return ExitCode.DIFFERENCES if any(f.severity == doctor_module.ERROR for f in findings) else ExitCode.OK
+        click.echo(report.render())
+    return ExitCode.DIFFERENCES if report.has_errors else ExitCode.OK
 
 
 def _project_finding(common: Common, loaded: project_module.Project, doctor_module: Any) -> Any:

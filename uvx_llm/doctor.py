@@ -631,3 +631,68 @@ def to_json(findings: list[Finding], facts: dict[str, Any]) -> dict[str, Any]:
         ],
         "facts": facts,
     }
+
+
+@dataclass(frozen=True)
+class Report:
+    findings: tuple[Finding, ...]
+    facts: dict[str, Any]
+
+    @property
+    def has_errors(self) -> bool:
+        return any(f.severity == ERROR for f in self.findings)
+
+    def render(self) -> str:
+        return render(list(self.findings))
+
+    def to_json(self) -> dict[str, Any]:
+        return to_json(list(self.findings), self.facts)
+
+
+def _no_environment(project_root: Path | None, env: Mapping[str, str]) -> Finding:
+    where = (
+        f"no {project_environment(project_root, env)} in the project"
+        if project_root is not None
+        else "no project here"
+    )
+    return Finding(
+        "environment",
+        WARNING,
+        "no environment to inspect",
+        f"{where} and no --python",
+        "run `llm-sync` to create it, or pass --python",
+    )
+
+
+def diagnose(
+    *,
+    machine: Machine,
+    toolkit: Toolkit,
+    host: Resources,
+    catalog: Catalog,
+    project_root: Path | None,
+    project_finding: Finding | None,
+    python: Path | None,
+    env: Mapping[str, str],
+    timeout: float,
+) -> Report:
+    """Every finding about this machine and environment, with the facts behind them."""
+    findings = machine_findings(machine, toolkit, host)
+    toolchain, uv = toolchain_findings(toolkit)
+    findings += toolchain
+    interpreter = interpreter_of(project_root, python, env)
+    environment = None
+    if interpreter is None:
+        findings.append(_no_environment(project_root, env))
+    else:
+        environment = probe(interpreter, timeout=timeout)
+        findings += environment_findings(machine, toolkit, environment, catalog)
+    if project_finding is not None:
+        findings.append(project_finding)
+    if project_root is not None and uv is not None and interpreter is not None:
+        locked = (project_root / "uv.lock").is_file()
+        if locked and is_in(interpreter, project_environment(project_root, env)):
+            from uvx_llm.uv import check_environment  # noqa: PLC0415 - uv only when there is a lock
+
+            findings.append(lock_finding(check_environment(uv, project_dir=project_root, timeout=timeout)))
+    return Report(tuple(findings), facts_of(machine, toolkit, host, environment))
