@@ -409,3 +409,60 @@ def test_without_an_environment_doctor_says_where_it_looked(
     [missing] = [f for f in document["findings"] if f["title"] == "no environment to inspect"]
     assert missing["detail"] == "no project here and no --python"
     assert document["facts"]["machine"]["gpus"][0]["sm"] == "sm_90"
+
+
+def executable(folder: Path, body: str, name: str = "python") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / name
+    script.write_text(f"#!{sys.executable}\n{body}", encoding="utf-8")
+    script.chmod(0o755)
+    return script
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (
+            (
+                "import sys\nsys.stderr.write('Traceback ...\\nImportError: libpython3.12.so.1.0: cannot open\\n')\n"
+                "sys.exit(1)\n"
+            ),
+            "failed: ImportError: libpython3.12.so.1.0: cannot open",
+        ),
+        ("import sys\nsys.exit(3)\n", "failed: exit code 3"),
+        ("print('{not json')\n", "printed something that is not the probe's answer"),
+    ],
+)
+def test_an_interpreter_that_does_not_answer_the_probe(tmp_path: Path, body: str, problem: str) -> None:
+    environment = doctor.probe(executable(tmp_path, body), timeout=30)
+    assert environment.problem == problem
+    assert environment.facts == {}
+
+
+def test_an_interpreter_that_cannot_be_run(tmp_path: Path) -> None:
+    not_executable = tmp_path / "python"
+    not_executable.write_text("", encoding="utf-8")
+    environment = doctor.probe(not_executable, timeout=30)
+    assert environment.problem is not None
+    assert environment.problem.startswith("cannot be run: ")
+
+
+@pytest.mark.uv
+@pytest.mark.usefixtures("h200")
+def test_a_lock_uv_cannot_read_is_reported_by_the_real_uv(
+    package_index: PackageIndex,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    project = write_project(tmp_path / "app", "psutil")
+    env = environment(package_index)
+    subprocess.run([env["UV"], "venv", "-q"], cwd=project, env=env, check=True, timeout=120)
+    (project / "uv.lock").write_text("version = 1\n[[package]\n", encoding="utf-8")
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    run(["doctor", "--json", "--project", str(project)])
+    by_title = {f["title"]: f for f in json.loads(capsys.readouterr().out)["findings"]}
+    unreadable = by_title["could not compare the environment with uv.lock"]
+    assert unreadable["severity"] == "warning"
+    assert unreadable["detail"].startswith("error:")
+    assert "uv.lock" in unreadable["detail"]
