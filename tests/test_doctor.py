@@ -466,3 +466,82 @@ def test_a_lock_uv_cannot_read_is_reported_by_the_real_uv(
     assert unreadable["severity"] == "warning"
     assert unreadable["detail"].startswith("error:")
     assert "uv.lock" in unreadable["detail"]
+
+
+@pytest.mark.usefixtures("h200")
+def test_packages_whose_metadata_rules_out_the_installed_torch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answer = {
+        **H100_PROBE["plain"],
+        "packages": {"vllm": "0.10.2", "torchvision": "0.26.0+cu130"},
+        "torch_requirements": {
+            "vllm": {"version": "0.10.2", "requires": ["torch==2.8.0"]},
+            "torchvision": {"version": "0.26.0+cu130", "requires": ["torch==2.11.0"]},
+            "xformers": {"version": "0.0.32", "requires": ["torch==2.8.0; sys_platform == 'win32'"]},
+            "peft": {"version": "0.17.0", "requires": ["torch>=1.13.0", "torch<3; extra == 'test'"]},
+        },
+        "markers": {"sys_platform": "linux", "platform_system": "Linux", "python_version": "3.12"},
+    }
+    code, document = diagnose(tmp_path, answer, capsys)
+    assert code == ExitCode.DIFFERENCES
+    # vllm once, from its own metadata (the catalog's pin table is not asked as well)
+    assert titles(document, "error") == [
+        "vllm 0.10.2 requires torch==2.8.0, but torch 2.11.0+cu130 is installed"
+    ]
+
+    fine = {
+        **answer,
+        "packages": {},
+        "torch_requirements": {k: answer["torch_requirements"][k] for k in ("torchvision", "peft")},
+    }
+    code, document = diagnose(tmp_path, fine, capsys)
+    assert code == 0
+    assert "torch 2.11.0+cu130 satisfies what 2 installed package(s) require of it" in titles(document, "ok")
+
+
+@pytest.mark.parametrize(
+    ("torchvision", "severity"),
+    [("0.26.0+cu128", "error"), ("0.26.0+cpu", "error"), ("0.26.0+cu132", "warning"), ("0.26.0+cu130", None)],
+)
+@pytest.mark.usefixtures("h200")
+def test_torchvision_from_another_pytorch_index(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], torchvision: str, severity: str | None
+) -> None:
+    answer = {**H100_PROBE["plain"], "packages": {"torchvision": torchvision}}
+    _, document = diagnose(tmp_path, answer, capsys)
+    flagged = [f for f in document["findings"] if f["title"].startswith("torchvision ")]
+    assert [f["severity"] for f in flagged] == ([severity] if severity else [])
+    if severity:
+        assert "llm-sync" in flagged[0]["fix"]
+
+
+def test_the_probe_reads_what_installed_packages_require_of_torch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real dist-info metadata read by the real probe in a real interpreter."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "torch.py").write_text(STANDIN_TORCH, encoding="utf-8")
+    for name, version, requires in [
+        ("vllm", "0.10.2", ["torch==2.8.0", "torchvision==0.23.0"]),
+        ("torchvision", "0.26.0", ["numpy", "torch==2.11.0"]),
+        ("torchmetrics", "1.9.0", ["torch (>=2.0.0)"]),
+        ("numpy", "2.3.0", []),
+    ]:
+        info = site / f"{name}-{version}.dist-info"
+        info.mkdir()
+        lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+        lines += [f"Requires-Dist: {r}" for r in requires]
+        (info / "METADATA").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    environment = doctor.probe(Path(sys.executable), timeout=30)
+    wanted = environment.facts["torch_requirements"]
+    assert wanted["vllm"] == {"version": "0.10.2", "requires": ["torch==2.8.0"]}
+    assert wanted["torchvision"]["requires"] == ["torch==2.11.0"]
+    assert wanted["torchmetrics"]["requires"] == ["torch (>=2.0.0)"]
+    assert "numpy" not in wanted
+    findings = doctor.torch_requirement_findings(environment.facts)
+    assert [f.title for f in findings if f.severity == "error"] == [
+        "vllm 0.10.2 requires torch==2.8.0, but torch 2.11.0+cu130 is installed"
+    ]
