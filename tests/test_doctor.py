@@ -195,7 +195,9 @@ def test_the_recorded_h100_environment_passes_every_check(
     assert "the driver runs torch's CUDA 13.0" in passed
     assert "torch's arch list covers every local GPU (sm_90)" in passed
     assert "torch.cuda.is_available() is True (1 device(s) visible)" in passed
-    assert "installed: transformers 5.17.0, triton 3.6.0" in passed
+    assert "installed: torchaudio 2.11.0, torchvision 0.26.0, transformers 5.17.0, triton 3.6.0" in passed
+    # 20 of its 205 distributions name torch; 13 require it outside extras, all satisfied
+    assert "torch 2.11.0+cu130 satisfies what 13 installed package(s) require of it" in passed
     assert document["facts"]["environment"]["torch"] == HEALTHY_TORCH
     assert document["facts"]["machine"]["gpus"][0]["sm"] == "sm_90"
 
@@ -544,4 +546,17 @@ def test_the_probe_reads_what_installed_packages_require_of_torch(
     findings = doctor.torch_requirement_findings(environment.facts)
     assert [f.title for f in findings if f.severity == "error"] == [
         "vllm 0.10.2 requires torch==2.8.0, but torch 2.11.0+cu130 is installed"
+    ]
+
+
+@pytest.mark.usefixtures("h200")
+def test_the_recorded_environment_with_an_older_torch_names_torchvision(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The H100's real requirements (torchvision pins torch (==2.11.0)) against torch 2.9."""
+    older = {**H100_PROBE["plain"], "torch": {**HEALTHY_TORCH, "version": "2.9.0+cu130"}}
+    code, document = diagnose(tmp_path, older, capsys)
+    assert code == ExitCode.DIFFERENCES
+    assert titles(document, "error") == [
+        "torchvision 0.26.0 requires torch==2.11.0, but torch 2.9.0+cu130 is installed"
     ]
