@@ -67,8 +67,11 @@ import platform, re
 wants_torch = re.compile(r"^\s*torch\s*(?:[<>=!~(\[;@]|$)", re.IGNORECASE)
 out["torch_requirements"] = {}
 for dist in md.distributions():
-    wanted = [r for r in (dist.requires or []) if wants_torch.match(r)]
-    name = dist.metadata["Name"]
+    try:  # a broken install's metadata must not cost the whole answer
+        wanted = [r for r in (dist.requires or []) if wants_torch.match(r)]
+        name = dist.metadata["Name"]
+    except Exception:
+        continue
     if wanted and name and name not in out["torch_requirements"]:  # the first on sys.path wins
         out["torch_requirements"][name] = {"version": dist.version, "requires": wanted}
 out["markers"] = {
