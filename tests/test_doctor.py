@@ -30,13 +30,19 @@ H100_PROBE: dict[str, dict[str, Any]] = json.loads(
 HEALTHY_TORCH: dict[str, Any] = H100_PROBE["plain"]["torch"]
 
 
-def standin(folder: Path, answer: dict[str, Any] | None, *, hang: bool = False) -> Path:
-    """An executable that answers `python -c <probe>` like a given environment would."""
-    script = folder / "python"
-    body = "import time\ntime.sleep(3600)\n" if hang else f"print({json.dumps(json.dumps(answer))})\n"
+def executable(folder: Path, body: str, name: str = "python") -> Path:
+    """A Python script that stands where an interpreter would."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / name
     script.write_text(f"#!{sys.executable}\n{body}", encoding="utf-8")
     script.chmod(0o755)
     return script
+
+
+def standin(folder: Path, answer: dict[str, Any] | None, *, hang: bool = False) -> Path:
+    """An executable that answers `python -c <probe>` like a given environment would."""
+    body = "import time\ntime.sleep(3600)\n" if hang else f"print({json.dumps(json.dumps(answer))})\n"
+    return executable(folder, body)
 
 
 @pytest.fixture
@@ -122,7 +128,7 @@ def test_driver_too_old_for_torchs_cuda(
 def test_nvcc_and_torch_of_different_majors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(doctor, "toolchain_findings", lambda _toolkit: ([], None))
+    monkeypatch.setattr(doctor, "toolchain_findings", lambda _toolkit, _env: ([], None))
     from uvx_llm import toolkit  # noqa: PLC0415
 
     monkeypatch.setattr(
@@ -411,14 +417,6 @@ def test_without_an_environment_doctor_says_where_it_looked(
     [missing] = [f for f in document["findings"] if f["title"] == "no environment to inspect"]
     assert missing["detail"] == "no project here and no --python"
     assert document["facts"]["machine"]["gpus"][0]["sm"] == "sm_90"
-
-
-def executable(folder: Path, body: str, name: str = "python") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    script = folder / name
-    script.write_text(f"#!{sys.executable}\n{body}", encoding="utf-8")
-    script.chmod(0o755)
-    return script
 
 
 @pytest.mark.parametrize(

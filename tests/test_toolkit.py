@@ -63,12 +63,7 @@ def test_major_mismatch_and_missing_nvcc() -> None:
 def make_toolkit(root: Path, *, release: str, header_line: str | None, layout: str = "include/crt") -> Path:
     """A CUDA toolkit folder for a release this machine does not have: an nvcc that
     answers --version as that release does, and its host_config.h's GCC check."""
-    (root / "bin").mkdir(parents=True)
-    nvcc = root / "bin" / "nvcc"
-    nvcc.write_text(
-        f"#!/bin/sh\necho 'Cuda compilation tools, release {release}, V{release}.0'\n", encoding="utf-8"
-    )
-    nvcc.chmod(0o755)
+    make_compiler(root / "bin", "nvcc", f"Cuda compilation tools, release {release}, V{release}.0")
     if header_line is not None:
         (root / layout).mkdir(parents=True)
         (root / layout / "host_config.h").write_text(
@@ -79,6 +74,7 @@ def make_toolkit(root: Path, *, release: str, header_line: str | None, layout: s
 
 
 def make_compiler(folder: Path, name: str, first_line: str) -> Path:
+    """A program that answers `--version` (any arguments) with one line."""
     folder.mkdir(parents=True, exist_ok=True)
     compiler = folder / name
     compiler.write_text(f"#!/bin/sh\necho '{first_line}'\n", encoding="utf-8")

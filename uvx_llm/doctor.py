@@ -20,7 +20,7 @@ from packaging.version import InvalidVersion, Version
 
 from uvx_llm import proc
 from uvx_llm.catalog import Catalog, Pair, parse_pair, runs_on, show_pair, show_sm
-from uvx_llm.toolkit import show_limit
+from uvx_llm.toolkit import host_compiler, show_limit
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -637,11 +637,11 @@ def _first_line(args: list[str]) -> str | None:
     return lines[0] if result.returncode == 0 and lines else None
 
 
-def host_compiler_finding(toolkit: Toolkit) -> Finding:
+def host_compiler_finding(toolkit: Toolkit, env: Mapping[str, str]) -> Finding:
     """The compiler nvcc hands host code to, and whether nvcc accepts it."""
     host = toolkit.host
     if host is None:  # no nvcc: the plain C++ compiler still matters for extensions
-        gcc = _first_line(["gcc", "--version"])
+        gcc = host_compiler(env).first_line
         return Finding(
             "toolchain",
             OK if gcc else WARNING,
@@ -667,12 +667,12 @@ def host_compiler_finding(toolkit: Toolkit) -> Finding:
     return Finding("toolchain", OK, host.describe(), accepted)
 
 
-def toolchain_findings(toolkit: Toolkit) -> tuple[list[Finding], Uv | None]:
+def toolchain_findings(toolkit: Toolkit, env: Mapping[str, str]) -> tuple[list[Finding], Uv | None]:
     """The host compiler and ninja as an extension build would find them, and uv (returned for later checks)."""
     from uvx_llm import uv as uv_module  # noqa: PLC0415 - only doctor and sync need uv
     from uvx_llm.errors import LlmSyncError  # noqa: PLC0415 - same
 
-    found = [host_compiler_finding(toolkit)]
+    found = [host_compiler_finding(toolkit, env)]
     ninja = _first_line(["ninja", "--version"])
     found.append(
         Finding(
@@ -795,7 +795,7 @@ def diagnose(
 ) -> Report:
     """Every finding about this machine and environment, with the facts behind them."""
     findings = machine_findings(machine, toolkit, host)
-    toolchain, uv = toolchain_findings(toolkit)
+    toolchain, uv = toolchain_findings(toolkit, env)
     findings += toolchain
     interpreter = interpreter_of(project_root, python, env)
     environment = None
