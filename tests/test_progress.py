@@ -461,3 +461,30 @@ def test_uv_lines_are_kept_for_the_explanation() -> None:
     for line in UV_NO_SOLUTION:
         shown.feed(line)
     assert progress.unsatisfiable(shown.output) == ["torch", "vllm"]
+
+
+def test_a_second_ninja_run_starts_a_new_count() -> None:
+    """A package with two extensions runs ninja twice; the ETA of the second run is its own."""
+    out, clock = io.StringIO(), Clock()
+    shown = progress.Progress(out=out, terminal=False, log_dir=None, jobs=2, clock=clock)
+    shown.feed("   Building apex==0.1")
+    shown.feed("DEBUG Emitting ninja build file build/temp/build.ninja...")
+    shown.feed("DEBUG Compiling objects...")
+    for n in (1, 2):
+        clock.now += 100
+        shown.feed(f"DEBUG [{n}/2] nvcc -c a{n}.cu")
+    shown.feed("DEBUG Compiling objects...")
+    clock.now += 10
+    shown.feed("DEBUG [1/4] nvcc -c b1.cu")
+    shown.feed("DEBUG [2/4] nvcc -c b2.cu")
+    [build] = shown.builds
+    assert build.finished_at == [clock.now, clock.now]
+    assert build.eta_seconds(clock.now) == 10.0  # one more wave of 10 s
+    assert [line for line in out.getvalue().splitlines() if "waiting for the compiler" in line] == [
+        "building apex 0s: waiting for the compiler…",
+        "building apex 3m20s: waiting for the compiler…",
+    ]
+    clock.now += 10
+    shown.feed("DEBUG [1/3] c++ -c c1.cpp")  # and one without torch's announcement
+    assert build.finished_at == [clock.now]
+    assert build.compile_started == clock.now - 10

@@ -252,8 +252,9 @@ class Progress:
                 self._in_failure_dump = True
                 if build is not None and not build.ended:
                     build.ended = build.failed = True
-            elif built and build is not None and built.group(1) == build.package:
-                build.ended = True
+            elif built:
+                for finished in self.builds:
+                    finished.ended = finished.ended or finished.package == built.group(1)
             elif build is not None and build.total and build.done >= build.total:
                 build.ended = True  # uv's closing lines: the 100 % line is not drawn again under each
             self._show(line)
@@ -308,15 +309,20 @@ class Progress:
         build.lines.append(text)
         if len(build.lines) > 20000:  # noqa: PLR2004 - enough for any diagnosis; the log has everything
             del build.lines[:10000]
-        if build.compile_started is None and _COMPILING.match(text):
-            build.compile_started = self.clock()
-            if not self.terminal:
+        now = self.clock()
+        if _COMPILING.match(text):  # a ninja run starts (a package with two extensions has two)
+            fresh = build.compile_started is None or build.total > 0
+            build.compile_started, build.done, build.total, build.finished_at = now, 0, 0, []
+            if fresh and not self.terminal:
                 self._plain(build)
             return
         match = _NINJA.match(text)
         if match:
             done, total = int(match.group(1)), int(match.group(2))
-            now = self.clock()
+            if done < build.done or (total != build.total and build.total):  # another ninja run, unannounced
+                build.compile_started = build.finished_at[-1] if build.finished_at else now
+                build.finished_at = []
+                build.last_reported_percent = -1
             build.finished_at.extend([now] * (done - len(build.finished_at)))
             build.done, build.total = done, total
             source = _SOURCE.findall(match.group(3))
