@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from uvx_llm.build import EnvSetting
 from uvx_llm.errors import LlmSyncError
 
 if TYPE_CHECKING:
@@ -311,3 +312,22 @@ def indexes(resolved: Resolved, catalog: Catalog) -> Indexes:
         torch_format = resolved["torch-index-format"].value
     python_mirror = resolved["python-install-mirror"]
     return Indexes(torch_base, torch_format, default_index, python_mirror if python_mirror.value else None)
+
+
+def mirror_environment(chosen: Indexes, environ: Mapping[str, str]) -> tuple[EnvSetting, ...]:
+    """Mirrors that are this machine's business: told to uv, never written to the file.
+    A variable already set in ``environ`` is the user's and is kept."""
+    found = []
+    for variable, setting in (
+        ("UV_DEFAULT_INDEX", chosen.default_index),
+        ("UV_PYTHON_INSTALL_MIRROR", chosen.python_install_mirror),
+    ):
+        if setting is None:
+            continue
+        if environ.get(variable):
+            found.append(
+                EnvSetting(variable, environ[variable], "set in your environment: kept", from_user=True)
+            )
+        else:
+            found.append(EnvSetting(variable, setting.value, f"from {setting.origin}"))
+    return tuple(found)

@@ -174,6 +174,14 @@ def target(*, cuda: Pair | None, archs: tuple[Pair, ...] | None, platform: str =
     )
 
 
+def for_run(catalog: Catalog, *, cuda: str, arch: str, env: Mapping[str, str]) -> Machine:
+    """The machine to plan for: the target that ``cuda``/``arch`` describe (either may be empty),
+    else this machine, detected."""
+    if cuda or arch:
+        return target(cuda=parse_cuda(cuda) if cuda else None, archs=parse_arch_list(arch) if arch else None)
+    return detect(catalog, env=env)
+
+
 # --- NVML ---------------------------------------------------------------------------
 
 
