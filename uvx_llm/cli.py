@@ -4,62 +4,57 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from uvx_llm import __version__, log, paths, pipeline, render
+from uvx_llm import __version__, config, log, paths, pipeline, render
 from uvx_llm.errors import ExitCode, LlmSyncError
 from uvx_llm.pipeline import Options
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 logger = log.get_logger("llm-sync")
-COMMANDS = ("sync", "plan", "check", "detect", "config", "doctor")
-_VALUE_OPTIONS = {"--project", "--backend", "--cuda", "--arch", "--torch-index-url", "--python", "--timeout"}
+
+
+def _setting_option(spec: config.Spec) -> Any:
+    """A setting's command-line option, made from its declaration."""
+    return click.option(
+        spec.option,
+        spec.param,
+        metavar=spec.metavar,
+        type=click.Choice(spec.choices) if spec.choices else None,
+        help=f"{spec.help[0].upper()}{spec.help[1:].rstrip('.')}. [env: {spec.env}]",
+    )
+
+
+def _setting_options(*keys: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options of these settings (all that have one, when none are named)."""
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        specs = [config.SPEC_BY_KEY[key] for key in keys] if keys else list(config.SPECS)
+        for spec in reversed(specs):
+            if spec.flag:
+                function = _setting_option(spec)(function)
+        return function
+
+    return decorate
+
+
+_PROJECT = click.option(
+    "--project",
+    type=click.Path(path_type=Path),
+    help="Project folder (default: nearest pyproject.toml upward).",
+)
+_VERBOSE = click.option("-v", "--verbose", count=True, help="More detail (repeatable).")
+_QUIET = click.option("-q", "--quiet", count=True, help="Errors only.")
 
 
 def _common_options(function: Any) -> Any:
-    options = [
-        click.option(
-            "--project",
-            type=click.Path(path_type=Path),
-            help="Project folder (default: nearest pyproject.toml upward).",
-        ),
-        click.option(
-            "--backend", help="PyTorch backend: auto, cpu, cu126, cu128, ... [env: LLM_SYNC_BACKEND]"
-        ),
-        click.option(
-            "--cuda", metavar="X.Y", help="Plan for a driver that runs CUDA X.Y instead of this machine's."
-        ),
-        click.option(
-            "--arch",
-            metavar="X.Y[,X.Y]",
-            help="Plan for GPUs of these compute capabilities instead of this machine's.",
-        ),
-        click.option(
-            "--torch-index-url",
-            metavar="URL",
-            help="Base URL of the PyTorch wheel indexes (a mirror). [env: LLM_SYNC_TORCH_INDEX_URL]",
-        ),
-        click.option(
-            "--mirror",
-            metavar="NAME|URL",
-            help="Mirror preset (tuna, nju, aliyun) or a PyTorch wheel mirror's base URL. [env: LLM_SYNC_MIRROR]",
-        ),
-        click.option(
-            "--default-index-url",
-            metavar="URL",
-            help="A PyPI mirror for this run. [env: LLM_SYNC_DEFAULT_INDEX_URL]",
-        ),
-        click.option(
-            "--python-install-mirror",
-            metavar="URL",
-            help="Where uv downloads Python builds from. [env: LLM_SYNC_PYTHON_INSTALL_MIRROR]",
-        ),
-        click.option(
-            "--relief",
-            type=click.Choice(["override", "metadata"]),
-            help="How to relieve a framework's hard pin the project contradicts (default override). [env: LLM_SYNC_RELIEF]",
-        ),
+    options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+        _PROJECT,
+        _setting_options(),
         click.option(
             "--force", is_flag=True, help="Replace hand-written torch routing that disagrees with the plan."
         ),
@@ -68,13 +63,8 @@ def _common_options(function: Any) -> Any:
             is_flag=True,
             help="Build CUDA extensions for their default GPU architectures, not only this machine's.",
         ),
-        click.option(
-            "--log-format",
-            type=click.Choice(["human", "json"]),
-            help="Messages for people, or one JSON object per event for CI. [env: LLM_SYNC_LOG_FORMAT]",
-        ),
-        click.option("-v", "--verbose", count=True, help="More detail (repeatable)."),
-        click.option("-q", "--quiet", count=True, help="Errors only."),
+        _VERBOSE,
+        _QUIET,
     ]
     for option in reversed(options):
         function = option(function)
@@ -83,7 +73,11 @@ def _common_options(function: Any) -> Any:
 
 def _options(kwargs: dict[str, Any]) -> Options:
     """The shared options out of a command's keywords, set up logging as they say."""
-    options = Options(**{key: kwargs.pop(key) for key in list(Options.__dataclass_fields__)})
+    given = {spec.key: kwargs.pop(spec.param) for spec in config.SPECS if spec.param in kwargs}
+    switches = {
+        key: kwargs.pop(key) for key in ("project", "force", "all_archs", "verbose", "quiet") if key in kwargs
+    }
+    options = Options(given=given, **switches)
     pipeline.set_up_logging(options)
     return options
 
@@ -182,11 +176,7 @@ def check(fix: bool, as_json: bool, **kwargs: Any) -> int:
 
 
 @cli.command()
-@click.option(
-    "--project",
-    type=click.Path(path_type=Path),
-    help="Project folder (default: nearest pyproject.toml upward).",
-)
+@_PROJECT
 @click.option(
     "--python",
     "python",
@@ -197,11 +187,9 @@ def check(fix: bool, as_json: bool, **kwargs: Any) -> int:
     "--timeout", type=float, default=60.0, show_default=True, help="Seconds the interpreter gets to answer."
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
-def doctor(project: Path | None, python: Path | None, timeout: float, as_json: bool) -> int:
+def doctor(python: Path | None, timeout: float, as_json: bool, **kwargs: Any) -> int:
     """Check the machine and the project's environment; say how to fix each problem."""
-    options = Options(project=project)
-    pipeline.set_up_logging(options)
-    report = pipeline.diagnose(options, python=python, timeout=timeout)
+    report = pipeline.diagnose(_options(kwargs), python=python, timeout=timeout)
     if as_json:
         _echo_json(report.to_json())
     else:
@@ -210,17 +198,11 @@ def doctor(project: Path | None, python: Path | None, timeout: float, as_json: b
 
 
 @cli.command("config")
-@click.option(
-    "--project",
-    type=click.Path(path_type=Path),
-    help="Project folder (default: nearest pyproject.toml upward).",
-)
+@_PROJECT
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
-def show_config(project: Path | None, as_json: bool) -> int:
+def show_config(as_json: bool, **kwargs: Any) -> int:
     """Print every setting, its value and where it came from."""
-    options = Options(project=project)
-    pipeline.set_up_logging(options)
-    shown = pipeline.show_settings(options)
+    shown = pipeline.show_settings(_options(kwargs))
     if as_json:
         _echo_json(render.settings_document(shown))
     else:
@@ -230,17 +212,14 @@ def show_config(project: Path | None, as_json: bool) -> int:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
-@click.option("--cuda", metavar="X.Y", help="Describe a target driver instead of detecting.")
-@click.option("--arch", metavar="X.Y[,X.Y]", help="Describe target GPUs instead of detecting.")
-@click.option("-v", "--verbose", count=True, help="More detail.")
-@click.option("-q", "--quiet", count=True, help="Errors only.")
-def detect(as_json: bool, cuda: str | None, arch: str | None, verbose: int, quiet: int) -> int:
+@_setting_options("cuda", "arch")
+@_VERBOSE
+@_QUIET
+def detect(as_json: bool, **kwargs: Any) -> int:
     """Show the machine facts llm-sync plans with."""
     from uvx_llm import catalog  # noqa: PLC0415 - only detect reads it here
 
-    options = Options(cuda=cuda, arch=arch, verbose=verbose, quiet=quiet)
-    pipeline.set_up_logging(options)
-    machine = pipeline.machine(options, catalog.load())
+    machine = pipeline.machine(_options(kwargs), catalog.load())
     if as_json:
         _echo_json(machine.to_json())
     else:
@@ -251,13 +230,24 @@ def detect(as_json: bool, cuda: str | None, arch: str | None, verbose: int, quie
 # --- entry point -------------------------------------------------------------------------------------
 
 
+def _value_options() -> set[str]:
+    """Every option that takes a value, of every command (the word after one is not a command)."""
+    return {
+        name
+        for command in cli.commands.values()
+        for param in command.params
+        if isinstance(param, click.Option) and not param.is_flag and not param.count
+        for name in param.opts
+    }
+
+
 def with_default_command(argv: list[str]) -> list[str]:
     """`llm-sync [options] [-- uv args]` means `llm-sync sync ...`; a command may follow options."""
     previous = ""
     for position, word in enumerate(argv):
         if word == "--":
             break
-        if word in COMMANDS and previous not in _VALUE_OPTIONS:
+        if word in cli.commands and previous not in _value_options():
             return [word, *argv[:position], *argv[position + 1 :]]
         previous = word
     if any(token in {"--help", "-h", "--version"} for token in argv[:1]):

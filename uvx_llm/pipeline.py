@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,7 @@ from uvx_llm import project as project_module
 from uvx_llm.errors import LlmSyncError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
     from uvx_llm import doctor as doctor_module
     from uvx_llm import machine as machine_module
@@ -37,20 +37,13 @@ _USER_CONFIG_READ: dict[str, Any] = {}
 
 @dataclass(frozen=True)
 class Options:
-    """What the command line gave; None (or False, 0) where it gave nothing."""
+    """What the command line gave: settings by key (config.SPECS; None where not given), and the
+    switches that are not settings."""
 
+    given: Mapping[str, str | None] = field(default_factory=dict)
     project: Path | None = None
-    backend: str | None = None
-    cuda: str | None = None
-    arch: str | None = None
-    torch_index_url: str | None = None
-    mirror: str | None = None
-    default_index_url: str | None = None
-    python_install_mirror: str | None = None
-    relief: str | None = None
     force: bool = False
     all_archs: bool = False
-    log_format: str | None = None
     verbose: int = 0
     quiet: int = 0
 
@@ -79,18 +72,8 @@ def user_config() -> tuple[dict[str, Any], Path]:
 
 def settings(options: Options, project_table: dict[str, Any]) -> config.Resolved:
     user_table, user_path = user_config()
-    cli_values = {
-        "backend": options.backend,
-        "mirror": options.mirror,
-        "torch-index-url": options.torch_index_url,
-        "torch-index-format": None,  # no option of its own: LLM_SYNC_TORCH_INDEX_FORMAT or a file
-        "default-index-url": options.default_index_url,
-        "python-install-mirror": options.python_install_mirror,
-        "relief": options.relief,
-        "log-format": options.log_format,
-    }
     return config.resolve(
-        cli=cli_values,
+        cli=options.given,
         env=os.environ,
         project_table=project_table,
         user_table=user_table,
@@ -107,18 +90,23 @@ def set_up_logging(options: Options) -> None:
 
 
 def target_given(options: Options) -> bool:
-    return bool(options.cuda or options.arch)
+    """Whether --cuda/--arch were given (LLM_SYNC_CUDA/LLM_SYNC_ARCH are for image builds)."""
+    return bool(options.given.get("cuda") or options.given.get("arch"))
 
 
 def machine(options: Options, catalog: catalog_module.Catalog) -> machine_module.Machine:
     """The target machine (--cuda/--arch, else LLM_SYNC_CUDA/LLM_SYNC_ARCH), else this one."""
     from uvx_llm import machine as machine_module  # noqa: PLC0415 - see the module docstring
 
+    resolved = settings(options, {})  # the target is no project setting
+    cuda, arch = resolved["cuda"], resolved["arch"]
     found = machine_module.for_run(
         catalog,
-        cuda=options.cuda or os.environ.get("LLM_SYNC_CUDA", "").strip(),
-        arch=options.arch or os.environ.get("LLM_SYNC_ARCH", "").strip(),
+        cuda=cuda.value,
+        arch=arch.value,
         env=os.environ,
+        cuda_origin=cuda.origin,
+        arch_origin=arch.origin,
     )
     for note in found.notes:
         quiet_note = note.startswith("NVML unusable: the NVML library") or not found.has_nvidia
