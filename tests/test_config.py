@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from test_cli import GOOD, run
+from helpers import GOOD, run
 
 from uvx_llm import config, paths
 from uvx_llm.errors import ExitCode, LlmSyncError
