@@ -208,3 +208,10 @@ def app_in_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "pyproject.toml").write_text(GOOD, encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     return tmp_path / "pyproject.toml"
+
+
+def test_a_recorded_architecture_list_that_is_not_one_names_the_key(cat: Catalog) -> None:
+    with pytest.raises(LlmSyncError, match=r"\[tool.llm-sync\] cuda-archs 'ninety'") as caught:
+        config.validate_table({"cuda-archs": "ninety"}, cat)
+    assert caught.value.fix
+    config.validate_table({"cuda-archs": "8.0;9.0"}, cat)

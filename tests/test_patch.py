@@ -58,7 +58,7 @@ def test_real_world_files_round_trip_without_damage(
     assert kept_comments == [c for c in comment_lines(new_text) if c in kept_comments]
     if not force:  # a line only grows: a trailing comma, items appended to a one-line array, a marker
         for line in removed_lines(original.text, new_text):
-            assert any(new.startswith(line.rstrip('],"')) for new in new_text.splitlines()), line
+            assert any(new.startswith(line.rstrip('],"} ')) for new in new_text.splitlines()), line
     # Idempotent: a second run on the result changes nothing.
     after = project.parse(patch.encode(original, new_text), fixture)
     assert make(after, cat, MACHINES[machine_name]).actions == ()
@@ -81,6 +81,7 @@ def test_template_keeps_hand_written_routing_and_records_its_backend(cat: Catalo
     made = make(template, cat)
     assert made.backend == "cu128"
     assert made.actions[-1] == plan.SetConfig("backend", "cu128")
+    assert plan.SetConfig("cuda-archs", "9.0") in made.actions  # the H200's architecture, for the team
     assert not any(isinstance(a, plan.SetSource) for a in made.actions)
     added = [
         line
@@ -90,8 +91,10 @@ def test_template_keeps_hand_written_routing_and_records_its_backend(cat: Catalo
     assert added == [
         "+    \"flash-attn==2.8.3 ; sys_platform == 'linux'\",",
         '+flash-attn = [{ requirement = "torch", match-runtime = true }, "ninja", "packaging", "psutil"]',
+        '+flash-attn = { FLASH_ATTENTION_SKIP_CUDA_BUILD = "TRUE", TORCH_CUDA_ARCH_LIST = "9.0", FLASH_ATTN_CUDA_ARCHS = "90" }',
         "+",
         "+[tool.llm-sync]",
+        '+cuda-archs = "9.0"',
         '+backend = "cu128"',
     ]
     assert any("FLASH_ATTENTION_SKIP_CUDA_BUILD" in w for w in made.warnings)

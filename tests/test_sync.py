@@ -210,23 +210,63 @@ def test_a_build_for_one_gpu_is_never_reused_for_another_through_the_cache(
     sync_for("second-h100-box", "9.0")  # the same GPU again: the cached sm_90 wheel is reused
     assert len(build_records(record)) == 2
 
-    # Control: plain `uv sync` keys its cache without the environment, so the
-    # second machine silently gets the first one's wheel.
-    for name, arch in (("plain-a", "75"), ("plain-b", "86")):
-        folder = tmp_path / name
-        folder.mkdir()
-        text = (tmp_path / "h100-box" / "pyproject.toml").read_text(encoding="utf-8")
-        (folder / "pyproject.toml").write_text(text, encoding="utf-8")
-        plain = subprocess.run(
-            [uv_binary(), "sync"],
-            env={**env, "FLASH_ATTN_CUDA_ARCHS": arch},
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            check=False,
+    # Plain `uv sync` in a copy of the h100 project: the recorded architectures
+    # reach uv through [tool.uv.extra-build-variables], so it reuses the sm_90
+    # wheel, whatever the shell's FLASH_ATTN_CUDA_ARCHS says.
+    folder = tmp_path / "plain-copy"
+    folder.mkdir()
+    text = (tmp_path / "h100-box" / "pyproject.toml").read_text(encoding="utf-8")
+    (folder / "pyproject.toml").write_text(text, encoding="utf-8")
+    plain = subprocess.run(
+        [uv_binary(), "sync"],
+        env={**env, "FLASH_ATTN_CUDA_ARCHS": "75"},
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert plain.returncode == 0, plain.stderr
+    assert len(build_records(record)) == 2
+
+
+def test_plain_uv_keeps_what_llm_sync_built(package_index: PackageIndex, tmp_path: Path) -> None:
+    project = write_project(tmp_path / "app", "flash-attn")
+    record = tmp_path / "builds.jsonl"
+    env = environment(package_index, LLM_SYNC_TEST_RECORD=str(record))
+    result = llm_sync(["--cuda", "12.8", "--arch", "9.0", "--no-build-check"], env=env, cwd=project)
+    assert result.returncode == 0, result.stderr
+    text = (project / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'cuda-archs = "9.0"' in text
+    assert 'flash-attn = { TORCH_CUDA_ARCH_LIST = "9.0", FLASH_ATTN_CUDA_ARCHS = "90" }' in text
+
+    def plain_uv(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [uv_binary(), *args], env=env, cwd=project, capture_output=True, text=True, check=False
         )
-        assert plain.returncode == 0, plain.stderr
-    assert [r["FLASH_ATTN_CUDA_ARCHS"] for r in build_records(record)] == ["90", "80", "75"]
+
+    check = plain_uv("sync", "--check")
+    assert check.returncode == 0, check.stderr
+    assert "Would make no changes" in check.stderr
+    ran = plain_uv("run", "python", "-c", "import flash_attn; print(flash_attn.__version__)")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "9.9.9"
+    assert "Built flash-attn" not in ran.stderr
+    assert len(build_records(record)) == 1  # nothing was rebuilt
+
+
+def test_a_new_gpu_widens_the_recorded_architectures_and_a_smaller_machine_keeps_them(
+    package_index: PackageIndex, tmp_path: Path
+) -> None:
+    project = write_project(tmp_path / "app", "flash-attn")
+    record = tmp_path / "builds.jsonl"
+    env = environment(package_index, LLM_SYNC_TEST_RECORD=str(record))
+    for arch in ("9.0", "8.0", "9.0"):  # an H100, then an A100 joins, then the H100 again
+        result = llm_sync(["--cuda", "12.8", "--arch", arch, "--no-build-check"], env=env, cwd=project)
+        assert result.returncode == 0, result.stderr
+    assert [r["FLASH_ATTN_CUDA_ARCHS"] for r in build_records(record)] == ["90", "80;90"]
+    assert 'cuda-archs = "8.0;9.0"' in (project / "pyproject.toml").read_text(encoding="utf-8")
+    checked = llm_sync(["check"], env=env, cwd=project)
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_a_build_that_cannot_succeed_is_refused_before_it_starts(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import tomlkit
 from tomlkit.items import AoT, Array, Table
 
-from uvx_llm.build import AddBuildDependencies, SetRequirement
+from uvx_llm.build import AddBuildDependencies, SetBuildVariables, SetRequirement
 from uvx_llm.errors import LlmSyncError
 from uvx_llm.frameworks import AddOverride, SetDependencyMetadata, SetPathSource
 from uvx_llm.guards import AddConstraint
@@ -228,6 +228,16 @@ def _doc_build_dependencies(doc: Container, action: AddBuildDependencies) -> Non
         table[action.package] = _item(list(action.entries))
 
 
+def _doc_build_variables(doc: Container, action: SetBuildVariables) -> None:
+    table = _table(doc, "tool", "uv", "extra-build-variables")
+    current = table.get(action.package)
+    if isinstance(current, Table):  # its own [tool.uv.extra-build-variables.<package>] section
+        for key, value in action.variables:
+            current[key] = value
+    else:  # an inline table is written anew: tomlkit appends to one without separators
+        table[action.package] = _item({**(current or {}), **dict(action.variables)})
+
+
 def _doc_config(doc: Container, action: SetConfig) -> None:
     _table(doc, "tool", TOOL_KEY)[action.key] = action.value
 
@@ -239,6 +249,7 @@ _DOCUMENT_STEPS: dict[type, Callable[[Container, Any], None]] = {
     AddRequirement: _doc_add_requirement,
     SetRequirement: _doc_set_requirement,
     AddBuildDependencies: _doc_build_dependencies,
+    SetBuildVariables: _doc_build_variables,
     SetConfig: _doc_config,
     SetPathSource: _apply_framework_action,
     AddOverride: _apply_framework_action,
@@ -306,6 +317,11 @@ def _data_build_dependencies(data: dict[str, Any], action: AddBuildDependencies)
     table[action.package] = [*table.get(action.package, []), *action.entries]
 
 
+def _data_build_variables(data: dict[str, Any], action: SetBuildVariables) -> None:
+    table = _plain_dict(data, "tool", "uv", "extra-build-variables")
+    table[action.package] = {**table.get(action.package, {}), **dict(action.variables)}
+
+
 def _data_config(data: dict[str, Any], action: SetConfig) -> None:
     _plain_dict(data, "tool", TOOL_KEY)[action.key] = action.value
 
@@ -332,6 +348,7 @@ _DATA_STEPS: dict[type, Callable[[dict[str, Any], Any], None]] = {
     AddRequirement: _data_add_requirement,
     SetRequirement: _data_set_requirement,
     AddBuildDependencies: _data_build_dependencies,
+    SetBuildVariables: _data_build_variables,
     SetConfig: _data_config,
     SetPathSource: _data_path_source,
     AddOverride: _data_override,

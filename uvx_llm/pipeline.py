@@ -219,7 +219,7 @@ def preview(options: Options, *, uv_args: tuple[str, ...]) -> Preview:
     from uvx_llm import patch as patch_module  # noqa: PLC0415 - see the module docstring
 
     diff_text = patch_module.diff(run.project, patch_module.render(run.project, run.plan.actions))
-    command = ("uv", "sync", "--project", str(run.project.root), *run.plan.uv_args, *uv_args)
+    command = ("uv", "sync", "--project", str(run.project.root), *uv_args)
     return Preview(run=run, diff=diff_text, command=command)
 
 

@@ -53,15 +53,14 @@ def sync(
         logger.info(f"updated {project.path}")
     if uv is None:
         return ExitCode.OK
-    all_args = (*made.uv_args, *uv_args)
     env = made.uv_environment()
     with pipeline.stage("sync"):
-        code, diagnosis = run_uv(uv, project, all_args, env)
+        code, diagnosis = run_uv(uv, project, uv_args, env)
     if diagnosis is not None and diagnosis.kind == progress.OOM and not no_retry:
         halved = halve_jobs(env)
         if halved is not None:
             logger.warning(f"retrying once with MAX_JOBS={halved['MAX_JOBS']} (--no-retry turns this off)")
-            code, _ = run_uv(uv, project, all_args, halved)
+            code, _ = run_uv(uv, project, uv_args, halved)
     return code
 
 
