@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import subprocess
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -299,12 +298,9 @@ def parse_smi_csv(text: str) -> tuple[tuple[Gpu, ...], str | None]:
 
 def from_nvidia_smi(catalog: Catalog, *, system: str) -> Machine | str:
     args = ["nvidia-smi", f"--query-gpu={_SMI_FIELDS}", "--format=csv,noheader,nounits"]
-    try:
-        result = proc.run(args, timeout=20)
-    except OSError as error:
-        return f"nvidia-smi unusable: {error.strerror}"
-    except subprocess.TimeoutExpired:
-        return "nvidia-smi unusable: no answer within 20 s"
+    result = proc.run(args, timeout=20)
+    if result.failure is not None:
+        return f"nvidia-smi unusable: {result.failure}"
     if result.returncode != 0:
         last_line = (result.stderr or result.stdout).strip().splitlines()[-1:]
         return f"nvidia-smi failed: {last_line[0] if last_line else f'exit code {result.returncode}'}"
