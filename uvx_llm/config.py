@@ -11,10 +11,10 @@ for (`auto` keeps the recorded one or picks for the machine).
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from uvx_llm import tomlread
 from uvx_llm.build import EnvSetting, parse_arch_text
 from uvx_llm.errors import LlmSyncError
 
@@ -245,24 +245,9 @@ def load_user_config(path: Path) -> dict[str, Any]:
         return {}
     except OSError as error:
         raise LlmSyncError(f"cannot read {path}: {error.strerror}", fix="check its permissions") from None
-    if sys.version_info >= (3, 11):
-        import tomllib  # noqa: PLC0415 - stdlib only from 3.11
-
-        decode_error: type[Exception] = tomllib.TOMLDecodeError
-        loads: Callable[[str], dict[str, Any]] = tomllib.loads
-    else:  # pragma: no cover - the 3.10 fallback
-        import tomlkit  # noqa: PLC0415
-        import tomlkit.exceptions  # noqa: PLC0415
-
-        decode_error = tomlkit.exceptions.ParseError
-
-        def loads(text: str) -> dict[str, Any]:
-            parsed: dict[str, Any] = tomlkit.parse(text).unwrap()
-            return parsed
-
     try:
-        table = loads(text)
-    except decode_error as error:
+        table = tomlread.loads(text)
+    except ValueError as error:
         raise LlmSyncError(
             f"{path} is not valid TOML: {error}",
             fix=f"correct it, or delete {path} to use the defaults",
