@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from uvx_llm import __version__, config, log, paths
+from uvx_llm import __version__, config, files, log, paths
 from uvx_llm import catalog as catalog_module
 from uvx_llm import plan as plan_module
 from uvx_llm import project as project_module
@@ -325,7 +325,7 @@ def sync(no_sync: bool, no_build_check: bool, no_retry: bool, uv_args: tuple[str
         uv = uv_module.find()
         uv_module.require(uv, made.uv_min_version)
     if new_text != project.text:
-        patch_module.write_atomic(project.path, patch_module.encode(project, new_text))
+        files.write(project.path, patch_module.encode(project, new_text), expected=project.raw)
         logger.info(f"updated {project.path}")
     if uv is None:
         return ExitCode.OK
@@ -514,7 +514,7 @@ def check(fix: bool, as_json: bool, **kwargs: Any) -> int:
         up_to_date = new_text == project.text
         diff_text = "" if up_to_date else patch_module.diff(project, new_text)
         if fix and not up_to_date:
-            patch_module.write_atomic(project.path, patch_module.encode(project, new_text))
+            files.write(project.path, patch_module.encode(project, new_text), expected=project.raw)
     if as_json:
         import json  # noqa: PLC0415 - see the imports
 
