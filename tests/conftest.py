@@ -2,19 +2,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from helpers import STANDINS
 from pkgindex import PackageIndex, serve
 
 from uvx_llm import catalog, paths
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-REAL_WORLD = Path(__file__).parent / "fixtures" / "real-world"
-STANDINS = Path(__file__).parent / "standins"
+    from pathlib import Path
 
 
 @pytest.fixture(autouse=True)

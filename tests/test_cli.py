@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 import pytest
+from helpers import GOOD, run
 
 from uvx_llm import cli, paths
 from uvx_llm import plan as plan_module
@@ -14,16 +15,6 @@ from uvx_llm.errors import ExitCode
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-GOOD = '[project]\nname = "app"\nversion = "0.1.0"\ndependencies = [\n    "vllm==0.10.2",  # serving\n]\n'
-
-
-def run(argv: list[str]) -> int:
-    with pytest.raises(SystemExit) as done:
-        cli.run(argv)
-    code = done.value.code
-    assert isinstance(code, int)
-    return code
 
 
 @pytest.fixture

@@ -5,13 +5,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from test_cli import GOOD, run
+from helpers import GOOD, run
 
 from uvx_llm import config, paths
 from uvx_llm.errors import ExitCode, LlmSyncError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from uvx_llm.catalog import Catalog
 
@@ -147,6 +147,67 @@ def test_a_bad_user_config_stops_every_command(
     err = capsys.readouterr().err
     assert "unknown key 'mirorr'" in err
     assert str(user) in err
+
+
+@pytest.mark.parametrize(
+    ("document", "name", "table"),
+    [
+        ("configuration.md", "settings-table", config.settings_table),
+        ("environment.md", "environment-table", config.environment_table),
+    ],
+)
+def test_docs_tables_are_the_registry(document: str, name: str, table: Callable[[], str]) -> None:
+    text = (Path(__file__).parents[1] / "docs" / document).read_text(encoding="utf-8")
+    start, end = f"<!-- {name}: start -->\n", f"<!-- {name}: end -->"
+    assert start in text
+    assert end in text
+    assert text.split(start, 1)[1].split(end, 1)[0] == table()
+
+
+def test_every_setting_has_its_option_and_variable(cat: Catalog) -> None:
+    valid = {
+        "backend": "cpu",
+        "at-use": "9.0",
+        "url": "https://m.example/whl",
+        "mirror": "https://m.example/whl",
+    }
+    for spec in config.SPECS:
+        value = spec.choices[-1] if spec.choices else valid[spec.check]
+        assert resolve(cat, env={spec.env: value})[spec.key] == config.Setting(value, spec.env)
+        from_cli = resolve(cat, cli={spec.key: value})[spec.key]
+        assert from_cli == (
+            config.Setting(value, spec.option) if spec.flag else config.Setting(spec.default, "default")
+        )
+    assert set(config.USER_KEYS) == {s.key for s in config.SPECS if s.in_user}
+
+
+@pytest.mark.usefixtures("app_in_cwd")
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("LLM_SYNC_ARCH", "nine", "LLM_SYNC_ARCH 'nine' is not a list of compute capabilities"),
+        ("LLM_SYNC_CUDA", "new", "LLM_SYNC_CUDA 'new' is not a CUDA version"),
+    ],
+)
+def test_a_bad_target_names_its_variable(
+    variable: str, value: str, words: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert run(["plan"]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert words in err
+    assert "--arch" not in err.split("\n")[0]
+    monkeypatch.delenv(variable)
+    monkeypatch.setenv("LLM_SYNC_ARCH", "9.0")
+    assert run(["config"]) == 0
+    assert "arch = 9.0    (LLM_SYNC_ARCH)" in capsys.readouterr().out
+
+
+@pytest.fixture
+def app_in_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "pyproject.toml").write_text(GOOD, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "pyproject.toml"
 
 
 def test_a_recorded_architecture_list_that_is_not_one_names_the_key(cat: Catalog) -> None:

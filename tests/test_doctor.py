@@ -12,9 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from fakes import FIXTURES, RecordedNvml, recorded, with_devices
-from test_cli import GOOD, run
-from test_sync import environment, write_project
-from test_toolkit import make_compiler, make_toolkit
+from helpers import GOOD, environment, make_compiler, make_toolkit, run, write_project
 
 from uvx_llm import doctor, machine
 from uvx_llm.errors import ExitCode

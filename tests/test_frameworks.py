@@ -5,10 +5,8 @@ import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import STANDINS
-from helpers import H200, applied, proj
+from helpers import H200, STANDINS, applied, environment, installed_version, llm_sync, proj, uv_binary
 from layouts import executed, openrlhf_style, verl_style, verl_with_own_uv
-from test_sync import environment, installed_version, llm_sync, uv_binary
 
 from uvx_llm import checkouts, config, frameworks, plan
 from uvx_llm.errors import LlmSyncError

@@ -6,9 +6,9 @@ import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
+from helpers import environment, llm_sync, uv_binary, write_project
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
-from test_sync import environment, llm_sync, uv_binary, write_project
 
 from uvx_llm import lockfile
 from uvx_llm.errors import LlmSyncError

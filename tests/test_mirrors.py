@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from helpers import applied, make, simple
+from helpers import applied, environment, installed_version, llm_sync, make, simple, write_project
 from pkgindex import PackageIndex, serve
-from test_sync import environment, installed_version, llm_sync, write_project
 
 from uvx_llm import config, plan
 from uvx_llm.errors import LlmSyncError

@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import REAL_WORLD
-from helpers import H200, NO_GPU, applied, gpu_machine, make, proj, simple
+from helpers import H200, NO_GPU, REAL_WORLD, applied, gpu_machine, make, proj, simple
 
 from uvx_llm import patch, plan, project
 from uvx_llm.errors import LlmSyncError

@@ -12,69 +12,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from test_toolkit import make_compiler, make_toolkit
+from helpers import (
+    environment,
+    installed_version,
+    llm_sync,
+    make_compiler,
+    make_toolkit,
+    uv_binary,
+    write_project,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from pkgindex import PackageIndex
 
 pytestmark = pytest.mark.uv
-
-
-def uv_binary() -> str:
-    from uv import find_uv_bin  # noqa: PLC0415 - the uv wheel the dev group installs
-
-    return find_uv_bin()
-
-
-def write_project(folder: Path, *deps: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    listed = ", ".join(f'"{d}"' for d in deps)
-    (folder / "pyproject.toml").write_text(
-        f'[project]\nname = "app"\nversion = "0.1.0"\nrequires-python = ">=3.10"\ndependencies = [{listed}]\n\n[tool.uv]\npackage = false\n',
-        encoding="utf-8",
-    )
-    return folder
-
-
-def environment(index: PackageIndex, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "UV": uv_binary(),
-            "UV_DEFAULT_INDEX": index.url("/simple"),
-            "LLM_SYNC_TORCH_INDEX_URL": index.url("/whl"),
-            # The base interpreter: a build environment made from a virtual
-            # environment's interpreter does not see its build dependencies.
-            "UV_PYTHON": str(
-                Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
-            ),
-        }
-    )
-    env.update(extra)
-    return env
-
-
-def llm_sync(args: Sequence[str], *, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "uvx_llm", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-def installed_version(project: Path, package: str) -> str | None:
-    found = list(project.glob(f".venv/lib/python*/site-packages/{package}/__init__.py"))
-    if not found:
-        return None
-    namespace: dict[str, str] = {}
-    exec(found[0].read_text(encoding="utf-8"), namespace)  # noqa: S102 - our own stand-in wheel's one line
-    return namespace["__version__"]
 
 
 def test_sync_routes_torch_to_the_cuda_build_and_macos_to_cpu(

@@ -5,6 +5,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import make_compiler, make_toolkit
 
 from uvx_llm import build, catalog, toolkit
 
@@ -58,28 +59,6 @@ def test_major_mismatch_and_missing_nvcc() -> None:
     assert "torch refuses extensions built with another CUDA major" in blockers((13, 0), "cu128")[0]
     assert "needs nvcc" in blockers(None, "cu128", nvcc=False)[0]
     assert blockers(None, "cpu", nvcc=False) == []
-
-
-def make_toolkit(root: Path, *, release: str, header_line: str | None, layout: str = "include/crt") -> Path:
-    """A CUDA toolkit folder for a release this machine does not have: an nvcc that
-    answers --version as that release does, and its host_config.h's GCC check."""
-    make_compiler(root / "bin", "nvcc", f"Cuda compilation tools, release {release}, V{release}.0")
-    if header_line is not None:
-        (root / layout).mkdir(parents=True)
-        (root / layout / "host_config.h").write_text(
-            f"#if defined(__GNUC__)\n#if __GNUC__ > 11\n#error -- {header_line} The nvcc flag ...\n#endif\n#endif\n",
-            encoding="utf-8",
-        )
-    return root
-
-
-def make_compiler(folder: Path, name: str, first_line: str) -> Path:
-    """A program that answers `--version` (any arguments) with one line."""
-    folder.mkdir(parents=True, exist_ok=True)
-    compiler = folder / name
-    compiler.write_text(f"#!/bin/sh\necho '{first_line}'\n", encoding="utf-8")
-    compiler.chmod(0o755)
-    return compiler
 
 
 @pytest.mark.parametrize(

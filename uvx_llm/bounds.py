@@ -137,13 +137,15 @@ _OWNED = re.compile(r'^\s*"(?P<requirement>[^"]+)",?\s*#\s*' + re.escape(MARK), 
 
 def owned(project: Project) -> dict[str, str]:
     """llm-sync's own bounds in the file, by package: the entries carrying its mark."""
-    found: dict[str, str] = {}
-    for match in _OWNED.finditer(project.text):
-        try:
-            found[canonicalize_name(Requirement(match["requirement"]).name)] = match["requirement"]
-        except InvalidRequirement:
-            continue
-    return found
+    found = {(_name(m["requirement"]), m["requirement"]) for m in _OWNED.finditer(project.text)}
+    return {name: text for name, text in found if name is not None}
+
+
+def _name(text: str) -> str | None:
+    try:
+        return canonicalize_name(Requirement(text).name)
+    except InvalidRequirement:
+        return None
 
 
 def actions(project: Project, bounds: tuple[Bound, ...]) -> list[tuple[SetBound, Bound]]:
@@ -154,14 +156,8 @@ def actions(project: Project, bounds: tuple[Bound, ...]) -> list[tuple[SetBound,
     """
     ours = owned(project)
     existing = project.table("tool", "uv").get("constraint-dependencies", [])
-    theirs = set()
-    for entry in existing if isinstance(existing, list) else []:
-        try:
-            name = canonicalize_name(Requirement(str(entry)).name)
-        except InvalidRequirement:
-            continue
-        if ours.get(name) != entry:
-            theirs.add(name)
+    entries = existing if isinstance(existing, list) else []
+    theirs = {_name(str(e)) for e in entries if str(e) not in ours.values()}
     found = []
     for bound in bounds:
         requirement = show(bound)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -12,6 +11,8 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 # (major, minor): a CUDA version such as 12.8 or a compute capability such as 9.0.
+from uvx_llm import tomlread
+
 Pair = tuple[int, int]
 
 
@@ -172,16 +173,6 @@ def _pairs(values: list[str]) -> tuple[Pair, ...]:
     return tuple(parse_pair(v) for v in values)
 
 
-def _load_toml(text: str) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib  # noqa: PLC0415 - stdlib only from 3.11
-
-        return tomllib.loads(text)
-    import tomlkit  # noqa: PLC0415 - the 3.10 fallback
-
-    return tomlkit.parse(text).unwrap()
-
-
 def from_data(data: dict[str, Any]) -> Catalog:
     pytorch = data["pytorch"]
     return Catalog(
@@ -264,4 +255,4 @@ def load() -> Catalog:
     """The catalog shipped in the package."""
     # Next to this module (importlib.resources would cost a pre-commit hook ~10 ms of imports).
     text = Path(__file__).with_name("catalog.toml").read_text(encoding="utf-8")
-    return from_data(_load_toml(text))
+    return from_data(tomlread.loads(text))

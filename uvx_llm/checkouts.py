@@ -13,9 +13,10 @@ from __future__ import annotations
 import ast
 import configparser
 import re
-import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from uvx_llm import tomlread
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -33,17 +34,6 @@ class Checkout:
     read_from: str = ""
     own_uv_config: bool = False  # extras per backend, conflicts, its own indexes
     version: str | None = None  # when readable without running anything
-
-
-def _load_toml(path: Path) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib  # noqa: PLC0415 - stdlib only from 3.11
-
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    import tomlkit  # noqa: PLC0415 - the 3.10 fallback
-
-    data: dict[str, Any] = tomlkit.parse(path.read_text(encoding="utf-8")).unwrap()
-    return data
 
 
 def requirements_file(path: Path, seen: frozenset[Path] = frozenset()) -> tuple[str, ...]:
@@ -203,7 +193,7 @@ def _pyproject(folder: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return _load_toml(path)
+        return tomlread.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
 

@@ -11,11 +11,11 @@ for (`auto` keeps the recorded one or picks for the machine).
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from uvx_llm.build import parse_arch_text
+from uvx_llm import tomlread
+from uvx_llm.build import EnvSetting, parse_arch_text
 from uvx_llm.errors import LlmSyncError
 
 if TYPE_CHECKING:
@@ -35,81 +35,150 @@ class Setting:
 
 @dataclass(frozen=True)
 class Spec:
-    key: str
-    option: str
-    env: str
-    in_project: bool  # may be set in [tool.llm-sync]
-    description: str
+    """One setting, declared once: everything else (the command-line options, resolution and
+    validation, the default-command lookahead, the tables in docs/) is made from these."""
+
+    key: str  # as written in [tool.llm-sync] and the user config file
+    help: str  # one line, for --help and the docs' tables
+    metavar: str | None = None  # the option's value, in --help; None: choices or a plain word
+    choices: tuple[str, ...] = ()  # the valid values, when they are a fixed list
+    default: str = ""  # "" for no value; see default_of for the catalog's index base
+    in_project: bool = True  # may be set in [tool.llm-sync]
+    in_user: bool = True  # may be set in the user config file
+    flag: bool = True  # has a command-line option (--<key>)
+    check: str = "url"  # the validator: url, backend, mirror, choice, or at-use (parsed where it is used)
+    noun: str = ""  # what a bad value is called in an error (default: the key)
+    fix: str = ""  # the fix an error about a bad choice suggests
+
+    @property
+    def option(self) -> str:
+        return f"--{self.key}"
+
+    @property
+    def env(self) -> str:
+        return "LLM_SYNC_" + self.key.upper().replace("-", "_")
+
+    @property
+    def param(self) -> str:
+        """The keyword a command receives the option as."""
+        return self.key.replace("-", "_")
 
 
 SPECS = (
     Spec(
         "backend",
-        "--backend",
-        "LLM_SYNC_BACKEND",
+        "PyTorch backend to ask for: auto, cpu, cu126, cu128, ...",
+        default="auto",
         in_project=False,
-        description="PyTorch backend to ask for: auto, cpu, cu126, cu128, ...",
+        check="backend",
+    ),
+    Spec(
+        "cuda",
+        "plan for a driver that runs CUDA X.Y instead of this machine's (check ignores it)",
+        metavar="X.Y",
+        in_project=False,
+        in_user=False,
+        check="at-use",
+    ),
+    Spec(
+        "arch",
+        "plan for GPUs of these compute capabilities instead of this machine's (check ignores it)",
+        metavar="X.Y[,X.Y]",
+        in_project=False,
+        in_user=False,
+        check="at-use",
     ),
     Spec(
         "mirror",
-        "--mirror",
-        "LLM_SYNC_MIRROR",
-        in_project=True,
-        description="a mirror preset (tuna, nju, aliyun) or the base URL of a PyTorch wheel mirror",
+        "a mirror preset (tuna, nju, aliyun) or the base URL of a PyTorch wheel mirror",
+        metavar="NAME|URL",
+        check="mirror",
     ),
     Spec(
         "torch-index-url",
-        "--torch-index-url",
-        "LLM_SYNC_TORCH_INDEX_URL",
-        in_project=True,
-        description="base URL of the PyTorch wheel indexes (a mirror); <url>/<backend> is one index",
+        "base URL of the PyTorch wheel indexes (a mirror): URL/BACKEND is one index",
+        metavar="URL",
+        default="<catalog>",
     ),
     Spec(
         "torch-index-format",
-        "--torch-index-format",
-        "LLM_SYNC_TORCH_INDEX_FORMAT",
-        in_project=True,
-        description="simple (PEP 503, the default) or flat (a mirror serving one plain file listing)",
+        "simple (PEP 503, the default) or flat (a mirror serving one plain file listing)",
+        choices=("simple", "flat"),
+        flag=False,
+        check="choice",
+        noun="index format",
+        fix="flat for a mirror listing all wheels on one page, else simple",
     ),
     Spec(
         "default-index-url",
-        "--default-index-url",
-        "LLM_SYNC_DEFAULT_INDEX_URL",
-        in_project=True,
-        description="a PyPI mirror: uv's default index for this run (UV_DEFAULT_INDEX)",
+        "a PyPI mirror: uv's default index for this run (UV_DEFAULT_INDEX)",
+        metavar="URL",
     ),
     Spec(
         "python-install-mirror",
-        "--python-install-mirror",
-        "LLM_SYNC_PYTHON_INSTALL_MIRROR",
-        in_project=True,
-        description="where uv downloads Python builds from (UV_PYTHON_INSTALL_MIRROR)",
+        "where uv downloads Python builds from (UV_PYTHON_INSTALL_MIRROR)",
+        metavar="URL",
     ),
     Spec(
         "relief",
-        "--relief",
-        "LLM_SYNC_RELIEF",
-        in_project=True,
-        description="how to relieve a framework's hard pin the project contradicts: override or metadata",
+        "how to relieve a framework's hard pin the project contradicts: override or metadata",
+        choices=("override", "metadata"),
+        default="override",
+        check="choice",
+        fix="override replaces the framework's pin everywhere; metadata rewrites its declared requirements",
     ),
     Spec(
         "log-format",
-        "--log-format",
-        "LLM_SYNC_LOG_FORMAT",
+        "human, or json (one JSON object per event)",
+        choices=("human", "json"),
+        default="human",
         in_project=False,
-        description="human, or json (one JSON object per event)",
+        check="choice",
+        noun="log format",
+        fix="use json or human",
     ),
 )
+SPEC_BY_KEY = {spec.key: spec for spec in SPECS}
 # Keys of [tool.llm-sync]: the settings allowed there, and the recorded backend.
 PROJECT_KEYS = {
     "backend": "the backend llm-sync recorded for this project (written by llm-sync)",
     "cuda-archs": 'the GPU architectures the team builds for, e.g. "8.0;9.0" (written by llm-sync, only widened)',
     "checkouts": 'framework checkouts to install editable, e.g. ["verl[vllm]", "vendor/OpenRLHF"]',
-} | {s.key: s.description for s in SPECS if s.in_project}
-USER_KEYS = {s.key: s.description for s in SPECS}
-LOG_FORMATS = ("human", "json")
-INDEX_FORMATS = ("simple", "flat")
-RELIEFS = ("override", "metadata")
+} | {s.key: s.help for s in SPECS if s.in_project}
+USER_KEYS = {s.key: s.help for s in SPECS if s.in_user}
+
+
+def default_of(spec: Spec, catalog: Catalog) -> str:
+    return catalog.index_base if spec.default == "<catalog>" else spec.default
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def settings_table() -> str:
+    """The settings table of docs/configuration.md (a test keeps the two equal)."""
+    rows = [
+        "| setting | option | environment | `[tool.llm-sync]` | user config | default | meaning |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for spec in SPECS:
+        option = f"`{spec.option}`" if spec.flag else "—"
+        default = {"": "—", "<catalog>": "`https://download.pytorch.org/whl`"}.get(
+            spec.default, f"`{spec.default}`"
+        )
+        rows.append(
+            f"| `{spec.key}` | {option} | `{spec.env}` | {_yes(spec.in_project)} | {_yes(spec.in_user)} "
+            f"| {default} | {spec.help} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def environment_table() -> str:
+    """The settings' rows of docs/environment.md (a test keeps the two equal)."""
+    rows = ["| variable | setting |", "|---|---|"]
+    rows.extend(f"| `{spec.env}` | `{spec.key}`: {spec.help} |" for spec in SPECS)
+    return "\n".join(rows) + "\n"
 
 
 def _check_keys(table: Mapping[str, Any], known: Mapping[str, str], where: str) -> None:
@@ -176,24 +245,9 @@ def load_user_config(path: Path) -> dict[str, Any]:
         return {}
     except OSError as error:
         raise LlmSyncError(f"cannot read {path}: {error.strerror}", fix="check its permissions") from None
-    if sys.version_info >= (3, 11):
-        import tomllib  # noqa: PLC0415 - stdlib only from 3.11
-
-        decode_error: type[Exception] = tomllib.TOMLDecodeError
-        loads: Callable[[str], dict[str, Any]] = tomllib.loads
-    else:  # pragma: no cover - the 3.10 fallback
-        import tomlkit  # noqa: PLC0415
-        import tomlkit.exceptions  # noqa: PLC0415
-
-        decode_error = tomlkit.exceptions.ParseError
-
-        def loads(text: str) -> dict[str, Any]:
-            parsed: dict[str, Any] = tomlkit.parse(text).unwrap()
-            return parsed
-
     try:
-        table = loads(text)
-    except decode_error as error:
+        table = tomlread.loads(text)
+    except ValueError as error:
         raise LlmSyncError(
             f"{path} is not valid TOML: {error}",
             fix=f"correct it, or delete {path} to use the defaults",
@@ -220,33 +274,25 @@ def resolve(
     catalog: Catalog,
 ) -> Resolved:
     """Every setting from the first source that has it, validated, with its origin."""
-    defaults = {
-        "backend": "auto",
-        "mirror": "",
-        "torch-index-url": catalog.index_base,
-        "torch-index-format": "",
-        "default-index-url": "",
-        "python-install-mirror": "",
-        "log-format": "human",
-        "relief": "override",
-    }
     resolved = {}
     for spec in SPECS:
         candidates = [
-            (cli.get(spec.key), spec.option),
+            (cli.get(spec.key) if spec.flag else None, spec.option),
             (env.get(spec.env, "").strip() or None, spec.env),
             (project_table.get(spec.key) if spec.in_project else None, "[tool.llm-sync]"),
-            (user_table.get(spec.key), str(user_path)),
+            (user_table.get(spec.key) if spec.in_user else None, str(user_path)),
         ]
-        value, origin = next(((v, o) for v, o in candidates if v), (defaults[spec.key], "default"))
-        resolved[spec.key] = Setting(_validate(spec.key, str(value), origin, catalog), origin)
+        value, origin = next(((v, o) for v, o in candidates if v), (default_of(spec, catalog), "default"))
+        resolved[spec.key] = Setting(_validate(spec, str(value), origin, catalog), origin)
     return Resolved(resolved)
 
 
-def _one_of(value: str, valid: tuple[str, ...], what: str, origin: str, fix: str) -> str:
-    if value not in valid:
+def _one_of(spec: Spec, value: str, origin: str) -> str:
+    if value not in spec.choices:
         raise LlmSyncError(
-            f"unknown {what} {value!r} ({origin})", why=f"valid values are: {', '.join(valid)}", fix=fix
+            f"unknown {spec.noun or spec.key} {value!r} ({origin})",
+            why=f"valid values are: {', '.join(spec.choices)}",
+            fix=spec.fix,
         )
     return value
 
@@ -264,29 +310,17 @@ def _check_mirror(value: str, origin: str, catalog: Catalog) -> str:
     return _check_url(value, origin)
 
 
-def _validate(key: str, value: str, origin: str, catalog: Catalog) -> str:
+def _validate(spec: Spec, value: str, origin: str, catalog: Catalog) -> str:
     if origin == "default":
         return value
     checks: dict[str, Callable[[], str]] = {
+        "at-use": lambda: value,
         "backend": lambda: check_backend(value, catalog, origin=origin, allow_auto=True),
-        "log-format": lambda: _one_of(value, LOG_FORMATS, "log format", origin, "use json or human"),
-        "relief": lambda: _one_of(
-            value,
-            RELIEFS,
-            "relief",
-            origin,
-            "override replaces the framework's pin everywhere; metadata rewrites its declared requirements",
-        ),
-        "torch-index-format": lambda: _one_of(
-            value,
-            INDEX_FORMATS,
-            "index format",
-            origin,
-            "flat for a mirror listing all wheels on one page, else simple",
-        ),
+        "choice": lambda: _one_of(spec, value, origin),
         "mirror": lambda: _check_mirror(value, origin, catalog),
+        "url": lambda: _check_url(value, origin),
     }
-    return checks.get(key, lambda: _check_url(value, origin))()
+    return checks[spec.check]()
 
 
 @dataclass(frozen=True)
@@ -319,3 +353,22 @@ def indexes(resolved: Resolved, catalog: Catalog) -> Indexes:
         torch_format = resolved["torch-index-format"].value
     python_mirror = resolved["python-install-mirror"]
     return Indexes(torch_base, torch_format, default_index, python_mirror if python_mirror.value else None)
+
+
+def mirror_environment(chosen: Indexes, environ: Mapping[str, str]) -> tuple[EnvSetting, ...]:
+    """Mirrors that are this machine's business: told to uv, never written to the file.
+    A variable already set in ``environ`` is the user's and is kept."""
+    found = []
+    for variable, setting in (
+        ("UV_DEFAULT_INDEX", chosen.default_index),
+        ("UV_PYTHON_INSTALL_MIRROR", chosen.python_install_mirror),
+    ):
+        if setting is None:
+            continue
+        if environ.get(variable):
+            found.append(
+                EnvSetting(variable, environ[variable], "set in your environment: kept", from_user=True)
+            )
+        else:
+            found.append(EnvSetting(variable, setting.value, f"from {setting.origin}"))
+    return tuple(found)

@@ -9,7 +9,6 @@ never imports torch itself. The cross-checks are pure functions over the facts.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -137,21 +136,20 @@ class Environment:
 
 def probe(interpreter: Path, *, timeout: float) -> Environment:
     script = PROBE % {"packages": PACKAGES}
-    try:
-        # Never the project's code: -I keeps the current folder, PYTHON* variables and the
-        # user's site-packages off sys.path, and an empty folder as cwd leaves nothing to
-        # find even for an interpreter that put "" first (a json.py, a sitecustomize.py).
-        with tempfile.TemporaryDirectory(prefix="llm-sync-probe-") as neutral:
-            result = proc.run([str(interpreter), "-I", "-c", script], cwd=Path(neutral), timeout=timeout)
-    except subprocess.TimeoutExpired:
+    # Never the project's code: -I keeps the current folder, PYTHON* variables and the
+    # user's site-packages off sys.path, and an empty folder as cwd leaves nothing to
+    # find even for an interpreter that put "" first (a json.py, a sitecustomize.py).
+    with tempfile.TemporaryDirectory(prefix="llm-sync-probe-") as neutral:
+        result = proc.run([str(interpreter), "-I", "-c", script], cwd=Path(neutral), timeout=timeout)
+    if result.timed_out:
         return Environment(
             str(interpreter),
             problem=f"did not answer within {timeout:g} s (hanging import?)",
             fix="importing torch can take tens of seconds on a cold network disk: raise --timeout; "
             "if it still hangs, run the interpreter with `-X importtime -c 'import torch'` to find the import",
         )
-    except OSError as error:
-        return Environment(str(interpreter), problem=f"cannot be run: {error.strerror}")
+    if result.failure is not None:
+        return Environment(str(interpreter), problem=f"cannot be run: {result.failure}")
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     if result.returncode != 0 or not lines:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [
@@ -634,9 +632,8 @@ def lock_finding(check: LockCheck) -> Finding:
 
 
 def _first_line(args: list[str]) -> str | None:
-    try:
-        result = proc.run(args, timeout=15)
-    except (OSError, subprocess.TimeoutExpired):
+    result = proc.run(args, timeout=15)
+    if result.failure is not None:
         return None
     lines = (result.stdout or result.stderr).strip().splitlines()
     return lines[0] if result.returncode == 0 and lines else None

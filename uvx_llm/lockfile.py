@@ -9,7 +9,6 @@ leaves the plan's bounds, so llm-sync can stop before installing the wrong stack
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,7 @@ from packaging.markers import InvalidMarker, Marker
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from uvx_llm import tomlread
 from uvx_llm.errors import LlmSyncError
 
 if TYPE_CHECKING:
@@ -90,19 +90,9 @@ class Expectation:
 
 def parse(text: str, *, where: str = "uv.lock") -> list[dict[str, Any]]:
     """The ``[[package]]`` tables of a uv.lock text."""
-    if sys.version_info >= (3, 11):
-        import tomllib  # noqa: PLC0415 - stdlib only from 3.11
-
-        loads = tomllib.loads
-        decode_error: type[Exception] = tomllib.TOMLDecodeError
-    else:  # pragma: no cover - Python 3.10
-        import tomlkit  # noqa: PLC0415 - the TOML reader of 3.10
-
-        loads = tomlkit.parse
-        decode_error = Exception
     try:
-        data = loads(text)
-    except decode_error as error:
+        data = tomlread.loads(text)
+    except ValueError as error:
         raise LlmSyncError(
             f"{where} is not valid TOML: {error}",
             why="uv wrote it, so it was changed by hand or cut short",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import subprocess
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -131,28 +130,32 @@ def _system_name(platform: str) -> str:
 # --- target given on the command line ----------------------------------------------
 
 
-def parse_cuda(text: str) -> Pair:
+def _example(origin: str, value: str) -> str:
+    return f"{origin} {value}" if origin.startswith("--") else f"{origin}={value}"
+
+
+def parse_cuda(text: str, *, origin: str = "--cuda") -> Pair:
     try:
         cuda = parse_pair(text)
     except ValueError:
         raise LlmSyncError(
-            f"--cuda {text!r} is not a CUDA version",
+            f"{origin} {text!r} is not a CUDA version",
             why="it must look like MAJOR.MINOR",
-            fix="pass the highest CUDA the target driver runs, e.g. --cuda 12.8",
+            fix=f"give the highest CUDA the target driver runs, e.g. {_example(origin, '12.8')}",
         ) from None
     return cuda
 
 
-def parse_arch_list(text: str) -> tuple[Pair, ...]:
+def parse_arch_list(text: str, *, origin: str = "--arch") -> tuple[Pair, ...]:
     try:
         archs = tuple(sorted({parse_pair(part) for part in re.split(r"[,;\s]+", text) if part}))
     except ValueError:
         archs = ()
     if not archs:
         raise LlmSyncError(
-            f"--arch {text!r} is not a list of compute capabilities",
+            f"{origin} {text!r} is not a list of compute capabilities",
             why="each entry must look like MAJOR.MINOR (8.0) or sm_80",
-            fix="pass the target GPUs' compute capabilities, e.g. --arch 8.0,9.0",
+            fix=f"give the target GPUs' compute capabilities, e.g. {_example(origin, '8.0,9.0')}",
         )
     return archs
 
@@ -172,6 +175,25 @@ def target(*, cuda: Pair | None, archs: tuple[Pair, ...] | None, platform: str =
         archs_known=archs is not None,
         notes=notes,
     )
+
+
+def for_run(
+    catalog: Catalog,
+    *,
+    cuda: str,
+    arch: str,
+    env: Mapping[str, str],
+    cuda_origin: str = "--cuda",
+    arch_origin: str = "--arch",
+) -> Machine:
+    """The machine to plan for: the target that ``cuda``/``arch`` describe (either may be empty;
+    an error names the origin), else this machine, detected."""
+    if cuda or arch:
+        return target(
+            cuda=parse_cuda(cuda, origin=cuda_origin) if cuda else None,
+            archs=parse_arch_list(arch, origin=arch_origin) if arch else None,
+        )
+    return detect(catalog, env=env)
 
 
 # --- NVML ---------------------------------------------------------------------------
@@ -276,12 +298,9 @@ def parse_smi_csv(text: str) -> tuple[tuple[Gpu, ...], str | None]:
 
 def from_nvidia_smi(catalog: Catalog, *, system: str) -> Machine | str:
     args = ["nvidia-smi", f"--query-gpu={_SMI_FIELDS}", "--format=csv,noheader,nounits"]
-    try:
-        result = proc.run(args, timeout=20)
-    except OSError as error:
-        return f"nvidia-smi unusable: {error.strerror}"
-    except subprocess.TimeoutExpired:
-        return "nvidia-smi unusable: no answer within 20 s"
+    result = proc.run(args, timeout=20)
+    if result.failure is not None:
+        return f"nvidia-smi unusable: {result.failure}"
     if result.returncode != 0:
         last_line = (result.stderr or result.stdout).strip().splitlines()[-1:]
         return f"nvidia-smi failed: {last_line[0] if last_line else f'exit code {result.returncode}'}"

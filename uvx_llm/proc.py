@@ -1,7 +1,9 @@
-"""The one way llm-sync starts other programs.
+"""The one way llm-sync starts other programs (the only module that imports subprocess).
 
 Argument lists only (never a shell), environment changes passed explicitly and
-logged, and a child that outlives Ctrl-C is terminated, then killed.
+logged, and a child that outlives Ctrl-C is terminated, then killed. A program
+that cannot be started, or does not answer in time, is a value (`Completed.failure`),
+not an exception: every caller has something to say about it, none has to catch.
 """
 
 from __future__ import annotations
@@ -27,9 +29,16 @@ GRACE_SECONDS = 5.0
 @dataclass(frozen=True)
 class Completed:
     args: tuple[str, ...]
-    returncode: int
+    returncode: int  # -1 when it did not run to completion
     stdout: str
     stderr: str
+    failure: str | None = None  # why it did not run to completion: the OS's reason, or the timeout
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """It ran and exited 0."""
+        return self.failure is None and self.returncode == 0
 
 
 def _environment(overrides: Mapping[str, str] | None) -> dict[str, str]:
@@ -58,17 +67,25 @@ def run(
     cwd: Path | None = None,
     timeout: float | None = None,
 ) -> Completed:
-    """Run to completion and capture output. Raises OSError when it cannot start."""
+    """Run to completion and capture output; a program that cannot start or answer in
+    ``timeout`` seconds comes back with ``failure`` set."""
     log.debug("run", argv=list(args), env=dict(env or {}), cwd=str(cwd) if cwd else None)
-    result = subprocess.run(
-        list(args),
-        env=_environment(env),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    try:
+        result = subprocess.run(
+            list(args),
+            env=_environment(env),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return Completed(tuple(args), -1, "", "", failure=f"no answer within {timeout:g} s", timed_out=True)
+    except OSError as error:
+        return Completed(tuple(args), -1, "", "", failure=error.strerror or str(error))
+    except ValueError as error:  # an argument Python cannot pass on (a NUL byte in a path)
+        return Completed(tuple(args), -1, "", "", failure=str(error))
     return Completed(tuple(args), result.returncode, result.stdout, result.stderr)
 
 

@@ -11,13 +11,13 @@ import codecs
 import dataclasses
 import functools
 import re
-import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from uvx_llm import tomlread
 from uvx_llm.errors import LlmSyncError
 
 if TYPE_CHECKING:
@@ -217,28 +217,24 @@ def _read_toml(text: str, path: Path) -> dict[str, Any]:
     """The file's data. tomllib where it exists: reading verl's 17 kB pyproject takes
     tomlkit ~26 ms and tomllib ~2 ms, which a pre-commit hook pays on every commit;
     tomlkit is loaded only when something is to be edited."""
-    if sys.version_info >= (3, 11):
-        import tomllib  # noqa: PLC0415 - stdlib only from 3.11
-
-        try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as error:
-            found = _TOMLLIB_POSITION.search(str(error))
-            if found:
-                message = _TOMLLIB_POSITION.sub("", str(error)).strip()
-                raise _syntax_error(path, message, *found.groups()) from None
-            # "at end of document": tomlkit names the line and column (error path only).
-    import tomlkit  # noqa: PLC0415 - the 3.10 fallback, and positions for tomllib's errors
+    try:
+        return tomlread.loads(text)
+    except ValueError as error:
+        found = _TOMLLIB_POSITION.search(str(error))
+        if found:
+            message = _TOMLLIB_POSITION.sub("", str(error)).strip()
+            raise _syntax_error(path, message, *found.groups()) from None
+    # No position in the message ("at end of document"): tomlkit names the line and column.
+    import tomlkit  # noqa: PLC0415 - positions for the error path only
     import tomlkit.exceptions  # noqa: PLC0415 - same
 
     try:
-        data: dict[str, Any] = tomlkit.parse(text).unwrap()
+        tomlkit.parse(text)
     except tomlkit.exceptions.ParseError as error:
         message = str(error.args[0]) if error.args else str(error)
         raise _syntax_error(path, message, error.line, error.col) from None
-    if sys.version_info >= (3, 11):  # tomllib refused what tomlkit accepts: trust the stricter one
-        raise _syntax_error(path, "rejected by Python's TOML parser", "?", "?")
-    return data
+    # tomllib refused what tomlkit accepts: trust the stricter one
+    raise _syntax_error(path, "rejected by Python's TOML parser", "?", "?")
 
 
 def parse(raw: bytes, path: Path) -> Project:

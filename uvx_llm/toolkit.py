@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -80,9 +79,8 @@ class Toolkit:
 
 
 def nvcc_version(nvcc: Path) -> Pair | None:
-    try:
-        result = proc.run([str(nvcc), "--version"], timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
+    result = proc.run([str(nvcc), "--version"], timeout=30)
+    if result.failure is not None:
         return None
     match = _RELEASE.search(result.stdout)
     return (int(match.group(1)), int(match.group(2))) if match else None
@@ -111,9 +109,8 @@ def _limit_in(root: Path) -> GccLimit | None:
 
 def _nvcc_top(nvcc: Path) -> Path | None:
     """The toolkit nvcc really belongs to (a wrapper script on PATH hides it), from its dry run."""
-    try:
-        result = proc.run([str(nvcc), "--dryrun", "-x", "cu", "-c", os.devnull, "-o", os.devnull], timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
+    result = proc.run([str(nvcc), "--dryrun", "-x", "cu", "-c", os.devnull, "-o", os.devnull], timeout=30)
+    if result.failure is not None:
         return None
     match = _TOP.search(result.stdout + result.stderr)
     return Path(match.group(1).strip()) if match else None
@@ -146,9 +143,8 @@ def host_compiler(env: Mapping[str, str]) -> HostCompiler:
     resolved = shutil.which(command, path=env.get("PATH"))
     if resolved is None:
         return HostCompiler(command, chosen_by, None, None)
-    try:
-        result = proc.run([resolved, "--version"], timeout=15)
-    except (OSError, subprocess.TimeoutExpired):
+    result = proc.run([resolved, "--version"], timeout=15)
+    if result.failure is not None:
         return HostCompiler(command, chosen_by, None, None)
     lines = result.stdout.strip().splitlines()
     if result.returncode != 0 or not lines:

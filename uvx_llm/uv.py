@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,9 +44,8 @@ def _candidates(env: Mapping[str, str]) -> list[tuple[str, str]]:
 
 
 def version_of(path: str) -> Version | None:
-    try:
-        result = proc.run([path, "--version"], timeout=30)
-    except (OSError, ValueError):
+    result = proc.run([path, "--version"], timeout=30)
+    if result.failure is not None:
         return None
     match = _VERSION.search(result.stdout)
     if result.returncode != 0 or not match:
@@ -131,12 +129,11 @@ def check_environment(uv: Uv, *, project_dir: Path, timeout: float = 60.0) -> Lo
         "--project",
         str(project_dir),
     ]
-    try:
-        result = proc.run(args, cwd=project_dir, timeout=timeout)
-    except subprocess.TimeoutExpired:
+    result = proc.run(args, cwd=project_dir, timeout=timeout)
+    if result.timed_out:
         return LockCheck(in_sync=False, problem=f"`uv sync --check` did not answer within {timeout:g} s")
-    except OSError as error:
-        return LockCheck(in_sync=False, problem=f"{uv.path} cannot be run: {error.strerror}")
+    if result.failure is not None:
+        return LockCheck(in_sync=False, problem=f"{uv.path} cannot be run: {result.failure}")
     if result.returncode == 0:
         return LockCheck(in_sync=True)
     output = result.stderr + result.stdout

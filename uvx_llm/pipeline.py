@@ -1,0 +1,316 @@
+"""One run's inputs, gathered: settings, project, machine and plan.
+
+Every command starts here. `make_plan` is the pipeline (load → detect → plan) and
+the functions below it are the commands' cores, which take keywords and return
+values (`check`, `preview`, `show_settings`); the command line only renders them.
+
+`check` runs on every commit as a pre-commit hook, and start-up time is its cost:
+machine detection, uv, progress and the editing machinery (tomlkit) load only in
+the functions that use them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from uvx_llm import catalog as catalog_module
+from uvx_llm import config, files, log, paths
+from uvx_llm import plan as plan_module
+from uvx_llm import project as project_module
+from uvx_llm.errors import LlmSyncError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+    from uvx_llm import doctor as doctor_module
+    from uvx_llm import machine as machine_module
+    from uvx_llm.checkouts import Checkout
+
+logger = log.get_logger("llm-sync")
+_USER_CONFIG_READ: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the command line gave: settings by key (config.SPECS; None where not given), and the
+    switches that are not settings."""
+
+    given: Mapping[str, str | None] = field(default_factory=dict)
+    project: Path | None = None
+    force: bool = False
+    all_archs: bool = False
+    verbose: int = 0
+    quiet: int = 0
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run's project, its plan, and the machine it was planned for (None: no detection)."""
+
+    project: project_module.Project
+    plan: plan_module.Plan
+    machine: machine_module.Machine | None
+
+
+def reset() -> None:
+    """Forget what the last run read (the user config file is read once per run)."""
+    _USER_CONFIG_READ.clear()
+
+
+def user_config() -> tuple[dict[str, Any], Path]:
+    """The user config file, read once per run (logging set-up and planning both need it)."""
+    path = paths.config_dir() / config.USER_CONFIG_NAME
+    if _USER_CONFIG_READ.get("path") != path:
+        _USER_CONFIG_READ.update(path=path, table=config.load_user_config(path))
+    return _USER_CONFIG_READ["table"], path
+
+
+def settings(options: Options, project_table: dict[str, Any]) -> config.Resolved:
+    user_table, user_path = user_config()
+    return config.resolve(
+        cli=options.given,
+        env=os.environ,
+        project_table=project_table,
+        user_table=user_table,
+        user_path=user_path,
+        catalog=catalog_module.load(),
+    )
+
+
+def set_up_logging(options: Options) -> None:
+    """Logging as the settings say (log-format needs no project: it is not a project key)."""
+    log.configure(
+        verbosity=options.verbose - options.quiet, log_format=settings(options, {})["log-format"].value
+    )
+
+
+def target_given(options: Options) -> bool:
+    """Whether --cuda/--arch were given (LLM_SYNC_CUDA/LLM_SYNC_ARCH are for image builds)."""
+    return bool(options.given.get("cuda") or options.given.get("arch"))
+
+
+def machine(options: Options, catalog: catalog_module.Catalog) -> machine_module.Machine:
+    """The target machine (--cuda/--arch, else LLM_SYNC_CUDA/LLM_SYNC_ARCH), else this one."""
+    from uvx_llm import machine as machine_module  # noqa: PLC0415 - see the module docstring
+
+    resolved = settings(options, {})  # the target is no project setting
+    cuda, arch = resolved["cuda"], resolved["arch"]
+    found = machine_module.for_run(
+        catalog,
+        cuda=cuda.value,
+        arch=arch.value,
+        env=os.environ,
+        cuda_origin=cuda.origin,
+        arch_origin=arch.origin,
+    )
+    for note in found.notes:
+        quiet_note = note.startswith("NVML unusable: the NVML library") or not found.has_nvidia
+        (logger.debug if quiet_note else logger.warning)(note)
+    return found
+
+
+def load_project(options: Options) -> project_module.Project:
+    path = project_module.locate(options.project, cwd=Path.cwd())
+    return project_module.load(path)
+
+
+def project_if_any(options: Options) -> project_module.Project | None:
+    """The project; None outside one, unless --project named it (then its error stands)."""
+    try:
+        return load_project(options)
+    except LlmSyncError:
+        if options.project is not None:
+            raise
+        return None
+
+
+def request(
+    options: Options, project: project_module.Project, catalog: catalog_module.Catalog
+) -> plan_module.Request:
+    resolved = settings(options, project.config)
+    chosen = config.indexes(resolved, catalog)
+    return plan_module.Request(
+        backend=resolved["backend"],
+        index_base=chosen.torch_base,
+        index_format=chosen.torch_format,
+        extra_env=config.mirror_environment(chosen, os.environ),
+        relief=resolved["relief"].value,
+        force=options.force,
+        all_archs=options.all_archs,
+        environment=dict(os.environ),
+    )
+
+
+def checkouts(project: project_module.Project) -> tuple[Checkout, ...]:
+    """Framework checkouts at the project root and those [tool.llm-sync] checkouts lists."""
+    from uvx_llm import checkouts, frameworks  # noqa: PLC0415 - see the module docstring
+
+    listed = project.config.get("checkouts", [])
+    folders = [frameworks.parse_entry(entry)[0] for entry in listed] if isinstance(listed, list) else []
+    return tuple(checkouts.find(project.root, folders))
+
+
+@contextlib.contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Time one stage of the run; reported in JSON logs and with -v."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        if log.wants_timings():
+            logger.info("stage", stage=name, seconds=round(time.perf_counter() - started, 4))
+
+
+def make_plan(options: Options, *, detect: bool) -> Run:
+    """Load the project, detect the machine (when ``detect``), and plan."""
+    with stage("load"):
+        catalog = catalog_module.load()
+        project = load_project(options)
+    found, host, found_toolkit = None, None, None
+    if detect:
+        from uvx_llm import resources, toolkit  # noqa: PLC0415 - see the module docstring
+
+        with stage("detect"):
+            found = machine(options, catalog)
+            host, found_toolkit = resources.detect(), toolkit.find(os.environ)
+    asked = request(options, project, catalog)
+    with stage("plan"):
+        made = plan_module.make(
+            machine=found,
+            project=project,
+            catalog=catalog,
+            request=asked,
+            host=host,
+            toolkit=found_toolkit,
+            checkouts=checkouts(project),
+        )
+    return Run(project=project, plan=made, machine=found)
+
+
+def report(made: plan_module.Plan) -> None:
+    """Every decision, environment setting and warning, as log messages."""
+    for decision in made.decisions:
+        logger.info("decision", topic=decision.topic, choice=decision.choice, reason=decision.reason)
+    for setting in made.env:
+        logger.info("environment", name=setting.name, value=setting.shown, reason=setting.reason)
+    for warning in made.warnings:
+        logger.warning(warning)
+
+
+# --- the commands' cores -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What `llm-sync plan` shows: the run, the diff and the uv command that would run."""
+
+    run: Run
+    diff: str
+    command: tuple[str, ...]
+
+
+def preview(options: Options, *, uv_args: tuple[str, ...]) -> Preview:
+    run = make_plan(options, detect=True)
+    from uvx_llm import patch as patch_module  # noqa: PLC0415 - see the module docstring
+
+    diff_text = patch_module.diff(run.project, patch_module.render(run.project, run.plan.actions))
+    command = ("uv", "sync", "--project", str(run.project.root), *uv_args)
+    return Preview(run=run, diff=diff_text, command=command)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What `llm-sync check` found (and fixed, with ``fix``)."""
+
+    run: Run
+    up_to_date: bool
+    diff: str
+    fixed: bool
+
+
+def check(options: Options, *, fix: bool) -> Checked:
+    """Whether pyproject.toml is as llm-sync maintains it; with ``fix``, make it so."""
+    run = make_plan(options, detect=False)
+    up_to_date, diff_text = not run.plan.actions, ""
+    if run.plan.actions:  # the editing machinery (tomlkit) loads only when there is an edit
+        from uvx_llm import patch as patch_module  # noqa: PLC0415 - see the module docstring
+
+        new_text = patch_module.render(run.project, run.plan.actions)
+        up_to_date = new_text == run.project.text
+        diff_text = "" if up_to_date else patch_module.diff(run.project, new_text)
+        if fix and not up_to_date:
+            files.write(
+                run.project.path, patch_module.encode(run.project, new_text), expected=run.project.raw
+            )
+    return Checked(run=run, up_to_date=up_to_date, diff=diff_text, fixed=fix and not up_to_date)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What `llm-sync config` shows: every setting with its origin."""
+
+    settings: config.Resolved
+    project: project_module.Project | None
+    recorded_backend: str | None
+    user_config: Path
+
+
+def show_settings(options: Options) -> Shown:
+    loaded = project_if_any(options)  # outside a project: the project level is simply empty
+    if loaded is not None:
+        config.validate_table(loaded.config, catalog_module.load())
+    return Shown(
+        settings=settings(options, loaded.config if loaded else {}),
+        project=loaded,
+        recorded_backend=loaded.config.get("backend") if loaded else None,
+        user_config=paths.config_dir() / config.USER_CONFIG_NAME,
+    )
+
+
+def project_finding(options: Options, loaded: project_module.Project) -> doctor_module.Finding:
+    """Whether pyproject.toml is as llm-sync maintains it (the check command's answer), for doctor."""
+    from uvx_llm import doctor as doctor_module  # noqa: PLC0415 - see the module docstring
+
+    try:
+        run = make_plan(options, detect=False)
+    except LlmSyncError as error:
+        return doctor_module.Finding("project", doctor_module.WARNING, error.what, error.why, error.fix)
+    if run.plan.actions:
+        return doctor_module.Finding(
+            "project",
+            doctor_module.WARNING,
+            f"{loaded.path} is not as llm-sync maintains it",
+            "llm-sync check shows the difference",
+            "run `llm-sync check --fix` (or `llm-sync`)",
+        )
+    return doctor_module.Finding("project", doctor_module.OK, f"{loaded.path} is up to date")
+
+
+def diagnose(options: Options, *, python: Path | None, timeout: float) -> doctor_module.Report:
+    """`llm-sync doctor`: the machine and the project's environment, checked."""
+    from uvx_llm import doctor as doctor_module  # noqa: PLC0415 - see the module docstring
+    from uvx_llm import resources, toolkit  # noqa: PLC0415 - see the module docstring
+
+    if python is not None and not python.exists():
+        raise LlmSyncError(
+            f"--python {python} does not exist",
+            fix="give the path of a Python interpreter, e.g. .venv/bin/python",
+        )
+    catalog = catalog_module.load()
+    loaded = project_if_any(options)
+    return doctor_module.diagnose(
+        machine=machine(options, catalog),
+        toolkit=toolkit.find(os.environ),
+        host=resources.detect(),
+        catalog=catalog,
+        project_root=loaded.root if loaded else None,
+        project_finding=project_finding(options, loaded) if loaded else None,
+        python=python,
+        env=os.environ,
+        timeout=timeout,
+    )

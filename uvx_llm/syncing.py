@@ -1,0 +1,132 @@
+"""Running uv for a plan: the file update, `uv sync` with build progress, the retry policy.
+
+`sync` is `llm-sync sync`'s core: plan, refuse a build already known to fail,
+write pyproject.toml, run uv, and when the OOM killer stopped a compile, run it
+once more with half the jobs (the jobs were sized in build.py from the same
+memory figures; halving belongs here, next to the run that showed them wrong).
+A failed run is explained: the build's first error with a diagnosis, and for
+uv's "No solution found", the packages involved and what llm-sync can do.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from uvx_llm import files, log, paths, pipeline
+from uvx_llm.errors import ExitCode, LlmSyncError
+
+if TYPE_CHECKING:
+    from uvx_llm import progress
+    from uvx_llm import uv as uv_module
+    from uvx_llm.plan import Plan
+    from uvx_llm.project import Project
+
+logger = log.get_logger("llm-sync")
+
+
+def sync(
+    options: pipeline.Options,
+    *,
+    uv_args: tuple[str, ...] = (),
+    no_sync: bool = False,
+    no_build_check: bool = False,
+    no_retry: bool = False,
+) -> int:
+    """Detect, plan, update pyproject.toml, run `uv sync`; uv's exit code."""
+    from uvx_llm import patch as patch_module  # noqa: PLC0415 - loads only for sync and plan
+    from uvx_llm import progress  # noqa: PLC0415 - same
+    from uvx_llm import uv as uv_module  # noqa: PLC0415 - same
+
+    run = pipeline.make_plan(options, detect=True)
+    made, project = run.plan, run.project
+    pipeline.report(made)
+    new_text = patch_module.render(project, made.actions)
+    uv = None
+    if not no_sync:
+        if not no_build_check:
+            refuse_doomed_builds(made, project)
+        uv = uv_module.find()
+        uv_module.require(uv, made.uv_min_version)
+    if new_text != project.text:
+        files.write(project.path, patch_module.encode(project, new_text), expected=project.raw)
+        logger.info(f"updated {project.path}")
+    if uv is None:
+        return ExitCode.OK
+    env = made.uv_environment()
+    with pipeline.stage("sync"):
+        code, diagnosis = run_uv(uv, project, uv_args, env)
+    if diagnosis is not None and diagnosis.kind == progress.OOM and not no_retry:
+        halved = halve_jobs(env)
+        if halved is not None:
+            logger.warning(f"retrying once with MAX_JOBS={halved['MAX_JOBS']} (--no-retry turns this off)")
+            code, _ = run_uv(uv, project, uv_args, halved)
+    return code
+
+
+def run_uv(
+    uv: uv_module.Uv, project: Project, args: tuple[str, ...], env: dict[str, str]
+) -> tuple[int, progress.Diagnosis | None]:
+    """One `uv sync` with build progress; (exit code, diagnosis of a failed build)."""
+    from uvx_llm import progress  # noqa: PLC0415 - see sync
+    from uvx_llm import uv as uv_module  # noqa: PLC0415 - see sync
+
+    logger.info("running %s", " ".join(uv_module.sync_command(uv, project_dir=project.root, uv_args=args)))
+    shown = progress.Progress(
+        out=sys.stderr,
+        terminal=sys.stderr.isatty(),
+        log_dir=paths.log_dir() / "builds",
+        jobs=progress.parallel_jobs(env),
+    )
+    with shown:  # names each build's log at its start, and again on failure or Ctrl-C
+        code = uv_module.sync(uv, project_dir=project.root, uv_args=args, env=env, on_stderr_line=shown.feed)
+    if code != 0:
+        explain_unsatisfiable(shown.output)
+    if code == 0 or not shown.builds:
+        return code, None
+    diagnosis = progress.diagnose(shown.builds[-1].lines)
+    excerpt = "\n".join(f"    {line}" for line in diagnosis.excerpt)
+    logger.error(f"{shown.builds[-1].package} failed to build: {diagnosis.summary}\n{excerpt}")
+    return code, diagnosis
+
+
+def explain_unsatisfiable(output: list[str]) -> None:
+    """After uv's own explanation: the packages involved and what llm-sync can do about it."""
+    from uvx_llm import progress  # noqa: PLC0415 - see sync
+
+    names = progress.unsatisfiable(output)
+    if names is None:
+        return
+    involved = ", ".join(names) or "see uv's explanation above"
+    logger.error(
+        f"uv found no set of versions that satisfies every requirement; packages involved: {involved}. "
+        "If a framework's hard pin is the cause, llm-sync can relieve it: keep the framework's checkout in "
+        "verl/ or OpenRLHF/ (or list it in [tool.llm-sync] checkouts) and run llm-sync again "
+        "(--relief override, the default, or --relief metadata). If torch is involved, `llm-sync plan` shows "
+        "which torch releases the backend's index offers."
+    )
+
+
+def halve_jobs(env: dict[str, str]) -> dict[str, str] | None:
+    """The environment with half the compile jobs; None when MAX_JOBS is the user's own (then it is
+    inherited, not in ``env``) or already 1."""
+    if "MAX_JOBS" not in env or env["MAX_JOBS"] == "1":
+        return None
+    jobs = str(max(1, int(env["MAX_JOBS"]) // 2))
+    return {**env, "MAX_JOBS": jobs, "CMAKE_BUILD_PARALLEL_LEVEL": jobs}
+
+
+def installed(project: Project, package: str) -> bool:
+    """Whether the project's .venv already has ``package`` (then nothing is built)."""
+    dist = package.replace("-", "_")
+    return any(project.root.glob(f".venv/lib/python*/site-packages/{dist}-*.dist-info"))
+
+
+def refuse_doomed_builds(made: Plan, project: Project) -> None:
+    """Raise when a CUDA extension would be compiled and the plan knows the build cannot succeed."""
+    if made.build_blockers and not all(installed(project, p) for p in made.built_packages):
+        raise LlmSyncError(
+            "a CUDA extension would be compiled, and the build cannot succeed on this machine",
+            why="; ".join(made.build_blockers),
+            fix="do what the message says, or pass --no-build-check if a built wheel is already in uv's cache",
+        )
