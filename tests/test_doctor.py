@@ -270,18 +270,57 @@ cuda = types.SimpleNamespace(
 """
 
 
+def environment_with(tmp_path: Path) -> tuple[Path, Path]:
+    """A real virtual environment (no pip): its interpreter and its site-packages."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    version = subprocess.run(
+        [python, "-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+    return python, venv / "lib" / f"python{version}" / "site-packages"
+
+
+HOSTILE = """import pathlib
+pathlib.Path({marker!r}).write_text("project code ran: {name}")
+"""
+
+
+def test_the_probe_never_runs_project_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """json.py, sitecustomize.py, usercustomize.py in the project (the current folder) or named by
+    PYTHONPATH/PYTHONSTARTUP/PYTHONHOME-style variables: none of them runs."""
+    python, site = environment_with(tmp_path)
+    (site / "torch.py").write_text(STANDIN_TORCH, encoding="utf-8")
+    project = tmp_path / "project"
+    project.mkdir()
+    marker = tmp_path / "ran"
+    for name in ("json", "os", "sitecustomize", "usercustomize", "importlib", "platform", "re"):
+        (project / f"{name}.py").write_text(HOSTILE.format(marker=str(marker), name=name), encoding="utf-8")
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("PYTHONPATH", ".")
+    monkeypatch.setenv("PYTHONSTARTUP", str(project / "json.py"))
+    environment = doctor.probe(python, timeout=30)
+    assert not marker.exists(), marker.read_text(encoding="utf-8")
+    assert environment.problem is None
+    assert environment.facts["torch"]["arch_list"]
+
+
 @pytest.mark.parametrize(("visible", "available"), [(None, True), ("", False)])
 def test_the_probe_reads_the_arch_list_the_build_carries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, visible: str | None, available: bool
 ) -> None:
     """The real probe script in a real interpreter, against a torch-shaped module."""
-    (tmp_path / "torch.py").write_text(STANDIN_TORCH, encoding="utf-8")
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    python, site = environment_with(tmp_path)
+    (site / "torch.py").write_text(STANDIN_TORCH, encoding="utf-8")
     if visible is None:
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     else:
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
-    environment = doctor.probe(Path(sys.executable), timeout=30)
+    environment = doctor.probe(python, timeout=30)
     assert environment.problem is None
     torch = environment.facts["torch"]
     assert torch["arch_list"] == ["sm_80", "sm_90", "sm_100"]
@@ -514,12 +553,9 @@ def test_torchvision_from_another_pytorch_index(
         assert "llm-sync" in flagged[0]["fix"]
 
 
-def test_the_probe_reads_what_installed_packages_require_of_torch(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_probe_reads_what_installed_packages_require_of_torch(tmp_path: Path) -> None:
     """Real dist-info metadata read by the real probe in a real interpreter."""
-    site = tmp_path / "site"
-    site.mkdir()
+    python, site = environment_with(tmp_path)
     (site / "torch.py").write_text(STANDIN_TORCH, encoding="utf-8")
     for name, version, requires in [
         ("vllm", "0.10.2", ["torch==2.8.0", "torchvision==0.23.0"]),
@@ -532,8 +568,7 @@ def test_the_probe_reads_what_installed_packages_require_of_torch(
         lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
         lines += [f"Requires-Dist: {r}" for r in requires]
         (info / "METADATA").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    monkeypatch.setenv("PYTHONPATH", str(site))
-    environment = doctor.probe(Path(sys.executable), timeout=30)
+    environment = doctor.probe(python, timeout=30)
     wanted = environment.facts["torch_requirements"]
     assert wanted["vllm"] == {"version": "0.10.2", "requires": ["torch==2.8.0"]}
     assert wanted["torchvision"]["requires"] == ["torch==2.11.0"]

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -23,7 +25,6 @@ from uvx_llm.toolkit import host_compiler, show_limit
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from pathlib import Path
 
     from uvx_llm.machine import Machine
     from uvx_llm.resources import Resources
@@ -135,7 +136,11 @@ class Environment:
 
 def probe(interpreter: Path, *, timeout: float) -> Environment:
     script = PROBE % {"packages": PACKAGES}
-    result = proc.run([str(interpreter), "-c", script], timeout=timeout)
+    # Never the project's code: -I keeps the current folder, PYTHON* variables and the
+    # user's site-packages off sys.path, and an empty folder as cwd leaves nothing to
+    # find even for an interpreter that put "" first (a json.py, a sitecustomize.py).
+    with tempfile.TemporaryDirectory(prefix="llm-sync-probe-") as neutral:
+        result = proc.run([str(interpreter), "-I", "-c", script], cwd=Path(neutral), timeout=timeout)
     if result.timed_out:
         return Environment(
             str(interpreter),
