@@ -146,7 +146,7 @@ def test_not_toml_is_a_clear_error() -> None:
 
 def test_every_fact_has_a_source_and_a_date() -> None:
     data = tomlkit.parse(_shipped()).unwrap()
-    for table in ("torch", "guards", "known-bad"):
+    for table in ("torch", "guards", "known-bad", "prebuilt"):
         for row in data[table]:
             assert row["source"]
             assert row["checked"] >= "2026-11-21"
@@ -183,3 +183,18 @@ def test_new_patch_releases_are_known(cat: catalog.Catalog) -> None:
     versions = {str(v) for r in cat.torch for v in r.versions}
     assert {"2.12.1", "2.14.1"} <= versions
     assert next(r for r in cat.torch if r.release == "2.11").pypi_cuda == (13, 0)
+
+
+def test_flash_attn_prebuilt_matrix_knows_the_newest_releases(cat: catalog.Catalog) -> None:
+    def rows(version: str) -> list[catalog.Prebuilt]:
+        return [p for p in cat.prebuilt if p.package == "flash-attn" and p.versions.contains(version)]
+
+    [post1] = rows("2.8.3.post1")
+    assert (2, 8) in post1.torch
+    assert (2, 9) not in post1.torch  # no release has wheels for torch >= 2.9
+    [post2] = rows("2.8.3.post2")
+    assert post2.unconfirmed
+    assert not post2.torch
+    [old] = rows("2.7.4.post1")
+    assert (2, 6) in old.torch
+    assert old.cuda == ("12",)

@@ -115,6 +115,19 @@ class Guard:
 
 
 @dataclass(frozen=True)
+class Prebuilt:
+    """Releases of a CUDA-extension package that publish prebuilt wheels for these torch
+    series and CUDA tags (``cuda``: as in the wheel's file name)."""
+
+    package: str
+    versions: SpecifierSet
+    torch: tuple[Pair, ...]
+    cuda: tuple[str, ...]
+    python: SpecifierSet
+    unconfirmed: bool
+
+
+@dataclass(frozen=True)
 class KnownBad:
     package: str
     versions: SpecifierSet
@@ -139,6 +152,7 @@ class Catalog:
     mirrors: tuple[Mirror, ...] = ()
     guards: tuple[Guard, ...] = ()
     known_bad: tuple[KnownBad, ...] = ()
+    prebuilt: tuple[Prebuilt, ...] = ()
 
     def mirror(self, name: str) -> Mirror | None:
         return next((m for m in self.mirrors if m.name == name), None)
@@ -364,6 +378,21 @@ def from_data(data: dict[str, Any]) -> Catalog:
         ),
         guards=tuple(_guard(row) for row in top.rows("guards")),
         known_bad=tuple(_known_bad(row) for row in top.rows("known-bad")),
+        prebuilt=tuple(_prebuilt(row) for row in top.rows("prebuilt")),
+    )
+
+
+def _prebuilt(row: _Row) -> Prebuilt:
+    row.text("source")
+    row.text("checked")
+    unconfirmed = row.get("unconfirmed", bool, False)
+    return Prebuilt(
+        canonicalize_name(row.text("package")),
+        row.convert("versions", SpecifierSet),
+        _pair_list(row, "torch"),
+        tuple(row.strings("cuda")),
+        row.convert("python", SpecifierSet),
+        unconfirmed,
     )
 
 
