@@ -42,9 +42,8 @@ def tune(
 ) -> dict[str, str]:
     flash = cat.build("flash-attn")
     assert flash is not None
-    return env_of(
-        build.tuning(machine=machine, host=host, packages=[flash], env=env or {}, all_archs=all_archs)
-    )
+    archs = build.team_archs(project=simple("flash-attn"), machine=machine, all_archs=all_archs)
+    return env_of(build.tuning(host=host, packages=[flash], env=env or {}, archs=archs))
 
 
 def test_h200_builds_one_architecture_with_every_core(cat: Catalog) -> None:
@@ -84,11 +83,7 @@ def test_values_the_user_set_win(cat: Catalog) -> None:
     flash = cat.build("flash-attn")
     assert flash is not None
     settings = build.tuning(
-        machine=H200,
-        host=H200_HOST,
-        packages=[flash],
-        env={"MAX_JOBS": "2", "NVCC_THREADS": "2"},
-        all_archs=False,
+        host=H200_HOST, packages=[flash], env={"MAX_JOBS": "2", "NVCC_THREADS": "2"}, archs=((9, 0),)
     )
     by_name = {s.name: s for s in settings}
     assert by_name["MAX_JOBS"].value == "2"
@@ -201,3 +196,42 @@ def test_linux_only_extension_gets_a_platform_marker(cat: Catalog) -> None:
     ]
     text = applied(project, made).text
     assert "\"flash-attn>=2.8 ; sys_platform == 'linux'\",  # attention" in text
+
+
+def test_the_team_architectures_are_recorded_widened_and_never_narrowed(cat: Catalog) -> None:
+    recorded = simple("flash-attn", extra='[tool.llm-sync]\ncuda-archs = "9.0"\n')
+    a100 = gpu_machine((12, 8), (8, 0))
+    assert build.team_archs(project=recorded, machine=a100, all_archs=False) == ((8, 0), (9, 0))
+    assert build.team_archs(project=recorded, machine=None, all_archs=False) == ((9, 0),)
+    assert build.team_archs(project=recorded, machine=a100, all_archs=True) == ((9, 0),)
+    made = make(recorded, cat, a100)
+    assert plan.SetConfig("cuda-archs", "8.0;9.0") in made.actions
+    assert (
+        build.SetBuildVariables(
+            "flash-attn", (("TORCH_CUDA_ARCH_LIST", "8.0;9.0"), ("FLASH_ATTN_CUDA_ARCHS", "80;90"))
+        )
+        in made.actions
+    )
+    # A CPU-only machine (a laptop, CI) keeps the recorded set and writes nothing new.
+    after = applied(recorded, made)
+    assert make(after, cat, a100).actions == ()
+    assert make(after, cat, None).actions == ()
+
+
+def test_check_reports_build_variables_that_disagree_with_the_recorded_architectures(cat: Catalog) -> None:
+    hand_edited = simple(
+        "flash-attn",
+        extra=(
+            '[tool.llm-sync]\nbackend = "cu128"\ncuda-archs = "8.0;9.0"\n\n'
+            '[tool.uv.extra-build-variables]\nflash-attn = { FLASH_ATTN_CUDA_ARCHS = "90", MY_FLAG = "1" }\n'
+        ),
+    )
+    made = make(hand_edited, cat, None)
+    variables = [a for a in made.actions if isinstance(a, build.SetBuildVariables)]
+    assert variables == [
+        build.SetBuildVariables(
+            "flash-attn", (("TORCH_CUDA_ARCH_LIST", "8.0;9.0"), ("FLASH_ATTN_CUDA_ARCHS", "80;90"))
+        )
+    ]
+    text = applied(hand_edited, made).text
+    assert 'MY_FLAG = "1"' in text  # the user's own build variable stays

@@ -147,3 +147,10 @@ def test_a_bad_user_config_stops_every_command(
     err = capsys.readouterr().err
     assert "unknown key 'mirorr'" in err
     assert str(user) in err
+
+
+def test_a_recorded_architecture_list_that_is_not_one_names_the_key(cat: Catalog) -> None:
+    with pytest.raises(LlmSyncError, match=r"\[tool.llm-sync\] cuda-archs 'ninety'") as caught:
+        config.validate_table({"cuda-archs": "ninety"}, cat)
+    assert caught.value.fix
+    config.validate_table({"cuda-archs": "8.0;9.0"}, cat)

@@ -110,10 +110,12 @@ def test_driver_limited_to_cuda_124_gets_the_cu124_stack(package_index: PackageI
 def test_without_llm_sync_uv_cannot_route_a_transitive_torch(
     package_index: PackageIndex, tmp_path: Path
 ) -> None:
-    """Why llm-sync adds torch as a direct dependency: uv ignores sources for transitive torch."""
+    """Why llm-sync adds torch as a direct dependency: uv ignores sources for transitive torch
+    (unless a constraint names it, as llm-sync's bound does: both are taken away here)."""
     project = write_project(tmp_path / "app", "vllm==0.11.2")
     llm_sync(["--cuda", "12.8", "--arch", "9.0", "--no-sync"], env=environment(package_index), cwd=project)
     text = (project / "pyproject.toml").read_text(encoding="utf-8")
+    text = "\n".join(line for line in text.splitlines() if "llm-sync: bound" not in line)
     (project / "pyproject.toml").write_text(
         text.replace('"vllm==0.11.2", "torch"', '"vllm==0.11.2"'), encoding="utf-8"
     )
@@ -259,23 +261,63 @@ def test_a_build_for_one_gpu_is_never_reused_for_another_through_the_cache(
     sync_for("second-h100-box", "9.0")  # the same GPU again: the cached sm_90 wheel is reused
     assert len(build_records(record)) == 2
 
-    # Control: plain `uv sync` keys its cache without the environment, so the
-    # second machine silently gets the first one's wheel.
-    for name, arch in (("plain-a", "75"), ("plain-b", "86")):
-        folder = tmp_path / name
-        folder.mkdir()
-        text = (tmp_path / "h100-box" / "pyproject.toml").read_text(encoding="utf-8")
-        (folder / "pyproject.toml").write_text(text, encoding="utf-8")
-        plain = subprocess.run(
-            [uv_binary(), "sync"],
-            env={**env, "FLASH_ATTN_CUDA_ARCHS": arch},
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            check=False,
+    # Plain `uv sync` in a copy of the h100 project: the recorded architectures
+    # reach uv through [tool.uv.extra-build-variables], so it reuses the sm_90
+    # wheel, whatever the shell's FLASH_ATTN_CUDA_ARCHS says.
+    folder = tmp_path / "plain-copy"
+    folder.mkdir()
+    text = (tmp_path / "h100-box" / "pyproject.toml").read_text(encoding="utf-8")
+    (folder / "pyproject.toml").write_text(text, encoding="utf-8")
+    plain = subprocess.run(
+        [uv_binary(), "sync"],
+        env={**env, "FLASH_ATTN_CUDA_ARCHS": "75"},
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert plain.returncode == 0, plain.stderr
+    assert len(build_records(record)) == 2
+
+
+def test_plain_uv_keeps_what_llm_sync_built(package_index: PackageIndex, tmp_path: Path) -> None:
+    project = write_project(tmp_path / "app", "flash-attn")
+    record = tmp_path / "builds.jsonl"
+    env = environment(package_index, LLM_SYNC_TEST_RECORD=str(record))
+    result = llm_sync(["--cuda", "12.8", "--arch", "9.0", "--no-build-check"], env=env, cwd=project)
+    assert result.returncode == 0, result.stderr
+    text = (project / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'cuda-archs = "9.0"' in text
+    assert 'flash-attn = { TORCH_CUDA_ARCH_LIST = "9.0", FLASH_ATTN_CUDA_ARCHS = "90" }' in text
+
+    def plain_uv(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [uv_binary(), *args], env=env, cwd=project, capture_output=True, text=True, check=False
         )
-        assert plain.returncode == 0, plain.stderr
-    assert [r["FLASH_ATTN_CUDA_ARCHS"] for r in build_records(record)] == ["90", "80", "75"]
+
+    check = plain_uv("sync", "--check")
+    assert check.returncode == 0, check.stderr
+    assert "Would make no changes" in check.stderr
+    ran = plain_uv("run", "python", "-c", "import flash_attn; print(flash_attn.__version__)")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "9.9.9"
+    assert "Built flash-attn" not in ran.stderr
+    assert len(build_records(record)) == 1  # nothing was rebuilt
+
+
+def test_a_new_gpu_widens_the_recorded_architectures_and_a_smaller_machine_keeps_them(
+    package_index: PackageIndex, tmp_path: Path
+) -> None:
+    project = write_project(tmp_path / "app", "flash-attn")
+    record = tmp_path / "builds.jsonl"
+    env = environment(package_index, LLM_SYNC_TEST_RECORD=str(record))
+    for arch in ("9.0", "8.0", "9.0"):  # an H100, then an A100 joins, then the H100 again
+        result = llm_sync(["--cuda", "12.8", "--arch", arch, "--no-build-check"], env=env, cwd=project)
+        assert result.returncode == 0, result.stderr
+    assert [r["FLASH_ATTN_CUDA_ARCHS"] for r in build_records(record)] == ["90", "80;90"]
+    assert 'cuda-archs = "8.0;9.0"' in (project / "pyproject.toml").read_text(encoding="utf-8")
+    checked = llm_sync(["check"], env=env, cwd=project)
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_a_build_that_cannot_succeed_is_refused_before_it_starts(
@@ -362,13 +404,28 @@ def test_an_oom_killed_build_is_diagnosed_and_retried_with_half_the_jobs(
     package_index: PackageIndex, tmp_path: Path
 ) -> None:
     project = write_project(tmp_path / "app", "flash-attn")
-    env = environment(package_index, LLM_SYNC_TEST_MODE="oom", LLM_SYNC_TEST_RECORD=str(tmp_path / "r.jsonl"))
+    logs = tmp_path / "logs"
+    env = environment(
+        package_index,
+        LLM_SYNC_TEST_MODE="oom",
+        LLM_SYNC_TEST_RECORD=str(tmp_path / "r.jsonl"),
+        LLM_SYNC_LOG_DIR=str(logs),
+    )
     result = llm_sync(["--cuda", "12.8", "--arch", "9.0", "--no-build-check"], env=env, cwd=project)
     assert "OOM killer" in result.stderr
     assert "cc1plus: fatal error: Killed signal terminated program" in result.stderr
     assert "retrying once with MAX_JOBS=" in result.stderr
     assert result.returncode == 0, result.stderr
     assert installed_version(project, "flash_attn") == "9.9.9"
+    # one log per attempt, each named when its build starts: the retry keeps the "Killed" lines
+    failed, retried = sorted(
+        (logs / "builds").glob("*-flash-attn*.log"), key=lambda path: (path.name[:15], len(path.name))
+    )
+    assert "Killed signal" in failed.read_text(encoding="utf-8")
+    assert "Killed signal" not in retried.read_text(encoding="utf-8")
+    named = [line.rsplit(" in ", 1)[1] for line in result.stderr.splitlines() if "full build log in" in line]
+    assert named[0] == named[-2] == str(failed)  # at the start of the build, and after its failure
+    assert named[-1] == str(retried)
 
 
 def test_no_retry_leaves_an_oom_failure_failed(package_index: PackageIndex, tmp_path: Path) -> None:

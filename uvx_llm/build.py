@@ -3,22 +3,25 @@
 Two kinds of output:
 - settings for pyproject.toml, the same on every machine: build against the
   runtime torch (`extra-build-dependencies`, `match-runtime = true`) plus the
-  package's real build needs;
+  package's real build needs, and the team's GPU architectures
+  (`extra-build-variables`, recorded in `[tool.llm-sync] cuda-archs`), so that
+  plain uv builds, caches and keeps exactly what llm-sync built;
 - environment for the uv process, tuned to this machine and never written to the
-  file: MAX_JOBS from usable CPUs and memory, NVCC_THREADS, the local GPU
-  architectures, one heavy build at a time.
+  file: MAX_JOBS from usable CPUs and memory, NVCC_THREADS, one heavy build at
+  a time.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from uvx_llm.catalog import BuildPackage, Catalog, show_pair, show_sm
+from uvx_llm.catalog import BuildPackage, Catalog, Pair, parse_pair, show_pair, show_sm
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -152,24 +155,22 @@ def _setting(name: str, value: str, reason: str, env: Mapping[str, str]) -> EnvS
 
 def tuning(
     *,
-    machine: Machine,
     host: Resources,
     packages: list[BuildPackage],
     env: Mapping[str, str],
-    all_archs: bool,
+    archs: tuple[Pair, ...],
 ) -> tuple[EnvSetting, ...]:
-    """The uv process's environment for building ``packages`` on ``host`` for ``machine``'s GPUs."""
+    """The uv process's environment for building ``packages`` on ``host`` for ``archs`` (() = defaults)."""
     if not packages:
         return ()
-    archs = machine.capabilities if machine.archs_known else ()
     settings: list[EnvSetting] = []
-    if archs and not all_archs:
+    if archs:
         arch_text = " ".join(show_sm(a) for a in archs)
         settings.append(
             _setting(
                 "TORCH_CUDA_ARCH_LIST",
-                ";".join(show_pair(a) for a in archs),
-                f"only the GPUs planned for ({arch_text}); --all-archs keeps the packages' defaults",
+                show_arch_list(archs),
+                f"only the team's GPUs ({arch_text}, [tool.llm-sync] {ARCHS_KEY}); --all-archs keeps the packages' defaults",
                 env,
             )
         )
@@ -185,7 +186,7 @@ def tuning(
                     )
                 )
     default_threads = max(p.default_nvcc_threads for p in packages)
-    threads = min(default_threads, len(archs)) if archs and not all_archs else default_threads
+    threads = min(default_threads, len(archs)) if archs else default_threads
     threads_setting = _setting(
         "NVCC_THREADS",
         str(threads),
@@ -216,23 +217,77 @@ def tuning(
     return tuple(settings)
 
 
-CACHE_KEY_SETTING = "llm-sync-cuda-archs"
+ARCHS_KEY = "cuda-archs"  # [tool.llm-sync]: the team's GPU architectures, "8.0;9.0"
+ARCH_LIST_VARIABLE = "TORCH_CUDA_ARCH_LIST"
 
 
-def cache_key_args(*, machine: Machine, packages: list[BuildPackage], all_archs: bool) -> tuple[str, ...]:
-    """uv arguments that make the GPU architectures part of each built wheel's cache key.
+@dataclass(frozen=True)
+class SetBuildVariables:
+    """Set these entries of [tool.uv.extra-build-variables] <package>; its other entries are kept."""
 
-    uv keys cached source builds by their config settings, not by environment
-    variables: a wheel built for sm_90 only would otherwise be reused from a
-    shared cache on an sm_80 machine and fail there at run time. setuptools-based
-    backends (flash-attn's) ignore config settings they do not know.
+    package: str
+    variables: tuple[tuple[str, str], ...]
+
+
+def recorded_archs(project: Project) -> tuple[Pair, ...]:
+    """The architectures recorded in [tool.llm-sync] cuda-archs (validated with the rest of the table)."""
+    text = project.config.get(ARCHS_KEY)
+    return parse_arch_text(text) if isinstance(text, str) else ()
+
+
+def parse_arch_text(text: str) -> tuple[Pair, ...]:
+    """ "8.0;9.0" (or "sm_80 sm_90") -> ((8, 0), (9, 0)); () when any entry is not an architecture."""
+    try:
+        return tuple(sorted({parse_pair(part) for part in re.split(r"[,;\s]+", text) if part}))
+    except ValueError:
+        return ()
+
+
+def show_arch_list(archs: tuple[Pair, ...]) -> str:
+    return ";".join(show_pair(a) for a in archs)
+
+
+def team_archs(*, project: Project, machine: Machine | None, all_archs: bool) -> tuple[Pair, ...]:
+    """The architectures every build of the team covers: the recorded set widened by this machine's GPUs.
+
+    Never narrowed: a laptop, a CPU-only CI runner or a machine with fewer GPU
+    kinds keeps what a teammate's machine recorded, so one built wheel (and one
+    cache entry) serves everyone. ``--all-archs`` adds nothing, for this run.
     """
-    archs = machine.capabilities if machine.archs_known and not all_archs else ()
-    value = "-".join(show_sm(a) for a in archs) if archs else "default"
-    args: list[str] = []
+    local = machine.capabilities if machine is not None and machine.archs_known and not all_archs else ()
+    return tuple(sorted({*recorded_archs(project), *local}))
+
+
+def arch_variables(package: BuildPackage, archs: tuple[Pair, ...]) -> tuple[tuple[str, str], ...]:
+    """The build variables that shape ``package``'s wheel for ``archs``."""
+    variables = [(ARCH_LIST_VARIABLE, show_arch_list(archs))]
+    if package.arch_variable:
+        variables.append((package.arch_variable, ";".join(f"{a[0]}{a[1]}" for a in archs)))
+    return tuple(variables)
+
+
+def variable_settings(
+    project: Project, packages: list[BuildPackage], archs: tuple[Pair, ...]
+) -> list[SetBuildVariables]:
+    """What [tool.uv.extra-build-variables] lacks for building ``packages`` for ``archs``.
+
+    uv passes these variables to the package's build and makes them part of the
+    cached wheel's key, for every uv command (`uv run`, `uv sync --check`), not
+    only llm-sync's: so plain uv neither rebuilds nor reuses a wheel built for
+    other GPUs.
+    """
+    if not archs:
+        return []
+    table = project.table("tool", "uv", "extra-build-variables")
+    actions = []
     for package in packages:
-        args += ["--config-settings-package", f"{package.name}:{CACHE_KEY_SETTING}={value}"]
-    return tuple(args)
+        current: Any = next((v for k, v in table.items() if canonicalize_name(k) == package.name), {})
+        current = current if isinstance(current, dict) else {}
+        wanted = arch_variables(package, archs)
+        changed = tuple((k, v) for k, v in wanted if current.get(k) != v)
+        if changed:
+            actions.append(SetBuildVariables(package.name, changed))
+    return actions
 
 
 def _int(text: str, default: int) -> int:

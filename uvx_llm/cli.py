@@ -329,15 +329,14 @@ def sync(no_sync: bool, no_build_check: bool, no_retry: bool, uv_args: tuple[str
         logger.info(f"updated {project.path}")
     if uv is None:
         return ExitCode.OK
-    all_args = (*made.uv_args, *uv_args)
     env = made.uv_environment()
     with _stage("sync"):
-        code, diagnosis = _run_uv(uv, project, all_args, env)
+        code, diagnosis = _run_uv(uv, project, uv_args, env)
     if diagnosis is not None and diagnosis.kind == progress.OOM and not no_retry:
         halved = _halve_jobs(env)
         if halved is not None:
             logger.warning(f"retrying once with MAX_JOBS={halved['MAX_JOBS']} (--no-retry turns this off)")
-            code, _ = _run_uv(uv, project, all_args, halved)
+            code, _ = _run_uv(uv, project, uv_args, halved)
     return code
 
 
@@ -350,15 +349,13 @@ def _run_uv(
 
     logger.info("running %s", " ".join(uv_module.sync_command(uv, project_dir=project.root, uv_args=args)))
     shown = progress.Progress(
-        out=sys.stderr, terminal=sys.stderr.isatty(), log_dir=paths.log_dir() / "builds"
+        out=sys.stderr,
+        terminal=sys.stderr.isatty(),
+        log_dir=paths.log_dir() / "builds",
+        jobs=progress.parallel_jobs(env),
     )
-    try:
+    with shown:  # names each build's log at its start, and again on failure or Ctrl-C
         code = uv_module.sync(uv, project_dir=project.root, uv_args=args, env=env, on_stderr_line=shown.feed)
-    finally:
-        shown.close()
-    for build in shown.builds:
-        if build.log_path is not None:
-            logger.info(f"{build.package}: full build log in {build.log_path}")
     if code != 0:
         _explain_unsatisfiable(shown.output)
     if code == 0 or not shown.builds:
@@ -448,7 +445,7 @@ def plan(as_json: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
     from uvx_llm import patch as patch_module  # noqa: PLC0415 - see the imports
 
     diff_text = patch_module.diff(project, patch_module.render(project, made.actions))
-    command = ["uv", "sync", "--project", str(project.root), *made.uv_args, *uv_args]
+    command = ["uv", "sync", "--project", str(project.root), *uv_args]
     if as_json:
         import json  # noqa: PLC0415 - see the imports
 

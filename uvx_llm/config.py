@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from uvx_llm.build import parse_arch_text
 from uvx_llm.errors import LlmSyncError
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ SPECS = (
 # Keys of [tool.llm-sync]: the settings allowed there, and the recorded backend.
 PROJECT_KEYS = {
     "backend": "the backend llm-sync recorded for this project (written by llm-sync)",
+    "cuda-archs": 'the GPU architectures the team builds for, e.g. "8.0;9.0" (written by llm-sync, only widened)',
     "checkouts": 'framework checkouts to install editable, e.g. ["verl[vllm]", "vendor/OpenRLHF"]',
 } | {s.key: s.description for s in SPECS if s.in_project}
 USER_KEYS = {s.key: s.description for s in SPECS}
@@ -137,6 +139,12 @@ def validate_table(table: Mapping[str, Any], catalog: Catalog) -> None:
     _check_keys(table, PROJECT_KEYS, "[tool.llm-sync]")
     if "backend" in table:
         check_backend(table["backend"], catalog, origin="[tool.llm-sync] backend")
+    if "cuda-archs" in table and not parse_arch_text(table["cuda-archs"]):
+        raise LlmSyncError(
+            f"[tool.llm-sync] cuda-archs {table['cuda-archs']!r} is not a list of compute capabilities",
+            why='llm-sync records the team\'s GPU architectures there as MAJOR.MINOR entries, e.g. "8.0;9.0"',
+            fix="correct it, or delete the key and run llm-sync on each kind of GPU machine to record it again",
+        )
 
 
 def check_backend(value: str, catalog: Catalog, *, origin: str, allow_auto: bool = False) -> str:

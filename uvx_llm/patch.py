@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import tomlkit
 from tomlkit.items import AoT, Array, Table
 
-from uvx_llm.build import AddBuildDependencies, SetRequirement
+from uvx_llm.bounds import SetBound
+from uvx_llm.build import AddBuildDependencies, SetBuildVariables, SetRequirement
 from uvx_llm.errors import LlmSyncError
 from uvx_llm.frameworks import AddOverride, SetDependencyMetadata, SetPathSource
 from uvx_llm.guards import AddConstraint
@@ -168,12 +169,27 @@ def _add_commented(doc: Container, key: str, requirement: str, comment: str) -> 
     if key not in uv:
         uv[key] = tomlkit.array()
     entries = uv[key]
+    closed_on_own_line = entries.as_string().rstrip("]").endswith("\n")
     entries.add_line(requirement, comment=comment)
-    entries.add_line(indent="")  # the closing bracket on its own line
+    if not closed_on_own_line:
+        entries.add_line(indent="")  # the closing bracket on its own line
 
 
 def _doc_constraint(doc: Container, action: AddConstraint) -> None:
     _add_commented(doc, "constraint-dependencies", action.requirement, action.comment)
+
+
+def _doc_bound(doc: Container, action: SetBound) -> None:
+    if action.old is not None:
+        entries = _table(doc, "tool", "uv")["constraint-dependencies"]
+        del entries[[str(item) for item in entries].index(action.old)]  # its comment goes with it
+    _add_commented(doc, "constraint-dependencies", action.requirement, action.comment)
+
+
+def _data_bound(data: dict[str, Any], action: SetBound) -> None:
+    uv = _plain_dict(data, "tool", "uv")
+    kept = [e for e in uv.get("constraint-dependencies", []) if e != action.old]
+    uv["constraint-dependencies"] = [*kept, action.requirement]
 
 
 def _data_constraint(data: dict[str, Any], action: AddConstraint) -> None:
@@ -228,6 +244,16 @@ def _doc_build_dependencies(doc: Container, action: AddBuildDependencies) -> Non
         table[action.package] = _item(list(action.entries))
 
 
+def _doc_build_variables(doc: Container, action: SetBuildVariables) -> None:
+    table = _table(doc, "tool", "uv", "extra-build-variables")
+    current = table.get(action.package)
+    if isinstance(current, Table):  # its own [tool.uv.extra-build-variables.<package>] section
+        for key, value in action.variables:
+            current[key] = value
+    else:  # an inline table is written anew: tomlkit appends to one without separators
+        table[action.package] = _item({**(current or {}), **dict(action.variables)})
+
+
 def _doc_config(doc: Container, action: SetConfig) -> None:
     _table(doc, "tool", TOOL_KEY)[action.key] = action.value
 
@@ -239,11 +265,13 @@ _DOCUMENT_STEPS: dict[type, Callable[[Container, Any], None]] = {
     AddRequirement: _doc_add_requirement,
     SetRequirement: _doc_set_requirement,
     AddBuildDependencies: _doc_build_dependencies,
+    SetBuildVariables: _doc_build_variables,
     SetConfig: _doc_config,
     SetPathSource: _apply_framework_action,
     AddOverride: _apply_framework_action,
     SetDependencyMetadata: _apply_framework_action,
     AddConstraint: _doc_constraint,
+    SetBound: _doc_bound,
 }
 
 
@@ -306,6 +334,11 @@ def _data_build_dependencies(data: dict[str, Any], action: AddBuildDependencies)
     table[action.package] = [*table.get(action.package, []), *action.entries]
 
 
+def _data_build_variables(data: dict[str, Any], action: SetBuildVariables) -> None:
+    table = _plain_dict(data, "tool", "uv", "extra-build-variables")
+    table[action.package] = {**table.get(action.package, {}), **dict(action.variables)}
+
+
 def _data_config(data: dict[str, Any], action: SetConfig) -> None:
     _plain_dict(data, "tool", TOOL_KEY)[action.key] = action.value
 
@@ -332,11 +365,13 @@ _DATA_STEPS: dict[type, Callable[[dict[str, Any], Any], None]] = {
     AddRequirement: _data_add_requirement,
     SetRequirement: _data_set_requirement,
     AddBuildDependencies: _data_build_dependencies,
+    SetBuildVariables: _data_build_variables,
     SetConfig: _data_config,
     SetPathSource: _data_path_source,
     AddOverride: _data_override,
     SetDependencyMetadata: _data_metadata,
     AddConstraint: _data_constraint,
+    SetBound: _data_bound,
 }
 
 

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from uvx_llm import build, config, frameworks, guards
-from uvx_llm.catalog import Catalog, Pair, TorchRelease, runs_on, show_pair, show_sm
+from uvx_llm import bounds, build, config, frameworks, guards
+from uvx_llm.catalog import BuildPackage, Catalog, Pair, TorchRelease, runs_on, show_pair, show_sm
 from uvx_llm.errors import ExitCode, LlmSyncError
+from uvx_llm.lockfile import Expectation
 from uvx_llm.redact import redact, split_credentials, uv_index_variable
 
 if TYPE_CHECKING:
@@ -81,10 +82,12 @@ Action = (
     | SetConfig
     | build.AddBuildDependencies
     | build.SetRequirement
+    | build.SetBuildVariables
     | frameworks.SetPathSource
     | frameworks.AddOverride
     | frameworks.SetDependencyMetadata
     | guards.AddConstraint
+    | bounds.SetBound
 )
 
 
@@ -117,9 +120,9 @@ class Plan:
     actions: tuple[Action, ...]
     uv_min_version: Version | None
     env: tuple[build.EnvSetting, ...] = ()
-    uv_args: tuple[str, ...] = ()  # added before the user's own `uv sync` arguments
     build_blockers: tuple[str, ...] = ()  # why a source build would fail before it starts
     built_packages: tuple[str, ...] = ()  # CUDA-extension packages built from source
+    expectation: Expectation = field(default_factory=Expectation)  # what uv.lock must show
 
     def uv_environment(self) -> dict[str, str]:
         """What llm-sync adds to uv's environment (values the user set are inherited as they are)."""
@@ -626,8 +629,8 @@ def _build_plan(
     catalog: Catalog,
     request: Request,
     out: _Builder,
-) -> tuple[tuple[build.EnvSetting, ...], tuple[str, ...], Version | None]:
-    """Build settings for the file, and tuning for this machine; (environment, uv arguments, minimum uv)."""
+) -> tuple[tuple[build.EnvSetting, ...], Version | None]:
+    """Build settings for the file, and tuning for this machine; (environment, minimum uv)."""
     out.warnings.extend(build.skip_build_warnings(project))
     for name in build.prebuilt(project, catalog):
         out.decide(
@@ -637,7 +640,7 @@ def _build_plan(
         )
     packages = build.built_packages(project, catalog)
     if not packages:
-        return (), (), None
+        return (), None
     if request.environment.get("UV_NO_CONFIG"):
         out.warnings.append(
             "UV_NO_CONFIG is set: uv then ignores [tool.uv] extra-build-dependencies (checked with uv 0.13.8), "
@@ -667,24 +670,77 @@ def _build_plan(
                 why="; ".join(problems),
                 fix="remove it from the dependencies (or make it optional), or run on a newer GPU",
             )
+    archs = build.team_archs(project=project, machine=machine, all_archs=request.all_archs)
+    _arch_plan(project=project, packages=packages, archs=archs, request=request, out=out)
     env: tuple[build.EnvSetting, ...] = ()
-    uv_args: tuple[str, ...] = ()
     if machine is not None and host is not None:
-        env = build.tuning(
-            machine=machine,
-            host=host,
-            packages=packages,
-            env=request.environment,
-            all_archs=request.all_archs,
+        env = build.tuning(host=host, packages=packages, env=request.environment, archs=archs)
+    return env, max(p.uv_min_version for p in packages)
+
+
+def _arch_plan(
+    *,
+    project: Project,
+    packages: list[BuildPackage],
+    archs: tuple[Pair, ...],
+    request: Request,
+    out: _Builder,
+) -> None:
+    """Record the team's GPU architectures and hand them to uv's per-package build variables."""
+    recorded = build.recorded_archs(project)
+    if request.all_archs and recorded:
+        out.warnings.append(
+            f"--all-archs: the project records [tool.llm-sync] {build.ARCHS_KEY} = "
+            f"{build.show_arch_list(recorded)!r}, which [tool.uv.extra-build-variables] passes to every build; "
+            "remove both to build for the packages' default architectures"
         )
-        uv_args = build.cache_key_args(machine=machine, packages=packages, all_archs=request.all_archs)
+    if not archs:
+        return
+    shown = build.show_arch_list(archs)
+    if archs != recorded:
+        out.actions.append(SetConfig(build.ARCHS_KEY, shown))
+        added = " ".join(show_sm(a) for a in archs if a not in recorded)
         out.decide(
-            "build cache",
-            " ".join(uv_args[1::2]),
-            "uv keys cached builds by config settings, not environment: "
-            "a wheel built for these GPUs only is never reused for others",
+            "gpu architectures",
+            shown,
+            f"recorded for the team in [tool.llm-sync] {build.ARCHS_KEY}: widened by this machine's {added}, "
+            "never narrowed, so one built wheel runs on every teammate's GPU",
         )
-    return env, uv_args, max(p.uv_min_version for p in packages)
+    for action in build.variable_settings(project, packages, archs):
+        out.actions.append(action)
+        out.decide(
+            "build settings",
+            f"[tool.uv.extra-build-variables] {action.package}",
+            f"{', '.join(k for k, _ in action.variables)} for {shown}: every uv command (uv run, "
+            "uv sync --check) builds, and keys its cache, for the same GPUs, so plain uv keeps what llm-sync built",
+        )
+
+
+def _bound_plan(
+    *,
+    project: Project,
+    backend: str | None,
+    releases: tuple[TorchRelease, ...],
+    team: tuple[Pair, ...],
+    catalog: Catalog,
+    out: _Builder,
+) -> Expectation:
+    """Bounds uv must respect (written as llm-sync's constraints), and what the lock must then show."""
+    planned = bounds.plan_bounds(
+        project=project, backend=backend, releases=releases, team=team, catalog=catalog
+    )
+    for action, bound in bounds.actions(project, planned):
+        out.actions.append(action)
+        out.decide("bound", action.requirement, bound.reason)
+    editable = [a.package for a in out.actions if isinstance(a, frameworks.SetPathSource)]
+    editable += [
+        canonicalize_name(name)
+        for name, value in project.uv_sources.items()
+        if isinstance(value, dict) and value.get("editable") is True and "path" in value
+    ]
+    return bounds.expectation(
+        backend=backend, bounds=planned, catalog=catalog, editable=tuple(dict.fromkeys(editable))
+    )
 
 
 def _guard_plan(
@@ -768,7 +824,7 @@ def make(
     out = _Builder()
     wanted = dict(frameworks.parse_entry(e) for e in project.config.get("checkouts", []))
     project = _checkout_plan(project=project, found=checkouts, wanted=wanted, request=request, out=out)
-    env, uv_args, build_uv_min = _build_plan(
+    env, build_uv_min = _build_plan(
         machine=machine, host=host, project=project, catalog=catalog, request=request, out=out
     )
     backend, routing_uv_min, scope = _torch_plan(
@@ -781,6 +837,14 @@ def make(
         checkouts=checkouts,
         wanted=wanted,
         releases=scope.releases if scope else catalog.torch,
+        out=out,
+    )
+    expected = _bound_plan(
+        project=project,
+        backend=backend,
+        releases=scope.releases if scope else catalog.torch,
+        team=build.team_archs(project=project, machine=machine, all_archs=request.all_archs),
+        catalog=catalog,
         out=out,
     )
     packages = build.built_packages(project, catalog)
@@ -802,9 +866,9 @@ def make(
         tuple(out.actions),
         max(minimums) if minimums else None,
         (*env, *out.env, *request.extra_env),
-        uv_args,
         tuple(blockers),
         tuple(p.name for p in packages),
+        expected,
     )
 
 

@@ -1,0 +1,206 @@
+"""What uv locked, read back from uv.lock, and how it compares with a plan. Pure but for `read`.
+
+The plan is a claim about the stack ("torch 2.9-2.14 from cu130, vllm from a
+release that pins such a torch"); the lock is uv's answer. This module reads the
+answer for one platform at a time (a universal lock forks by markers: Linux gets
+``torch 2.9.0+cu130``, macOS ``torch 2.9.0``) and lists every place where it
+leaves the plan's bounds, so llm-sync can stop before installing the wrong stack.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from packaging.markers import InvalidMarker, Marker
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from uvx_llm.errors import LlmSyncError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+    from packaging.specifiers import SpecifierSet
+
+# Marker environments of the platforms a team's lock serves.
+LINUX = {
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+    "os_name": "posix",
+}
+MACOS = {
+    "sys_platform": "darwin",
+    "platform_system": "Darwin",
+    "platform_machine": "arm64",
+    "os_name": "posix",
+}
+PLATFORMS = {"linux": LINUX, "macos": MACOS}
+
+
+@dataclass(frozen=True)
+class Locked:
+    name: str
+    version: Version
+    source: str  # "registry <url>", "editable <path>", "path <path>", "url <url>", "virtual ."…
+    editable: bool = False
+
+    @property
+    def local(self) -> str | None:
+        """The local version label: "cu130" for 2.9.0+cu130."""
+        return self.version.local
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The packages one platform gets from a universal lock."""
+
+    platform: str
+    python: str
+    packages: Mapping[str, Locked] = field(default_factory=dict)
+
+    def get(self, name: str) -> Locked | None:
+        return self.packages.get(canonicalize_name(name))
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A version range the plan promises for a package, with the reason it is the plan's."""
+
+    package: str
+    specifier: SpecifierSet
+    reason: str
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What the lock must show for the plan to hold."""
+
+    variant: str | None = None  # Linux torch's local label ("cu130"); None: not routed
+    bounds: tuple[Bound, ...] = ()
+    oldest: Mapping[str, Version] = field(default_factory=dict)  # the oldest release the catalog knows
+    editable: tuple[str, ...] = ()  # checkouts that must be installed editable
+
+
+def parse(text: str, *, where: str = "uv.lock") -> list[dict[str, Any]]:
+    """The ``[[package]]`` tables of a uv.lock text."""
+    if sys.version_info >= (3, 11):
+        import tomllib  # noqa: PLC0415 - stdlib only from 3.11
+
+        loads = tomllib.loads
+        decode_error: type[Exception] = tomllib.TOMLDecodeError
+    else:  # pragma: no cover - Python 3.10
+        import tomlkit  # noqa: PLC0415 - the TOML reader of 3.10
+
+        loads = tomlkit.parse
+        decode_error = Exception
+    try:
+        data = loads(text)
+    except decode_error as error:
+        raise LlmSyncError(
+            f"{where} is not valid TOML: {error}",
+            why="uv wrote it, so it was changed by hand or cut short",
+            fix="delete it and run llm-sync again (uv writes a new lock)",
+        ) from None
+    packages = data.get("package", [])
+    return [p for p in packages if isinstance(p, dict)] if isinstance(packages, list) else []
+
+
+def read(path: Path) -> list[dict[str, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise LlmSyncError(
+            f"cannot read {path}: {error.strerror}",
+            why="uv lock should have written it",
+            fix="run `uv lock` in the project and look at its output",
+        ) from None
+    return parse(text, where=str(path))
+
+
+def _source(table: Mapping[str, Any]) -> tuple[str, bool]:
+    source = table.get("source", {})
+    if not isinstance(source, dict) or not source:
+        return "unknown", False
+    kind, value = next(iter(source.items()))
+    return f"{kind} {value}", kind == "editable"
+
+
+def _applies(table: Mapping[str, Any], environment: Mapping[str, str]) -> bool:
+    markers = table.get("resolution-markers")
+    if not isinstance(markers, list) or not markers:
+        return True
+    return any(_marker_holds(str(text), environment) for text in markers)
+
+
+def _marker_holds(text: str, environment: Mapping[str, str]) -> bool:
+    try:
+        return Marker(text).evaluate(dict(environment))
+    except InvalidMarker:
+        return True  # a marker this packaging cannot read: count the fork rather than hide it
+
+
+def stack(packages: list[dict[str, Any]], *, platform: str, python: str) -> Stack:
+    """The versions a ``platform`` machine with ``python`` ("3.11") installs from the lock."""
+    environment = {
+        **PLATFORMS[platform],
+        "python_version": python,
+        "python_full_version": f"{python}.0",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+    }
+    found: dict[str, Locked] = {}
+    for table in packages:
+        name, version = table.get("name"), table.get("version")
+        if not isinstance(name, str) or not _applies(table, environment):
+            continue
+        try:
+            parsed = Version(str(version)) if version is not None else Version("0")
+        except InvalidVersion:
+            continue
+        source, editable = _source(table)
+        key = canonicalize_name(name)
+        # Forks that overlap (rare; uv keeps them disjoint) resolve to the newest.
+        if key not in found or parsed > found[key].version:
+            found[key] = Locked(key, parsed, source, editable)
+    return Stack(platform, python, found)
+
+
+def disagreements(locked: Stack, expected: Expectation) -> list[str]:
+    """Every way ``locked`` leaves the plan, as sentences naming the package, the version and the bound."""
+    problems: list[str] = []
+    torch = locked.get("torch")
+    if (
+        expected.variant
+        and locked.platform == "linux"
+        and torch is not None
+        and torch.local != expected.variant
+    ):
+        problems.append(
+            f"torch {torch.version} on Linux is not the planned {expected.variant} build ({torch.source})"
+        )
+    for bound in expected.bounds:
+        package = locked.get(bound.package)
+        if package is not None and not bound.specifier.contains(package.version.public, prereleases=True):
+            problems.append(
+                f"{package} is outside the planned {bound.package}{bound.specifier} ({bound.reason})"
+            )
+    for name, oldest in expected.oldest.items():
+        package = locked.get(name)
+        if package is not None and Version(package.version.public) < oldest:
+            problems.append(
+                f"{package} is older than any {name} release llm-sync knows ({oldest}): "
+                "such old releases pin no torch, so the resolver fell back to them"
+            )
+    for name in expected.editable:
+        package = locked.get(name)
+        if package is None or not package.editable:
+            state = "missing" if package is None else f"from {package.source}"
+            problems.append(f"the checkout {name} is not installed editable ({state})")
+    return problems
