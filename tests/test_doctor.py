@@ -160,10 +160,10 @@ def test_flash_attn_with_an_undefined_symbol(tmp_path: Path, capsys: pytest.Capt
 @pytest.mark.usefixtures("h200")
 def test_known_bad_combinations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     torch_29 = {**HEALTHY_TORCH, "version": "2.9.0+cu130"}
-    answer = {"python": "3.12.3", "packages": {"tensordict": "0.6.2", "vllm": "0.10.2"}, "torch": torch_29}
+    answer = {"python": "3.12.3", "packages": {"tensordict": "0.5.0", "vllm": "0.10.2"}, "torch": torch_29}
     _, document = diagnose(tmp_path, answer, capsys)
     errors = titles(document, "error")
-    assert "tensordict 0.6.2 with torch 2.9.0" in errors
+    assert "tensordict 0.5.0 with torch 2.9.0" in errors
     assert "vllm 0.10.2 pins torch==2.8.0, but torch 2.9.0 is installed" in errors
 
 

@@ -95,10 +95,7 @@ def lock_and_verify(
 ) -> int:
     """`uv lock`, then the lock read back and held against the plan; uv's exit code, or an error
     (with the previous uv.lock put back) when uv locked a stack the plan does not allow."""
-    from uvx_llm import (
-        files,
-        lockfile,
-    )
+    from uvx_llm import files, lockfile  # noqa: PLC0415 - see sync
     from uvx_llm import uv as uv_module  # noqa: PLC0415 - same
 
     path = project.root / "uv.lock"
