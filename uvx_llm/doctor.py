@@ -690,22 +690,6 @@ def toolchain_findings(toolkit: Toolkit, env: Mapping[str, str]) -> tuple[list[F
     return found, uv
 
 
-def summary(findings: list[Finding]) -> dict[str, int]:
-    return {severity: sum(1 for f in findings if f.severity == severity) for severity in (ERROR, WARNING, OK)}
-
-
-def render(findings: list[Finding]) -> str:
-    counts = summary(findings)
-    lines = [f"llm-sync doctor: {counts[ERROR]} error(s), {counts[WARNING]} warning(s)"]
-    for finding in ordered(findings):
-        lines.append(f"{finding.severity:<8}[{finding.area}] {finding.title}")
-        if finding.detail:
-            lines.append(f"          {finding.detail}")
-        if finding.fix and finding.severity != OK:
-            lines.append(f"          fix: {finding.fix}")
-    return "\n".join(lines)
-
-
 def facts_of(machine: Machine, toolkit: Toolkit, host: Resources, env: Environment | None) -> dict[str, Any]:
     """The raw facts behind the findings, for bug reports and scripts (docs/doctor.md)."""
     environment: dict[str, Any] | None = None
@@ -736,17 +720,6 @@ def facts_of(machine: Machine, toolkit: Toolkit, host: Resources, env: Environme
     }
 
 
-def to_json(findings: list[Finding], facts: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "summary": summary(findings),
-        "findings": [
-            {"area": f.area, "severity": f.severity, "title": f.title, "detail": f.detail, "fix": f.fix}
-            for f in ordered(findings)
-        ],
-        "facts": facts,
-    }
-
-
 @dataclass(frozen=True)
 class Report:
     findings: tuple[Finding, ...]
@@ -756,11 +729,32 @@ class Report:
     def has_errors(self) -> bool:
         return any(f.severity == ERROR for f in self.findings)
 
+    def summary(self) -> dict[str, int]:
+        return {
+            severity: sum(1 for f in self.findings if f.severity == severity)
+            for severity in (ERROR, WARNING, OK)
+        }
+
     def render(self) -> str:
-        return render(list(self.findings))
+        counts = self.summary()
+        lines = [f"llm-sync doctor: {counts[ERROR]} error(s), {counts[WARNING]} warning(s)"]
+        for finding in ordered(list(self.findings)):
+            lines.append(f"{finding.severity:<8}[{finding.area}] {finding.title}")
+            if finding.detail:
+                lines.append(f"          {finding.detail}")
+            if finding.fix and finding.severity != OK:
+                lines.append(f"          fix: {finding.fix}")
+        return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
-        return to_json(list(self.findings), self.facts)
+        return {
+            "summary": self.summary(),
+            "findings": [
+                {"area": f.area, "severity": f.severity, "title": f.title, "detail": f.detail, "fix": f.fix}
+                for f in ordered(list(self.findings))
+            ],
+            "facts": self.facts,
+        }
 
 
 def _no_environment(project_root: Path | None, env: Mapping[str, str]) -> Finding:
