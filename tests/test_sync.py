@@ -61,10 +61,12 @@ def test_driver_limited_to_cuda_124_gets_the_cu124_stack(package_index: PackageI
 def test_without_llm_sync_uv_cannot_route_a_transitive_torch(
     package_index: PackageIndex, tmp_path: Path
 ) -> None:
-    """Why llm-sync adds torch as a direct dependency: uv ignores sources for transitive torch."""
+    """Why llm-sync adds torch as a direct dependency: uv ignores sources for transitive torch
+    (unless a constraint names it, as llm-sync's bound does: both are taken away here)."""
     project = write_project(tmp_path / "app", "vllm==0.11.2")
     llm_sync(["--cuda", "12.8", "--arch", "9.0", "--no-sync"], env=environment(package_index), cwd=project)
     text = (project / "pyproject.toml").read_text(encoding="utf-8")
+    text = "\n".join(line for line in text.splitlines() if "llm-sync: bound" not in line)
     (project / "pyproject.toml").write_text(
         text.replace('"vllm==0.11.2", "torch"', '"vllm==0.11.2"'), encoding="utf-8"
     )
@@ -353,13 +355,28 @@ def test_an_oom_killed_build_is_diagnosed_and_retried_with_half_the_jobs(
     package_index: PackageIndex, tmp_path: Path
 ) -> None:
     project = write_project(tmp_path / "app", "flash-attn")
-    env = environment(package_index, LLM_SYNC_TEST_MODE="oom", LLM_SYNC_TEST_RECORD=str(tmp_path / "r.jsonl"))
+    logs = tmp_path / "logs"
+    env = environment(
+        package_index,
+        LLM_SYNC_TEST_MODE="oom",
+        LLM_SYNC_TEST_RECORD=str(tmp_path / "r.jsonl"),
+        LLM_SYNC_LOG_DIR=str(logs),
+    )
     result = llm_sync(["--cuda", "12.8", "--arch", "9.0", "--no-build-check"], env=env, cwd=project)
     assert "OOM killer" in result.stderr
     assert "cc1plus: fatal error: Killed signal terminated program" in result.stderr
     assert "retrying once with MAX_JOBS=" in result.stderr
     assert result.returncode == 0, result.stderr
     assert installed_version(project, "flash_attn") == "9.9.9"
+    # one log per attempt, each named when its build starts: the retry keeps the "Killed" lines
+    failed, retried = sorted(
+        (logs / "builds").glob("*-flash-attn*.log"), key=lambda path: (path.name[:15], len(path.name))
+    )
+    assert "Killed signal" in failed.read_text(encoding="utf-8")
+    assert "Killed signal" not in retried.read_text(encoding="utf-8")
+    named = [line.rsplit(" in ", 1)[1] for line in result.stderr.splitlines() if "full build log in" in line]
+    assert named[0] == named[-2] == str(failed)  # at the start of the build, and after its failure
+    assert named[-1] == str(retried)
 
 
 def test_no_retry_leaves_an_oom_failure_failed(package_index: PackageIndex, tmp_path: Path) -> None:

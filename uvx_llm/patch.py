@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import tomlkit
 from tomlkit.items import AoT, Array, Table
 
+from uvx_llm.bounds import SetBound
 from uvx_llm.build import AddBuildDependencies, SetBuildVariables, SetRequirement
 from uvx_llm.errors import LlmSyncError
 from uvx_llm.frameworks import AddOverride, SetDependencyMetadata, SetPathSource
@@ -168,12 +169,27 @@ def _add_commented(doc: Container, key: str, requirement: str, comment: str) -> 
     if key not in uv:
         uv[key] = tomlkit.array()
     entries = uv[key]
+    closed_on_own_line = entries.as_string().rstrip("]").endswith("\n")
     entries.add_line(requirement, comment=comment)
-    entries.add_line(indent="")  # the closing bracket on its own line
+    if not closed_on_own_line:
+        entries.add_line(indent="")  # the closing bracket on its own line
 
 
 def _doc_constraint(doc: Container, action: AddConstraint) -> None:
     _add_commented(doc, "constraint-dependencies", action.requirement, action.comment)
+
+
+def _doc_bound(doc: Container, action: SetBound) -> None:
+    if action.old is not None:
+        entries = _table(doc, "tool", "uv")["constraint-dependencies"]
+        del entries[[str(item) for item in entries].index(action.old)]  # its comment goes with it
+    _add_commented(doc, "constraint-dependencies", action.requirement, action.comment)
+
+
+def _data_bound(data: dict[str, Any], action: SetBound) -> None:
+    uv = _plain_dict(data, "tool", "uv")
+    kept = [e for e in uv.get("constraint-dependencies", []) if e != action.old]
+    uv["constraint-dependencies"] = [*kept, action.requirement]
 
 
 def _data_constraint(data: dict[str, Any], action: AddConstraint) -> None:
@@ -255,6 +271,7 @@ _DOCUMENT_STEPS: dict[type, Callable[[Container, Any], None]] = {
     AddOverride: _apply_framework_action,
     SetDependencyMetadata: _apply_framework_action,
     AddConstraint: _doc_constraint,
+    SetBound: _doc_bound,
 }
 
 
@@ -354,6 +371,7 @@ _DATA_STEPS: dict[type, Callable[[dict[str, Any], Any], None]] = {
     AddOverride: _data_override,
     SetDependencyMetadata: _data_metadata,
     AddConstraint: _data_constraint,
+    SetBound: _data_bound,
 }
 
 

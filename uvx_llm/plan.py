@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from uvx_llm import build, config, frameworks, guards
+from uvx_llm import bounds, build, config, frameworks, guards
 from uvx_llm.catalog import BuildPackage, Catalog, Pair, TorchRelease, runs_on, show_pair, show_sm
 from uvx_llm.errors import ExitCode, LlmSyncError
+from uvx_llm.lockfile import Expectation
 from uvx_llm.redact import redact, split_credentials, uv_index_variable
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ Action = (
     | frameworks.AddOverride
     | frameworks.SetDependencyMetadata
     | guards.AddConstraint
+    | bounds.SetBound
 )
 
 
@@ -120,6 +122,7 @@ class Plan:
     env: tuple[build.EnvSetting, ...] = ()
     build_blockers: tuple[str, ...] = ()  # why a source build would fail before it starts
     built_packages: tuple[str, ...] = ()  # CUDA-extension packages built from source
+    expectation: Expectation = field(default_factory=Expectation)  # what uv.lock must show
 
     def uv_environment(self) -> dict[str, str]:
         """What llm-sync adds to uv's environment (values the user set are inherited as they are)."""
@@ -713,6 +716,33 @@ def _arch_plan(
         )
 
 
+def _bound_plan(
+    *,
+    project: Project,
+    backend: str | None,
+    releases: tuple[TorchRelease, ...],
+    team: tuple[Pair, ...],
+    catalog: Catalog,
+    out: _Builder,
+) -> Expectation:
+    """Bounds uv must respect (written as llm-sync's constraints), and what the lock must then show."""
+    planned = bounds.plan_bounds(
+        project=project, backend=backend, releases=releases, team=team, catalog=catalog
+    )
+    for action, bound in bounds.actions(project, planned):
+        out.actions.append(action)
+        out.decide("bound", action.requirement, bound.reason)
+    editable = [a.package for a in out.actions if isinstance(a, frameworks.SetPathSource)]
+    editable += [
+        canonicalize_name(name)
+        for name, value in project.uv_sources.items()
+        if isinstance(value, dict) and value.get("editable") is True and "path" in value
+    ]
+    return bounds.expectation(
+        backend=backend, bounds=planned, catalog=catalog, editable=tuple(dict.fromkeys(editable))
+    )
+
+
 def _guard_plan(
     *,
     project: Project,
@@ -809,6 +839,14 @@ def make(
         releases=scope.releases if scope else catalog.torch,
         out=out,
     )
+    expected = _bound_plan(
+        project=project,
+        backend=backend,
+        releases=scope.releases if scope else catalog.torch,
+        team=build.team_archs(project=project, machine=machine, all_archs=request.all_archs),
+        catalog=catalog,
+        out=out,
+    )
     packages = build.built_packages(project, catalog)
     if backend == CPU and packages:
         out.warnings.append(
@@ -830,6 +868,7 @@ def make(
         (*env, *out.env, *request.extra_env),
         tuple(blockers),
         tuple(p.name for p in packages),
+        expected,
     )
 
 

@@ -73,15 +73,13 @@ def run_uv(
 
     logger.info("running %s", " ".join(uv_module.sync_command(uv, project_dir=project.root, uv_args=args)))
     shown = progress.Progress(
-        out=sys.stderr, terminal=sys.stderr.isatty(), log_dir=paths.log_dir() / "builds"
+        out=sys.stderr,
+        terminal=sys.stderr.isatty(),
+        log_dir=paths.log_dir() / "builds",
+        jobs=progress.parallel_jobs(env),
     )
-    try:
+    with shown:  # names each build's log at its start, and again on failure or Ctrl-C
         code = uv_module.sync(uv, project_dir=project.root, uv_args=args, env=env, on_stderr_line=shown.feed)
-    finally:
-        shown.close()
-    for build in shown.builds:
-        if build.log_path is not None:
-            logger.info(f"{build.package}: full build log in {build.log_path}")
     if code != 0:
         explain_unsatisfiable(shown.output)
     if code == 0 or not shown.builds:
