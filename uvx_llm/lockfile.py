@@ -162,6 +162,19 @@ def stack(packages: list[dict[str, Any]], *, platform: str, python: str) -> Stac
     return Stack(platform, python, found)
 
 
+def lowest_python(requires_python: object) -> str:
+    """The oldest CPython minor a ``requires-python`` allows ("3.10"); the forks a lock makes
+    for newer ones are read the same way, so the oldest is the one to check."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet  # noqa: PLC0415 - only here
+
+    try:
+        allowed = SpecifierSet(str(requires_python or ""))
+    except InvalidSpecifier:
+        allowed = SpecifierSet()
+    minors = [f"3.{minor}" for minor in range(8, 16)]
+    return next((m for m in minors if allowed.contains(f"{m}.0", prereleases=True)), "3.11")
+
+
 def disagreements(locked: Stack, expected: Expectation) -> list[str]:
     """Every way ``locked`` leaves the plan, as sentences naming the package, the version and the bound."""
     problems: list[str] = []

@@ -54,6 +54,13 @@ def sync(
     if uv is None:
         return ExitCode.OK
     env = made.uv_environment()
+    if "--frozen" not in uv_args:
+        with pipeline.stage("lock"):
+            code = lock_and_verify(uv, project, made, uv_args, env)
+        if code != 0:
+            return code
+        if "--locked" not in uv_args:
+            uv_args = ("--locked", *uv_args)  # installs exactly what was just verified
     with pipeline.stage("sync"):
         code, diagnosis = run_uv(uv, project, uv_args, env)
     if diagnosis is not None and diagnosis.kind == progress.OOM and not no_retry:
@@ -62,6 +69,76 @@ def sync(
             logger.warning(f"retrying once with MAX_JOBS={halved['MAX_JOBS']} (--no-retry turns this off)")
             code, _ = run_uv(uv, project, uv_args, halved)
     return code
+
+
+# `uv sync` options that shape the resolution: they reach `uv lock` too (with their value, if any).
+LOCK_OPTIONS = {"--offline": 0, "--upgrade": 0, "-U": 0, "--refresh": 0, "--no-cache": 0, "--locked": 0}
+LOCK_OPTIONS_WITH_VALUE = ("--upgrade-package", "-P", "--prerelease", "--resolution", "--index-strategy")
+
+
+def lock_arguments(uv_args: tuple[str, ...]) -> tuple[str, ...]:
+    """The user's `uv sync` arguments that `uv lock` understands and that change what it locks."""
+    kept: list[str] = []
+    pending = False
+    for arg in uv_args:
+        if pending:
+            kept.append(arg)
+            pending = False
+        elif arg in LOCK_OPTIONS or arg.split("=", 1)[0] in LOCK_OPTIONS_WITH_VALUE:
+            kept.append(arg)
+            pending = arg in LOCK_OPTIONS_WITH_VALUE  # the value is the next argument
+    return tuple(kept)
+
+
+def lock_and_verify(
+    uv: uv_module.Uv, project: Project, made: Plan, uv_args: tuple[str, ...], env: dict[str, str]
+) -> int:
+    """`uv lock`, then the lock read back and held against the plan; uv's exit code, or an error
+    (with the previous uv.lock put back) when uv locked a stack the plan does not allow."""
+    from uvx_llm import lockfile  # noqa: PLC0415 - see sync
+    from uvx_llm import patch as patch_module  # noqa: PLC0415 - same
+    from uvx_llm import uv as uv_module  # noqa: PLC0415 - same
+
+    path = project.root / "uv.lock"
+    before = path.read_bytes() if path.exists() else None
+    output: list[str] = []
+
+    def show(line: str) -> None:
+        output.append(line)
+        print(line, file=sys.stderr)
+
+    args = lock_arguments(uv_args)
+    logger.info("running uv lock %s", " ".join(args))
+    code = uv_module.lock(uv, project_dir=project.root, uv_args=args, env=env, on_stderr_line=show)
+    if code != 0:
+        explain_unsatisfiable(output)
+        return code
+    packages = lockfile.read(path)
+    python = lockfile.lowest_python(project.table("project").get("requires-python"))
+    problems = [
+        f"{platform}: {problem}"
+        for platform in lockfile.PLATFORMS
+        for problem in lockfile.disagreements(
+            lockfile.stack(packages, platform=platform, python=python), made.expectation
+        )
+    ]
+    if not problems:
+        logger.info("uv.lock agrees with the plan", python=python)
+        return 0
+    if before is None:
+        path.unlink()
+    else:
+        patch_module.write_atomic(path, before)
+    raise LlmSyncError(
+        "uv locked a stack the plan does not allow; nothing was installed and uv.lock is as it was",
+        why="; ".join(problems),
+        fix=(
+            "pin the package named above to a release inside the plan (the bounds are in "
+            "[tool.uv] constraint-dependencies, marked llm-sync), or remove a constraint of your own that "
+            "keeps uv from it; `llm-sync plan` shows each bound and its reason"
+        ),
+        exit_code=ExitCode.DIFFERENCES,
+    )
 
 
 def run_uv(

@@ -86,6 +86,23 @@ def sync_command(uv: Uv, *, project_dir: Path, uv_args: Sequence[str]) -> list[s
     return [str(uv.path), "sync", "--project", str(project_dir), *uv_args]
 
 
+def lock(
+    uv: Uv,
+    *,
+    project_dir: Path,
+    uv_args: Sequence[str],
+    env: Mapping[str, str],
+    on_stderr_line: Callable[[str], None] | None = None,
+) -> int:
+    """Run `uv lock` in the foreground; its exit code."""
+    return proc.run_streaming(
+        [str(uv.path), "lock", "--project", str(project_dir), *uv_args],
+        env=env,
+        cwd=project_dir,
+        on_stderr_line=on_stderr_line,
+    )
+
+
 def sync(
     uv: Uv,
     *,

@@ -1,0 +1,103 @@
+"""Plans the resolver agrees with: bounds uv must respect, the lock checked before installing.
+
+An index of its own, with the shape of the real metadata that broke unbounded
+plans: a torch release no vllm pins yet, and a 2023 vllm that pins no torch at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from typing import TYPE_CHECKING
+
+import pytest
+from helpers import STANDINS, environment, installed_version, llm_sync, uv_binary, write_project
+from pkgindex import PackageIndex, serve
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+pytestmark = pytest.mark.uv
+
+
+@pytest.fixture(scope="module")
+def real_shape_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackageIndex]:
+    index = PackageIndex(tmp_path_factory.mktemp("real-shape"))
+    for version in ("2.9.0", "2.15.0"):
+        index.add("/whl/cu130", "torch", f"{version}+cu130")
+        index.add("/whl/cpu", "torch", f"{version}+cpu")
+    index.add("/simple", "vllm", "0.1.2")  # pins no torch: satisfies any unbounded plan
+    index.add("/simple", "vllm", "0.11.2", requires=["torch==2.9.0"])
+    for need in ("ninja", "packaging", "psutil"):
+        index.add("/simple", need, "1.0")
+    index.add_sdist("/simple", "flash-attn", "9.9.9", backend=STANDINS / "recording_backend.py")
+    with contextlib.contextmanager(serve)(index) as served:
+        yield served
+
+
+def test_unbounded_uv_falls_back_to_a_vllm_that_pins_no_torch(
+    real_shape_index: PackageIndex, tmp_path: Path
+) -> None:
+    """The failure the bounds exist for, with the real uv and no llm-sync bounds."""
+    project = write_project(tmp_path / "app", "vllm", "torch")
+    text = (project / "pyproject.toml").read_text(encoding="utf-8")
+    url = real_shape_index.url("/whl/cu130")
+    (project / "pyproject.toml").write_text(
+        text
+        + f'\n[[tool.uv.index]]\nname = "cu130"\nurl = "{url}"\nexplicit = true\n\n'
+        + '[tool.uv.sources]\ntorch = { index = "cu130" }\n',
+        encoding="utf-8",
+    )
+    env = environment(real_shape_index)
+    locked = subprocess.run(
+        [uv_binary(), "lock"], env=env, cwd=project, capture_output=True, text=True, check=False
+    )
+    assert locked.returncode == 0, locked.stderr
+    lock = (project / "uv.lock").read_text(encoding="utf-8")
+    assert 'name = "vllm"\nversion = "0.1.2"' in lock
+
+
+def test_llm_sync_bounds_vllm_to_releases_that_pin_a_torch_of_the_plan(
+    real_shape_index: PackageIndex, tmp_path: Path
+) -> None:
+    project = write_project(tmp_path / "app", "vllm")
+    env = environment(real_shape_index)
+    result = llm_sync(["--cuda", "13.0", "--arch", "10.0"], env=env, cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert installed_version(project, "vllm") == "0.11.2"
+    assert installed_version(project, "torch") == "2.9.0+cu130"
+    text = (project / "pyproject.toml").read_text(encoding="utf-8")
+    assert "# llm-sync: bound:" in text
+
+
+def test_a_lock_outside_the_plan_stops_before_installing(
+    real_shape_index: PackageIndex, tmp_path: Path
+) -> None:
+    project = write_project(tmp_path / "app", "vllm")
+    text = (project / "pyproject.toml").read_text(encoding="utf-8")
+    # The user's own constraint keeps uv from every vllm the plan allows.
+    (project / "pyproject.toml").write_text(
+        text.replace("package = false", 'package = false\nconstraint-dependencies = ["vllm<0.5"]'),
+        encoding="utf-8",
+    )
+    env = environment(real_shape_index)
+    result = llm_sync(["--cuda", "13.0", "--arch", "10.0"], env=env, cwd=project)
+    assert result.returncode == 1, result.stderr
+    assert "uv locked a stack the plan does not allow" in result.stderr
+    assert "vllm 0.1.2 is older than any vllm release llm-sync knows" in result.stderr
+    assert "fix:" in result.stderr
+    assert not (project / "uv.lock").exists()  # put back as it was: there was none
+    assert not (project / ".venv").exists()  # nothing installed
+
+
+def test_a_frozen_sync_skips_the_lock_and_uses_the_one_there(
+    real_shape_index: PackageIndex, tmp_path: Path
+) -> None:
+    project = write_project(tmp_path / "app", "vllm")
+    env = environment(real_shape_index)
+    assert llm_sync(["--cuda", "13.0", "--arch", "10.0", "--no-sync"], env=env, cwd=project).returncode == 0
+    result = llm_sync(["--cuda", "13.0", "--arch", "10.0", "--", "--frozen"], env=env, cwd=project)
+    # No lock yet and --frozen: uv itself refuses, llm-sync passes its code on.
+    assert result.returncode != 0
+    assert "uv.lock" in result.stderr
