@@ -15,6 +15,7 @@ from fakes import FIXTURES, RecordedNvml, recorded, with_devices
 from helpers import GOOD, environment, make_compiler, make_toolkit, run, write_project
 
 from uvx_llm import doctor, machine
+from uvx_llm import interpreter as interp
 from uvx_llm.errors import ExitCode
 from uvx_llm.uv import LockCheck
 
@@ -303,7 +304,7 @@ def test_the_probe_never_runs_project_code(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.chdir(project)
     monkeypatch.setenv("PYTHONPATH", ".")
     monkeypatch.setenv("PYTHONSTARTUP", str(project / "json.py"))
-    environment = doctor.probe(python, timeout=30)
+    environment = interp.probe(python, timeout=30)
     assert not marker.exists(), marker.read_text(encoding="utf-8")
     assert environment.problem is None
     assert environment.facts["torch"]["arch_list"]
@@ -320,7 +321,7 @@ def test_the_probe_reads_the_arch_list_the_build_carries(
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     else:
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
-    environment = doctor.probe(python, timeout=30)
+    environment = interp.probe(python, timeout=30)
     assert environment.problem is None
     torch = environment.facts["torch"]
     assert torch["arch_list"] == ["sm_80", "sm_90", "sm_100"]
@@ -384,15 +385,15 @@ def test_an_environment_that_drifted_from_uv_lock(
 
 def test_uv_project_environment_is_where_doctor_looks(tmp_path: Path) -> None:
     env = {"UV_PROJECT_ENVIRONMENT": "envs/gpu"}
-    assert doctor.project_environment(tmp_path, env) == tmp_path / "envs" / "gpu"
-    assert doctor.project_environment(tmp_path, {}) == tmp_path / ".venv"
-    assert doctor.interpreter_of(tmp_path, None, env) is None  # not created yet
-    python = doctor.interpreter_in(tmp_path / "envs" / "gpu")
+    assert interp.project_environment(tmp_path, env) == tmp_path / "envs" / "gpu"
+    assert interp.project_environment(tmp_path, {}) == tmp_path / ".venv"
+    assert interp.interpreter_of(tmp_path, None, env) is None  # not created yet
+    python = interp.interpreter_in(tmp_path / "envs" / "gpu")
     python.parent.mkdir(parents=True)
     python.touch()
-    assert doctor.interpreter_of(tmp_path, None, env) == python
-    assert doctor.is_in(python, tmp_path / "envs" / "gpu")
-    assert not doctor.is_in(python, tmp_path / ".venv")
+    assert interp.interpreter_of(tmp_path, None, env) == python
+    assert interp.is_in(python, tmp_path / "envs" / "gpu")
+    assert not interp.is_in(python, tmp_path / ".venv")
 
 
 def test_a_lock_uv_cannot_read_is_reported_not_raised() -> None:
@@ -471,7 +472,7 @@ def test_without_an_environment_doctor_says_where_it_looked(
     ],
 )
 def test_an_interpreter_that_does_not_answer_the_probe(tmp_path: Path, body: str, problem: str) -> None:
-    environment = doctor.probe(executable(tmp_path, body), timeout=30)
+    environment = interp.probe(executable(tmp_path, body), timeout=30)
     assert environment.problem == problem
     assert environment.facts == {}
 
@@ -479,7 +480,7 @@ def test_an_interpreter_that_does_not_answer_the_probe(tmp_path: Path, body: str
 def test_an_interpreter_that_cannot_be_run(tmp_path: Path) -> None:
     not_executable = tmp_path / "python"
     not_executable.write_text("", encoding="utf-8")
-    environment = doctor.probe(not_executable, timeout=30)
+    environment = interp.probe(not_executable, timeout=30)
     assert environment.problem is not None
     assert environment.problem.startswith("cannot be run: ")
 
@@ -568,7 +569,7 @@ def test_the_probe_reads_what_installed_packages_require_of_torch(tmp_path: Path
         lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
         lines += [f"Requires-Dist: {r}" for r in requires]
         (info / "METADATA").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    environment = doctor.probe(python, timeout=30)
+    environment = interp.probe(python, timeout=30)
     wanted = environment.facts["torch_requirements"]
     assert wanted["vllm"] == {"version": "0.10.2", "requires": ["torch==2.8.0"]}
     assert wanted["torchvision"]["requires"] == ["torch==2.11.0"]

@@ -8,11 +8,7 @@ never imports torch itself. The cross-checks are pure functions over the facts.
 
 from __future__ import annotations
 
-import json
-import sys
-import tempfile
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -21,10 +17,12 @@ from packaging.version import InvalidVersion, Version
 
 from uvx_llm import proc
 from uvx_llm.catalog import Catalog, Pair, parse_pair, runs_on, show_pair, show_sm
+from uvx_llm.interpreter import Environment, interpreter_of, is_in, probe, project_environment
 from uvx_llm.toolkit import host_compiler, show_limit
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
     from uvx_llm.machine import Machine
     from uvx_llm.resources import Resources
@@ -34,85 +32,6 @@ if TYPE_CHECKING:
 OK, WARNING, ERROR = "ok", "warning", "error"
 SEVERITY_ORDER = {ERROR: 0, WARNING: 1, OK: 2}
 CHANGES_SHOWN = 6  # of `uv sync --check`'s changes, in one finding
-PACKAGES = (
-    "flash-attn",
-    "vllm",
-    "verl",
-    "openrlhf",
-    "deepspeed",
-    "transformers",
-    "tensordict",
-    "ray",
-    "triton",
-    "torchvision",
-    "torchaudio",
-)
-
-# Runs inside the project's interpreter: standard library and torch only, one JSON line out.
-PROBE = r"""
-import json, os, sys, importlib.metadata as md
-out = {
-    "python": sys.version.split()[0],
-    "packages": {},
-    "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-}
-for name in %(packages)r:
-    try:
-        out["packages"][name] = md.version(name)
-    except md.PackageNotFoundError:
-        pass
-# What every installed distribution requires of torch (vllm, torchvision, xformers pin it
-# exactly), and the values its markers are evaluated with: compared outside, with packaging.
-import platform, re
-wants_torch = re.compile(r"^\s*torch\s*(?:[<>=!~(\[;@]|$)", re.IGNORECASE)
-out["torch_requirements"] = {}
-for dist in md.distributions():
-    try:  # a broken install's metadata must not cost the whole answer
-        wanted = [r for r in (dist.requires or []) if wants_torch.match(r)]
-        name = dist.metadata["Name"]
-    except Exception:
-        continue
-    if wanted and name and name not in out["torch_requirements"]:  # the first on sys.path wins
-        out["torch_requirements"][name] = {"version": dist.version, "requires": wanted}
-out["markers"] = {
-    "implementation_name": sys.implementation.name,
-    "os_name": os.name,
-    "platform_machine": platform.machine(),
-    "platform_python_implementation": platform.python_implementation(),
-    "platform_release": platform.release(),
-    "platform_system": platform.system(),
-    "python_full_version": platform.python_version(),
-    "python_version": ".".join(platform.python_version_tuple()[:2]),
-    "sys_platform": sys.platform,
-}
-def arch_list(torch):
-    # torch.cuda.get_arch_list() answers [] whenever CUDA is unavailable (for instance
-    # CUDA_VISIBLE_DEVICES=""); the flags compiled into the build answer regardless.
-    if not torch.version.cuda:
-        return []
-    flags = getattr(torch._C, "_cuda_getArchFlags", None)
-    built = flags() if flags else None
-    return built.split() if built else list(torch.cuda.get_arch_list())
-try:
-    import torch
-    out["torch"] = {
-        "version": torch.__version__,
-        "cuda": torch.version.cuda,
-        "cuda_available": bool(torch.cuda.is_available()),
-        "device_count": torch.cuda.device_count() if torch.version.cuda else 0,
-        "arch_list": arch_list(torch),
-        "cxx11_abi": bool(torch._C._GLIBCXX_USE_CXX11_ABI),
-    }
-except Exception as error:
-    out["torch_error"] = f"{type(error).__name__}: {error}"
-if "flash-attn" in out["packages"]:
-    try:
-        import flash_attn  # noqa
-        out["flash_attn_import"] = "ok"
-    except Exception as error:
-        out["flash_attn_import"] = f"{type(error).__name__}: {error}"
-print(json.dumps(out))
-"""
 
 
 @dataclass(frozen=True)
@@ -122,44 +41,6 @@ class Finding:
     title: str
     detail: str = ""
     fix: str = ""
-
-
-@dataclass(frozen=True)
-class Environment:
-    """What the project's interpreter reported, or why it could not."""
-
-    interpreter: str
-    facts: dict[str, Any] = field(default_factory=dict)
-    problem: str | None = None
-    fix: str = "check the environment with `uv sync`, or point doctor at another one with --python"
-
-
-def probe(interpreter: Path, *, timeout: float) -> Environment:
-    script = PROBE % {"packages": PACKAGES}
-    # Never the project's code: -I keeps the current folder, PYTHON* variables and the
-    # user's site-packages off sys.path, and an empty folder as cwd leaves nothing to
-    # find even for an interpreter that put "" first (a json.py, a sitecustomize.py).
-    with tempfile.TemporaryDirectory(prefix="llm-sync-probe-") as neutral:
-        result = proc.run([str(interpreter), "-I", "-c", script], cwd=Path(neutral), timeout=timeout)
-    if result.timed_out:
-        return Environment(
-            str(interpreter),
-            problem=f"did not answer within {timeout:g} s (hanging import?)",
-            fix="importing torch can take tens of seconds on a cold network disk: raise --timeout; "
-            "if it still hangs, run the interpreter with `-X importtime -c 'import torch'` to find the import",
-        )
-    if result.failure is not None:
-        return Environment(str(interpreter), problem=f"cannot be run: {result.failure}")
-    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
-    if result.returncode != 0 or not lines:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [
-            f"exit code {result.returncode}"
-        ]
-        return Environment(str(interpreter), problem=f"failed: {tail[0]}")
-    try:
-        return Environment(str(interpreter), facts=json.loads(lines[-1]))
-    except json.JSONDecodeError:
-        return Environment(str(interpreter), problem="printed something that is not the probe's answer")
 
 
 # --- the checks: facts in, findings out -----------------------------------------------------
@@ -585,30 +466,6 @@ def ordered(findings: list[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], areas.get(f.area, 9)))
 
 
-def project_environment(project_root: Path, env: Mapping[str, str]) -> Path:
-    """Where `uv sync` puts the project's environment: UV_PROJECT_ENVIRONMENT, else .venv."""
-    chosen = env.get("UV_PROJECT_ENVIRONMENT")
-    return project_root / chosen if chosen else project_root / ".venv"
-
-
-def interpreter_in(environment: Path) -> Path:
-    return environment / ("Scripts" if sys.platform == "win32" else "bin") / "python"
-
-
-def interpreter_of(project_root: Path | None, given: Path | None, env: Mapping[str, str]) -> Path | None:
-    if given is not None:
-        return given
-    if project_root is None:
-        return None
-    candidate = interpreter_in(project_environment(project_root, env))
-    return candidate if candidate.exists() else None
-
-
-def is_in(interpreter: Path, environment: Path) -> bool:
-    """Whether the interpreter is the environment's (by path: a venv's python is a symlink)."""
-    return interpreter.absolute().parent.parent == environment.absolute()
-
-
 def lock_finding(check: LockCheck) -> Finding:
     if check.in_sync:
         return Finding("project", OK, "the environment holds what uv.lock says (`uv sync --check`)")
@@ -695,22 +552,6 @@ def toolchain_findings(toolkit: Toolkit, env: Mapping[str, str]) -> tuple[list[F
     return found, uv
 
 
-def summary(findings: list[Finding]) -> dict[str, int]:
-    return {severity: sum(1 for f in findings if f.severity == severity) for severity in (ERROR, WARNING, OK)}
-
-
-def render(findings: list[Finding]) -> str:
-    counts = summary(findings)
-    lines = [f"llm-sync doctor: {counts[ERROR]} error(s), {counts[WARNING]} warning(s)"]
-    for finding in ordered(findings):
-        lines.append(f"{finding.severity:<8}[{finding.area}] {finding.title}")
-        if finding.detail:
-            lines.append(f"          {finding.detail}")
-        if finding.fix and finding.severity != OK:
-            lines.append(f"          fix: {finding.fix}")
-    return "\n".join(lines)
-
-
 def facts_of(machine: Machine, toolkit: Toolkit, host: Resources, env: Environment | None) -> dict[str, Any]:
     """The raw facts behind the findings, for bug reports and scripts (docs/doctor.md)."""
     environment: dict[str, Any] | None = None
@@ -741,17 +582,6 @@ def facts_of(machine: Machine, toolkit: Toolkit, host: Resources, env: Environme
     }
 
 
-def to_json(findings: list[Finding], facts: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "summary": summary(findings),
-        "findings": [
-            {"area": f.area, "severity": f.severity, "title": f.title, "detail": f.detail, "fix": f.fix}
-            for f in ordered(findings)
-        ],
-        "facts": facts,
-    }
-
-
 @dataclass(frozen=True)
 class Report:
     findings: tuple[Finding, ...]
@@ -761,11 +591,32 @@ class Report:
     def has_errors(self) -> bool:
         return any(f.severity == ERROR for f in self.findings)
 
+    def summary(self) -> dict[str, int]:
+        return {
+            severity: sum(1 for f in self.findings if f.severity == severity)
+            for severity in (ERROR, WARNING, OK)
+        }
+
     def render(self) -> str:
-        return render(list(self.findings))
+        counts = self.summary()
+        lines = [f"llm-sync doctor: {counts[ERROR]} error(s), {counts[WARNING]} warning(s)"]
+        for finding in ordered(list(self.findings)):
+            lines.append(f"{finding.severity:<8}[{finding.area}] {finding.title}")
+            if finding.detail:
+                lines.append(f"          {finding.detail}")
+            if finding.fix and finding.severity != OK:
+                lines.append(f"          fix: {finding.fix}")
+        return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
-        return to_json(list(self.findings), self.facts)
+        return {
+            "summary": self.summary(),
+            "findings": [
+                {"area": f.area, "severity": f.severity, "title": f.title, "detail": f.detail, "fix": f.fix}
+                for f in ordered(list(self.findings))
+            ],
+            "facts": self.facts,
+        }
 
 
 def _no_environment(project_root: Path | None, env: Mapping[str, str]) -> Finding:

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from uvx_llm.checkouts import Checkout
     from uvx_llm.project import Project
 
-RELIEFS = ("override", "metadata")
 _ENTRY = re.compile(r"^(?P<folder>[^\[\]]+?)(?:\[(?P<extras>[^\]]*)\])?$")
 
 

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 _LEVEL_STYLE = {"warning": "\x1b[33m", "error": "\x1b[31m", "debug": "\x1b[2m"}
 _RESET = "\x1b[0m"
 _settings: dict[str, Any] = {"verbosity": 0, "configured": False, "format": "human"}
-FORMATS = ("human", "json")
 # How the human renderer writes structured events; JSON output carries the fields as they are.
 _TEMPLATES = {
     "decision": "{topic}: {choice} — {reason}",
