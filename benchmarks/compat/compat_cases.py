@@ -60,7 +60,7 @@ class Case:
             return
         lines = [
             "[project]",
-            f'name = "compat-{self.name}"',
+            f'name = "compat-{re.sub(r"[^A-Za-z0-9]+", "-", self.name).strip("-")}"',
             'version = "0.1.0"',
             f'requires-python = "{REQUIRES_PYTHON}"',
             "dependencies = [" + ", ".join(f'"{d}"' for d in self.dependencies) + "]",

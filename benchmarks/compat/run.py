@@ -53,7 +53,7 @@ def child_env(uv_cache: Path) -> dict[str, str]:
         if not k.startswith(("UV_", "LLM_SYNC_")) and k not in {"UV", "VIRTUAL_ENV", "CONDA_PREFIX"}
     }
     env["UV_CACHE_DIR"] = str(uv_cache)
-    env["UV_NO_CONFIG"] = "1"
+    # Not UV_NO_CONFIG: uv then ignores [tool.uv] extra-build-dependencies (llm-sync says so).
     env["UV_PYTHON"] = PYTHON
     # pyenv keeps interpreters outside PATH (its shims answer for one version only).
     pyenv = sorted(Path.home().glob(".pyenv/versions/3.1[0-9]*/bin"))
