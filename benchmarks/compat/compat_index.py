@@ -7,7 +7,7 @@ wheels whose METADATA is the real PyPI wheel's (Requires-Dist, Requires-Python,
 Provides-Extra), read from PyPI's PEP 658 `.metadata` files, or from the wheel's zip
 with HTTP range requests where PyPI has no `.metadata`:
 
-- CUDA variants: `X+cuXYZ`, with the Linux x86_64 tags PyPI has for X. Their nvidia-*
+- CUDA variants: `X+cuXYZ`, with the Linux x86_64 and Windows tags PyPI has for X. Their nvidia-*
   requirements are those of PyPI's default build of X (an approximation for the
   other cuXYZ builds; all are PyPI packages, so the resolution is unaffected).
 - `cpu`: `X+cpu` for Linux x86_64 and Windows (the CUDA-only requirements dropped, as
@@ -339,7 +339,7 @@ def _add_version(  # noqa: PLR0917 - a private helper of build_index
     }
     for variant in variants:
         text = "\n".join(with_version(lines, f"{version}+{variant}", drop_cuda=False)) + "\n\n"
-        for tag in tags["linux"]:
+        for tag in tags["linux"] + tags["windows"]:  # the real cuXYZ indexes have win_amd64 builds too
             index.add(variant, project, f"{version}+{variant}", tag, text)
     cpu = "\n".join(with_version(lines, f"{version}+cpu", drop_cuda=True)) + "\n\n"
     for tag in tags["linux"] + tags["windows"]:

@@ -165,7 +165,8 @@ def _platform_torch(planned: PlannedTorch, linux: dict[str, str], macos: dict[st
     found = []
     torch = linux.get("torch")
     if torch is None:
-        found.append("no torch on Linux (Python 3.12)")
+        if planned.backend:  # a project without torch (and so without a backend) has nothing to check
+            found.append("no torch on Linux (Python 3.12)")
     else:
         local = Version(torch).local or ""
         if planned.backend and local != planned.backend:

@@ -174,8 +174,8 @@ def write(
             "CUDA-only requirements, as the real ones do."
         ),
         (
-            "- Linux x86_64 tags for CUDA variants; `cpu` also has Windows (`+cpu`) and macOS arm64 "
-            "(no local tag); no aarch64."
+            "- Linux x86_64 and Windows tags (as PyPI has them for that version); `cpu` also has the "
+            "macOS arm64 wheels (no local tag); no aarch64."
         ),
         (
             "- Releases and variants: those of uvx_llm/catalog.toml (torch 2.4–2.15), every PyPI version "
