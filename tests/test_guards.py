@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 from helpers import applied, gpu_machine, make, proj, simple
 from layouts import verl_style
 
-from uvx_llm import checkouts, config, guards, plan
+from uvx_llm import actions, checkouts, config, guards, plan
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -20,7 +20,7 @@ def test_a_cuda_124_driver_caps_flash_attn_with_a_reason(cat: Catalog) -> None:
     made = make(project, cat, CUDA_124)
     assert made.backend == "cu124"
     assert (
-        guards.AddConstraint(
+        actions.AddConstraint(
             "flash-attn<=2.7.4.post1",
             "llm-sync: torch is capped at 2.6 by the backend, and flash-attn 2.8.x builds poorly against torch 2.6",
         )
@@ -38,10 +38,10 @@ def test_a_cuda_124_driver_caps_flash_attn_with_a_reason(cat: Catalog) -> None:
 
 def test_no_guard_where_metadata_or_the_project_already_say_it(cat: Catalog) -> None:
     assert not any(
-        isinstance(a, guards.AddConstraint) for a in make(simple("flash-attn", "torch"), cat).actions
+        isinstance(a, actions.AddConstraint) for a in make(simple("flash-attn", "torch"), cat).actions
     )  # cu130
     pinned = simple("flash-attn==2.7.4.post1", "torch")
-    assert not any(isinstance(a, guards.AddConstraint) for a in make(pinned, cat, CUDA_124).actions)
+    assert not any(isinstance(a, actions.AddConstraint) for a in make(pinned, cat, CUDA_124).actions)
 
 
 def test_old_tensordict_with_new_torch_is_a_known_bad_combination(cat: Catalog) -> None:
@@ -63,7 +63,7 @@ def test_known_bad_from_a_checkouts_own_requirements(tmp_path: Path, cat: Catalo
         machine=gpu_machine((13, 0), (9, 0), driver="580.159.04"),
         project=proj(text, tmp_path / "pyproject.toml"),
         catalog=cat,
-        request=plan.Request(backend=config.Setting("auto", "default")),
+        request=actions.Request(backend=config.Setting("auto", "default")),
         checkouts=found,
     )
     assert any("tensordict<=0.6.2" in w and "ForkingPickler" in w for w in made.warnings)

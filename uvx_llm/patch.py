@@ -20,12 +20,23 @@ from typing import TYPE_CHECKING, Any
 import tomlkit
 from tomlkit.items import AoT, Array, Table
 
-from uvx_llm.bounds import SetBound
-from uvx_llm.build import AddBuildDependencies, SetBuildVariables, SetRequirement
+from uvx_llm.actions import (
+    Action,
+    AddBuildDependencies,
+    AddConstraint,
+    AddOverride,
+    AddRequirement,
+    RemoveIndex,
+    SetBound,
+    SetBuildVariables,
+    SetConfig,
+    SetDependencyMetadata,
+    SetIndex,
+    SetPathSource,
+    SetRequirement,
+    SetSource,
+)
 from uvx_llm.errors import LlmSyncError
-from uvx_llm.frameworks import AddOverride, SetDependencyMetadata, SetPathSource
-from uvx_llm.guards import AddConstraint
-from uvx_llm.plan import Action, AddRequirement, RemoveIndex, SetConfig, SetIndex, SetSource
 from uvx_llm.project import TOOL_KEY, Project
 
 if TYPE_CHECKING:
