@@ -4,6 +4,7 @@ import codecs
 import difflib
 import os
 import stat
+import typing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -187,3 +188,7 @@ def test_dependencies_array_created_when_absent(cat: Catalog) -> None:
     original = proj('[project]\nname = "d"\nversion = "0"\n[project.optional-dependencies]\nx = ["torch"]\n')
     made = make(original, cat, Machine(system="linux", source="none"))
     assert applied(original, made).uv_sources["torch"] == {"index": "pytorch-cpu"}
+
+
+def test_every_action_has_one_row() -> None:
+    assert set(patch.STEPS) == set(typing.get_args(actions.Action))
