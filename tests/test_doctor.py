@@ -161,10 +161,10 @@ def test_flash_attn_with_an_undefined_symbol(tmp_path: Path, capsys: pytest.Capt
 @pytest.mark.usefixtures("h200")
 def test_known_bad_combinations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     torch_29 = {**HEALTHY_TORCH, "version": "2.9.0+cu130"}
-    answer = {"python": "3.12.3", "packages": {"tensordict": "0.6.2", "vllm": "0.10.2"}, "torch": torch_29}
+    answer = {"python": "3.12.3", "packages": {"tensordict": "0.5.0", "vllm": "0.10.2"}, "torch": torch_29}
     _, document = diagnose(tmp_path, answer, capsys)
     errors = titles(document, "error")
-    assert "tensordict 0.6.2 with torch 2.9.0" in errors
+    assert "tensordict 0.5.0 with torch 2.9.0" in errors
     assert "vllm 0.10.2 pins torch==2.8.0, but torch 2.9.0 is installed" in errors
 
 
@@ -271,18 +271,57 @@ cuda = types.SimpleNamespace(
 """
 
 
+def environment_with(tmp_path: Path) -> tuple[Path, Path]:
+    """A real virtual environment (no pip): its interpreter and its site-packages."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    version = subprocess.run(
+        [python, "-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+    return python, venv / "lib" / f"python{version}" / "site-packages"
+
+
+HOSTILE = """import pathlib
+pathlib.Path({marker!r}).write_text("project code ran: {name}")
+"""
+
+
+def test_the_probe_never_runs_project_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """json.py, sitecustomize.py, usercustomize.py in the project (the current folder) or named by
+    PYTHONPATH/PYTHONSTARTUP/PYTHONHOME-style variables: none of them runs."""
+    python, site = environment_with(tmp_path)
+    (site / "torch.py").write_text(STANDIN_TORCH, encoding="utf-8")
+    project = tmp_path / "project"
+    project.mkdir()
+    marker = tmp_path / "ran"
+    for name in ("json", "os", "sitecustomize", "usercustomize", "importlib", "platform", "re"):
+        (project / f"{name}.py").write_text(HOSTILE.format(marker=str(marker), name=name), encoding="utf-8")
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("PYTHONPATH", ".")
+    monkeypatch.setenv("PYTHONSTARTUP", str(project / "json.py"))
+    environment = interp.probe(python, timeout=30)
+    assert not marker.exists(), marker.read_text(encoding="utf-8")
+    assert environment.problem is None
+    assert environment.facts["torch"]["arch_list"]
+
+
 @pytest.mark.parametrize(("visible", "available"), [(None, True), ("", False)])
 def test_the_probe_reads_the_arch_list_the_build_carries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, visible: str | None, available: bool
 ) -> None:
     """The real probe script in a real interpreter, against a torch-shaped module."""
-    (tmp_path / "torch.py").write_text(STANDIN_TORCH, encoding="utf-8")
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    python, site = environment_with(tmp_path)
+    (site / "torch.py").write_text(STANDIN_TORCH, encoding="utf-8")
     if visible is None:
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     else:
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
-    environment = interp.probe(Path(sys.executable), timeout=30)
+    environment = interp.probe(python, timeout=30)
     assert environment.problem is None
     torch = environment.facts["torch"]
     assert torch["arch_list"] == ["sm_80", "sm_90", "sm_100"]
@@ -515,12 +554,9 @@ def test_torchvision_from_another_pytorch_index(
         assert "llm-sync" in flagged[0]["fix"]
 
 
-def test_the_probe_reads_what_installed_packages_require_of_torch(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_probe_reads_what_installed_packages_require_of_torch(tmp_path: Path) -> None:
     """Real dist-info metadata read by the real probe in a real interpreter."""
-    site = tmp_path / "site"
-    site.mkdir()
+    python, site = environment_with(tmp_path)
     (site / "torch.py").write_text(STANDIN_TORCH, encoding="utf-8")
     for name, version, requires in [
         ("vllm", "0.10.2", ["torch==2.8.0", "torchvision==0.23.0"]),
@@ -533,8 +569,7 @@ def test_the_probe_reads_what_installed_packages_require_of_torch(
         lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
         lines += [f"Requires-Dist: {r}" for r in requires]
         (info / "METADATA").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    monkeypatch.setenv("PYTHONPATH", str(site))
-    environment = interp.probe(Path(sys.executable), timeout=30)
+    environment = interp.probe(python, timeout=30)
     wanted = environment.facts["torch_requirements"]
     assert wanted["vllm"] == {"version": "0.10.2", "requires": ["torch==2.8.0"]}
     assert wanted["torchvision"]["requires"] == ["torch==2.11.0"]

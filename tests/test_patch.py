@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import codecs
 import difflib
-import os
-import stat
 import typing
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -141,39 +139,6 @@ def test_mixed_line_endings_are_not_normalised(cat: Catalog) -> None:
     original = project.parse(raw, Path("pyproject.toml"))
     new = patch.encode(original, patch.render(original, make(original, cat).actions))
     assert new.startswith(raw)
-
-
-def test_atomic_write_keeps_the_mode(tmp_path: Path) -> None:
-    target = tmp_path / "pyproject.toml"
-    target.write_text("old\n", encoding="utf-8")
-    target.chmod(0o640)
-    patch.write_atomic(target, b"new\n")
-    assert target.read_bytes() == b"new\n"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o640
-    assert [p.name for p in tmp_path.iterdir()] == ["pyproject.toml"]
-
-
-def test_read_only_file_is_refused_and_untouched(tmp_path: Path) -> None:
-    target = tmp_path / "pyproject.toml"
-    target.write_text("old\n", encoding="utf-8")
-    target.chmod(0o444)
-    with pytest.raises(LlmSyncError, match="read-only"):
-        patch.write_atomic(target, b"new\n")
-    assert target.read_bytes() == b"old\n"
-
-
-def test_unwritable_folder_leaves_no_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    target = tmp_path / "pyproject.toml"
-    target.write_text("old\n", encoding="utf-8")
-
-    def refuse(*_args: object, **_kwargs: object) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(os, "replace", refuse)
-    with pytest.raises(LlmSyncError, match="No space left"):
-        patch.write_atomic(target, b"new\n")
-    assert target.read_bytes() == b"old\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["pyproject.toml"]
 
 
 def test_a_read_back_mismatch_writes_nothing(cat: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from packaging.specifiers import SpecifierSet
-from packaging.version import Version
+from packaging.requirements import Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 # (major, minor): a CUDA version such as 12.8 or a compute capability such as 9.0.
 from uvx_llm import tomlread
+from uvx_llm.errors import ExitCode, LlmSyncError
 
 Pair = tuple[int, int]
 
@@ -47,6 +50,8 @@ class TorchRelease:
     variants: tuple[tuple[str, tuple[Pair, ...]], ...]
     unconfirmed: frozenset[str]
     source: str
+    old_abi: frozenset[str] = frozenset()  # builds with the pre-C++11 ABI; "pypi": the PyPI wheel
+    pypi_cuda: Pair | None = None  # the CUDA runtime the PyPI Linux wheel requires
 
     def archs(self, variant: str) -> tuple[Pair, ...] | None:
         for name, archs in self.variants:
@@ -72,6 +77,7 @@ class TorchRelease:
 class VllmPin:
     vllm: SpecifierSet
     torch: Version
+    requires_python: SpecifierSet = field(default_factory=SpecifierSet)
 
 
 @dataclass(frozen=True)
@@ -100,9 +106,25 @@ class Mirror:
 
 @dataclass(frozen=True)
 class Guard:
-    torch_at_most: Pair
+    """A constraint for where the torch release in play is ``torch`` built with C++ ABI ``abi``."""
+
+    torch: Pair
+    abi: str  # "old": the pre-C++11 ABI
     constraint: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Prebuilt:
+    """Releases of a CUDA-extension package that publish prebuilt wheels for these torch
+    series and CUDA tags (``cuda``: as in the wheel's file name)."""
+
+    package: str
+    versions: SpecifierSet
+    torch: tuple[Pair, ...]
+    cuda: tuple[str, ...]
+    python: SpecifierSet
+    unconfirmed: bool
 
 
 @dataclass(frozen=True)
@@ -112,13 +134,6 @@ class KnownBad:
     with_torch: SpecifierSet
     problem: str
     fix: str
-
-
-@dataclass(frozen=True)
-class Stack:
-    framework: str
-    versions: SpecifierSet
-    pins: tuple[tuple[str, SpecifierSet], ...]
 
 
 @dataclass(frozen=True)
@@ -137,7 +152,7 @@ class Catalog:
     mirrors: tuple[Mirror, ...] = ()
     guards: tuple[Guard, ...] = ()
     known_bad: tuple[KnownBad, ...] = ()
-    stacks: tuple[Stack, ...] = ()
+    prebuilt: tuple[Prebuilt, ...] = ()
 
     def mirror(self, name: str) -> Mirror | None:
         return next((m for m in self.mirrors if m.name == name), None)
@@ -169,90 +184,273 @@ class Catalog:
         return tuple(r for r in self.torch if r.archs(variant) is not None)
 
 
-def _pairs(values: list[str]) -> tuple[Pair, ...]:
-    return tuple(parse_pair(v) for v in values)
+SCHEMA = 1  # the catalog layout this code reads
+ABIS = ("old",)
+
+
+class _Row:
+    """One table of the catalog, read key by key: a missing or malformed value names its place."""
+
+    def __init__(self, where: str, data: object) -> None:
+        self.where = where
+        if not isinstance(data, dict):
+            raise _bad(where, f"expected a table, found {type(data).__name__}")
+        self.data: dict[str, Any] = data
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        if key not in self.data:
+            if default is ...:
+                raise _bad(self.where, f"missing key {key!r}")
+            return default
+        value = self.data[key]
+        if not isinstance(value, kind):
+            raise _bad(self.where, f"{key} = {value!r} is not {_kind_name(kind)}")
+        return value
+
+    def text(self, key: str, default: Any = ...) -> Any:
+        return self.get(key, str, default)
+
+    def strings(self, key: str, default: Any = ...) -> list[str]:
+        values: list[Any] = self.get(key, list, default)
+        if any(not isinstance(v, str) for v in values):
+            raise _bad(self.where, f"{key} = {values!r} is not a list of strings")
+        return values
+
+    def table(self, key: str, default: Any = ...) -> _Row:
+        return _Row(f"{self.where}.{key}", self.get(key, dict, default))
+
+    def convert(self, key: str, parse: Any, default: Any = ...) -> Any:
+        """``parse`` applied to the text at ``key`` (a version, a specifier, a pair)."""
+        value = self.text(key, default)
+        if value is default and default is not ...:
+            return default
+        try:
+            return parse(value)
+        except (InvalidSpecifier, InvalidVersion, ValueError) as error:
+            raise _bad(self.where, f"{key} = {value!r}: {error}") from error
+
+    def rows(self, key: str) -> list[_Row]:
+        """An array of tables; each row named by its position and its first value."""
+        values = self.get(key, list, [])
+        named = []
+        for number, value in enumerate(values, start=1):
+            label = f"[[{key}]] #{number}"
+            if isinstance(value, dict) and value:
+                first_key, first_value = next(iter(value.items()))
+                label += f" ({first_key} = {first_value!r})"
+            named.append(_Row(label, value))
+        return named
+
+    def items(self) -> list[tuple[str, Any]]:
+        return list(self.data.items())
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", list: "a list", dict: "a table", int: "an integer", float: "a number"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _bad(where: str, problem: str) -> LlmSyncError:
+    return LlmSyncError(
+        f"the compatibility catalog is malformed: {where}: {problem}",
+        why="llm-sync reads its knowledge from catalog.toml (docs/refresh.md); this row does not have the expected shape",
+        fix="reinstall llm-sync, or fix that row (python -m uvx_llm.refresh --check verifies the generated part)",
+        exit_code=ExitCode.INTERNAL,
+    )
+
+
+def _pair_list(row: _Row, key: str) -> tuple[Pair, ...]:
+    return tuple(_convert_value(row, key, value, parse_pair) for value in row.strings(key))
+
+
+def _convert_value(row: _Row, key: str, value: str, parse: Any) -> Any:
+    try:
+        return parse(value)
+    except (InvalidSpecifier, InvalidVersion, ValueError) as error:
+        raise _bad(row.where, f"{key}: {value!r}: {error}") from error
+
+
+def _torch(rows: list[_Row], pypi: list[_Row], variant_names: set[str]) -> tuple[TorchRelease, ...]:
+    on_pypi = {row.text("release"): row for row in pypi}
+    found = []
+    for row in rows:
+        release = row.text("release")
+        _convert_value(row, "release", release, parse_pair)
+        row.text("source")
+        row.text("checked")
+        variants_row = row.table("variants")
+        variants = tuple((name, _pair_list(variants_row, name)) for name, _ in variants_row.items())
+        names = {name for name, _ in variants}
+        unknown = names - variant_names
+        if unknown:
+            raise _bad(row.where, f"variants {sorted(unknown)} are not in [variants]")
+        unconfirmed = frozenset(row.strings("unconfirmed", []))
+        if not unconfirmed <= names:
+            raise _bad(row.where, f"unconfirmed = {sorted(unconfirmed)} names variants the row does not have")
+        old_abi = frozenset(row.strings("old-abi", []))
+        if not old_abi <= names | {"pypi"}:
+            raise _bad(row.where, f"old-abi = {sorted(old_abi)} names variants the row does not have")
+        metadata = on_pypi.get(release)
+        if metadata is None:
+            raise _bad(
+                row.where,
+                f"no [[torch-pypi]] row for torch {release}: run `python -m uvx_llm.refresh --write`",
+            )
+        versions = tuple(
+            _convert_value(metadata, "versions", v, Version) for v in metadata.strings("versions")
+        )
+        if not versions:
+            raise _bad(metadata.where, "versions is empty")
+        cuda = metadata.convert("pypi-cuda", parse_pair, None)
+        found.append(
+            TorchRelease(
+                release=release,
+                versions=versions,
+                variants=variants,
+                unconfirmed=unconfirmed,
+                source=row.text("source"),
+                old_abi=old_abi,
+                pypi_cuda=cuda,
+            )
+        )
+    return tuple(found)
 
 
 def from_data(data: dict[str, Any]) -> Catalog:
-    pytorch = data["pytorch"]
+    """The catalog from parsed TOML; a malformed one is an LlmSyncError naming the row and key."""
+    top = _Row("catalog.toml", data)
+    schema = top.get("schema", int)
+    if schema != SCHEMA:
+        raise LlmSyncError(
+            f"the compatibility catalog has schema {schema}; this llm-sync reads schema {SCHEMA}",
+            why="the catalog's layout changed between versions",
+            fix="use the catalog shipped with this llm-sync, or upgrade llm-sync",
+            exit_code=ExitCode.INTERNAL,
+        )
+    pytorch = top.table("pytorch")
+    cuda = top.table("cuda")
+    toolkit = cuda.table("toolkit-min-driver")
+    family = cuda.table("family-min-driver")
+    variants = top.table("variants")
+    variant_cuda = tuple(
+        (name, variants.table(name).convert("cuda", parse_pair)) for name, _ in variants.items()
+    )
     return Catalog(
-        updated=data["updated"],
-        index_base=pytorch["index-base"],
-        family=tuple(pytorch["family"]),
-        consumers=frozenset(pytorch["consumers"]),
-        uv_min_routing=Version(data["uv"]["min-version-routing"]),
+        updated=top.text("updated"),
+        index_base=pytorch.text("index-base"),
+        family=tuple(pytorch.strings("family")),
+        consumers=frozenset(pytorch.strings("consumers")),
+        uv_min_routing=top.table("uv").convert("min-version-routing", Version),
         toolkit_min_driver=tuple(
-            (parse_pair(cuda), Version(driver)) for cuda, driver in data["cuda"]["toolkit-min-driver"].items()
+            (_convert_value(toolkit, "key", key, parse_pair), toolkit.convert(key, Version))
+            for key, _ in toolkit.items()
         ),
         family_min_driver=tuple(
-            (int(major), Version(driver)) for major, driver in data["cuda"]["family-min-driver"].items()
+            (_convert_value(family, "key", key, int), family.convert(key, Version))
+            for key, _ in family.items()
         ),
-        variant_cuda=tuple((name, parse_pair(row["cuda"])) for name, row in data["variants"].items()),
-        torch=tuple(
-            TorchRelease(
-                release=row["release"],
-                versions=tuple(Version(v) for v in row["versions"]),
-                variants=tuple((name, _pairs(archs)) for name, archs in row["variants"].items()),
-                unconfirmed=frozenset(row.get("unconfirmed", ())),
-                source=row["source"],
-            )
-            for row in data["torch"]
-        ),
+        variant_cuda=variant_cuda,
+        torch=_torch(top.rows("torch"), top.rows("torch-pypi"), {name for name, _ in variant_cuda}),
         vllm=tuple(
-            VllmPin(vllm=SpecifierSet(row["vllm"]), torch=Version(row["torch"])) for row in data["vllm"]
+            VllmPin(
+                vllm=row.convert("vllm", SpecifierSet),
+                torch=row.convert("torch", Version),
+                requires_python=row.convert("requires-python", SpecifierSet, SpecifierSet()),
+            )
+            for row in top.rows("vllm")
         ),
         builds=tuple(
-            BuildPackage(
-                name=name,
-                requires=tuple(row["requires"]),
-                gib_per_nvcc_thread=float(row["gib-per-nvcc-thread"]),
-                default_nvcc_threads=int(row["default-nvcc-threads"]),
-                arch_variable=row.get("arch-variable"),
-                min_capability=parse_pair(row["min-capability"]) if "min-capability" in row else None,
-                uv_min_version=Version(row["uv-min-version"]),
-                source=row["source"],
-                platform_marker=row.get("platform-marker"),
-            )
-            for name, row in data.get("build", {}).items()
+            _build(name, top.table("build").table(name)) for name, _ in top.table("build", {}).items()
         ),
         mirrors=tuple(
-            Mirror(
-                name=name,
-                pypi=row.get("pypi"),
-                pytorch=row.get("pytorch"),
-                pytorch_format=row.get("pytorch-format", "simple"),
-                source=row["source"],
-            )
-            for name, row in data.get("mirrors", {}).items()
+            _mirror(name, top.table("mirrors").table(name)) for name, _ in top.table("mirrors", {}).items()
         ),
-        guards=tuple(
-            Guard(parse_pair(row["torch-at-most"]), row["constraint"], row["reason"])
-            for row in data.get("guards", [])
-        ),
-        known_bad=tuple(
-            KnownBad(
-                row["package"],
-                SpecifierSet(row["versions"]),
-                SpecifierSet(row["with-torch"]),
-                row["problem"],
-                row["fix"],
-            )
-            for row in data.get("known-bad", [])
-        ),
-        stacks=tuple(
-            Stack(
-                row["framework"],
-                SpecifierSet(row["versions"]),
-                tuple((name, SpecifierSet(spec)) for name, spec in row["pins"].items()),
-            )
-            for row in data.get("stacks", [])
-        ),
+        guards=tuple(_guard(row) for row in top.rows("guards")),
+        known_bad=tuple(_known_bad(row) for row in top.rows("known-bad")),
+        prebuilt=tuple(_prebuilt(row) for row in top.rows("prebuilt")),
     )
+
+
+def _prebuilt(row: _Row) -> Prebuilt:
+    row.text("source")
+    row.text("checked")
+    unconfirmed = row.get("unconfirmed", bool, False)
+    return Prebuilt(
+        canonicalize_name(row.text("package")),
+        row.convert("versions", SpecifierSet),
+        _pair_list(row, "torch"),
+        tuple(row.strings("cuda")),
+        row.convert("python", SpecifierSet),
+        unconfirmed,
+    )
+
+
+def _known_bad(row: _Row) -> KnownBad:
+    row.text("source")
+    row.text("checked")
+    return KnownBad(
+        canonicalize_name(row.text("package")),
+        row.convert("versions", SpecifierSet),
+        row.convert("with-torch", SpecifierSet),
+        row.text("problem"),
+        row.text("fix"),
+    )
+
+
+def _build(name: str, row: _Row) -> BuildPackage:
+    return BuildPackage(
+        name=name,
+        requires=tuple(row.strings("requires")),
+        gib_per_nvcc_thread=float(row.get("gib-per-nvcc-thread", (int, float))),
+        default_nvcc_threads=int(row.get("default-nvcc-threads", int)),
+        arch_variable=row.text("arch-variable", None),
+        min_capability=row.convert("min-capability", parse_pair, None),
+        uv_min_version=row.convert("uv-min-version", Version),
+        source=row.text("source"),
+        platform_marker=row.text("platform-marker", None),
+    )
+
+
+def _mirror(name: str, row: _Row) -> Mirror:
+    pytorch_format = row.text("pytorch-format", "simple")
+    if pytorch_format not in {"simple", "flat"}:
+        raise _bad(row.where, f"pytorch-format = {pytorch_format!r} is not 'simple' or 'flat'")
+    return Mirror(
+        name=name,
+        pypi=row.text("pypi", None),
+        pytorch=row.text("pytorch", None),
+        pytorch_format=pytorch_format,
+        source=row.text("source"),
+    )
+
+
+def _guard(row: _Row) -> Guard:
+    abi = row.text("abi")
+    if abi not in ABIS:
+        raise _bad(row.where, f"abi = {abi!r} is not one of {list(ABIS)}")
+    row.text("source")
+    row.text("checked")
+    constraint = row.text("constraint")
+    _convert_value(row, "constraint", constraint, Requirement)
+    return Guard(row.convert("torch", parse_pair), abi, constraint, row.text("reason"))
+
+
+def from_text(text: str, origin: str = "catalog.toml") -> Catalog:
+    try:
+        data = tomlread.loads(text)
+    except ValueError as error:  # tomllib.TOMLDecodeError and tomlkit's errors are ValueErrors
+        raise LlmSyncError(
+            f"the compatibility catalog {origin} is not valid TOML",
+            why=str(error),
+            fix="reinstall llm-sync, or fix the file",
+            exit_code=ExitCode.INTERNAL,
+        ) from error
+    return from_data(data)
 
 
 @cache
 def load() -> Catalog:
     """The catalog shipped in the package."""
     # Next to this module (importlib.resources would cost a pre-commit hook ~10 ms of imports).
-    text = Path(__file__).with_name("catalog.toml").read_text(encoding="utf-8")
-    return from_data(tomlread.loads(text))
+    return from_text(Path(__file__).with_name("catalog.toml").read_text(encoding="utf-8"))

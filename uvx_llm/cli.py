@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -256,21 +258,37 @@ def with_default_command(argv: list[str]) -> list[str]:
 
 
 def _write_crash_log(error: BaseException) -> Path | None:
+    """A new file per crash (never an earlier one overwritten), credentials masked; None
+    when it cannot be written, and then no empty file is left behind."""
     import traceback  # noqa: PLC0415 - see the imports
     from datetime import datetime, timezone  # noqa: PLC0415 - see the imports
 
+    from uvx_llm.redact import redact, redact_data  # noqa: PLC0415 - see the imports
+
+    text = redact(
+        f"llm-sync {__version__}\nargv: {redact_data(list(sys.argv))}\n\n"
+        + "".join(traceback.format_exception(error))
+    ).encode("utf-8", errors="backslashreplace")
+    stamp = datetime.now(tz=timezone.utc).strftime("%Y%m%dT%H%M%S")
+    created: Path | None = None
     try:
         folder = paths.log_dir()
         folder.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(tz=timezone.utc).strftime("%Y%m%dT%H%M%S")
-        path = folder / f"crash-{stamp}.log"
-        path.write_text(
-            f"llm-sync {__version__}\nargv: {sys.argv}\n\n" + "".join(traceback.format_exception(error)),
-            encoding="utf-8",
-        )
+        for attempt in range(100):
+            path = folder / f"crash-{stamp}-{os.getpid()}{f'-{attempt}' if attempt else ''}.log"
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue
+            created = path
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(text)
+            return path
     except OSError:
-        return None
-    return path
+        if created is not None:
+            with contextlib.suppress(OSError):
+                created.unlink()
+    return None
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -293,8 +311,11 @@ def run(argv: list[str] | None = None) -> None:
     except Exception as error:  # noqa: BLE001 - the one place unexpected errors become a message
         crash_log = _write_crash_log(error)
         where = f"details in {crash_log}" if crash_log else "run with -v for details"
+        from uvx_llm.redact import redact  # noqa: PLC0415 - see the imports
+
         click.echo(
-            f"error: unexpected {type(error).__name__}: {error}\n  {where}; please report it", err=True
+            redact(f"error: unexpected {type(error).__name__}: {error}\n  {where}; please report it"),
+            err=True,
         )
         code = ExitCode.INTERNAL
     sys.exit(code if isinstance(code, int) else ExitCode.OK)

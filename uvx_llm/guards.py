@@ -1,10 +1,12 @@
-"""Version guards: what the backend's torch ceiling implies beyond package metadata, and
-combinations known to break. Pure, like plan.py.
+"""Version guards: what the torch build the backend leads to implies beyond package
+metadata, and combinations known to break. Pure, like plan.py.
 
 uv's resolver already carries what metadata says: once torch can only come from the
 cu124 index (torch <= 2.6), vllm backtracks to a release pinning such a torch. What
-metadata does not say (flash-attn 2.8 against torch 2.6) comes from the catalog and
-is written to [tool.uv] constraint-dependencies, each entry with its reason.
+metadata does not say (flash-attn 2.8.x's prebuilt torch 2.6 wheels need the C++11-ABI
+build of torch 2.6) comes from the catalog and is written to [tool.uv]
+constraint-dependencies, each entry with its reason. What a framework checkout wants
+(verl's vllm extra, OpenRLHF's pins) is read from the checkout itself, not kept here.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from uvx_llm.catalog import Catalog, Pair, TorchRelease, show_pair
 from uvx_llm.frameworks import parse_lenient
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from packaging.specifiers import SpecifierSet
 
     from uvx_llm.checkouts import Checkout
@@ -38,13 +42,19 @@ def _names_in(values: list[object]) -> set[str]:
     return {canonicalize_name(r.name) for r in parse_lenient(v for v in values if isinstance(v, str))}
 
 
+def _abi(release: TorchRelease, backend: str) -> str:
+    return "old" if backend in release.old_abi else "cxx11"
+
+
 def constraints(
     *, project: Project, backend: str | None, releases: tuple[TorchRelease, ...], catalog: Catalog
 ) -> list[tuple[AddConstraint, str]]:
-    """(constraint to write, decision reason) for each guard the torch ceiling triggers."""
+    """(constraint to write, decision reason) for each guard the torch build in play triggers:
+    the newest release the backend's index has (what uv picks), built with the guard's ABI."""
     ceiling = torch_ceiling(backend, releases)
-    if ceiling is None:
+    if ceiling is None or backend is None:
         return []
+    newest = next(r for r in releases if r.series() == ceiling)
     existing = _names_in(project.table("tool", "uv").get("constraint-dependencies", []))
     requirements = [r for dep_list in project.dependency_lists() for r in dep_list.requirements]
     found = []
@@ -55,8 +65,8 @@ def constraints(
         needed = ours and not all(
             _only_within(r, constraint.specifier) for r in ours
         )  # not already pinned within
-        if ceiling <= guard.torch_at_most and needed and name not in existing:
-            reason = f"torch ≤ {show_pair(ceiling)} here ({backend}): {guard.reason}"
+        if ceiling == guard.torch and _abi(newest, backend) == guard.abi and needed and name not in existing:
+            reason = f"torch {show_pair(ceiling)} here is the {backend} build ({guard.abi} C++ ABI): {guard.reason}"
             found.append((AddConstraint(guard.constraint, f"llm-sync: {guard.reason}"), reason))
     return found
 
@@ -78,9 +88,12 @@ def _only_within(requirement: Requirement, region: SpecifierSet) -> bool:
     """Whether the requirement allows some version, and none outside ``region``
     (decided on the versions the two name: a pin or an upper bound below it)."""
     named = _probes(requirement.specifier, region)
-    # Just past each named version too: an open-ended requirement allows those.
-    beyond = [Version(f"{v.major}.{v.minor}.{v.micro + 1}") for v in named] + [
-        Version(f"{v.major}.{v.minor + 1}") for v in named
+    # Just past each named version too: an open-ended requirement allows those; and the
+    # oldest version, which an upper bound alone ("<0.6") allows.
+    beyond = [
+        Version("0"),
+        *(Version(f"{v.major}.{v.minor}.{v.micro + 1}") for v in named),
+        *(Version(f"{v.major}.{v.minor + 1}") for v in named),
     ]
     allowed = [v for v in (*named, *beyond) if requirement.specifier.contains(v, prereleases=True)]
     return bool(allowed) and all(region.contains(v, prereleases=True) for v in allowed)
@@ -107,24 +120,42 @@ def known_bad(
     ]
 
 
-def stack_warnings(*, requirements: list[Requirement], found: list[Checkout], catalog: Catalog) -> list[str]:
-    """A checkout's version whose known-good stack the project's own pins contradict."""
+def _contradicted(ours: Requirement, checkout: Checkout) -> list[tuple[Requirement, str]]:
+    """The checkout's requirements on ``ours``'s package that no version allowed by ``ours`` meets:
+    each base requirement must hold; of the extras', one is enough (extras can be alternatives,
+    such as OpenRLHF's `vllm` and `vllm-latest`)."""
+    name = canonicalize_name(ours.name)
+
+    def on_ours(lines: Iterable[str]) -> list[Requirement]:
+        return [r for r in parse_lenient(lines) if canonicalize_name(r.name) == name]
+
+    base = [
+        (r, "its requirements") for r in on_ours(checkout.requires) if _disjoint(ours.specifier, r.specifier)
+    ]
+    extras = [(r, f"its {extra!r} extra") for extra, lines in checkout.extras.items() for r in on_ours(lines)]
+    if extras and all(_disjoint(ours.specifier, r.specifier) for r, _ in extras):
+        base += extras
+    unique: dict[str, tuple[Requirement, str]] = {}
+    for requirement, where in base:
+        unique.setdefault(str(requirement.specifier), (requirement, where))
+    return list(unique.values())
+
+
+def stack_warnings(*, requirements: list[Requirement], found: list[Checkout]) -> list[str]:
+    """The project's pins that contradict what a checkout's own metadata asks for, the extras
+    not asked for included: they say which stack the release was made for. (uv decides on
+    the base requirements and the extras asked for, and frameworks.py relieves exact-pin
+    conflicts; this is the warning before uv fails or a stack the release never ran with.)"""
     warnings = []
     for checkout in found:
-        version = _version(checkout.version or "")
-        if not checkout.name or version is None:
+        if checkout.own_uv_config:
             continue
-        name = canonicalize_name(checkout.name)
-        stacks = [
-            s
-            for s in catalog.stacks
-            if s.framework == name and s.versions.contains(version, prereleases=True)
-        ]
+        name = canonicalize_name(checkout.name) if checkout.name else checkout.folder
+        label = f"{name} {checkout.version}" if checkout.version else name
         warnings += [
-            f"{name} {version} is known to work with {package}{spec}; the project asks for {requirement}"
-            for stack in stacks
-            for package, spec in stack.pins
-            for requirement in requirements
-            if canonicalize_name(requirement.name) == package and _disjoint(requirement.specifier, spec)
+            f"{label} is known to work with {theirs.name}{theirs.specifier}; the project asks for {ours} "
+            f"({where}, read from {checkout.read_from})"
+            for ours in requirements
+            for theirs, where in _contradicted(ours, checkout)
         ]
     return warnings

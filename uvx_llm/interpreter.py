@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from uvx_llm import proc
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from pathlib import Path
 
 PACKAGES = (
     "flash-attn",
@@ -111,7 +112,11 @@ class Environment:
 
 def probe(interpreter: Path, *, timeout: float) -> Environment:
     script = PROBE % {"packages": PACKAGES}
-    result = proc.run([str(interpreter), "-c", script], timeout=timeout)
+    # Never the project's code: -I keeps the current folder, PYTHON* variables and the
+    # user's site-packages off sys.path, and an empty folder as cwd leaves nothing to
+    # find even for an interpreter that put "" first (a json.py, a sitecustomize.py).
+    with tempfile.TemporaryDirectory(prefix="llm-sync-probe-") as neutral:
+        result = proc.run([str(interpreter), "-I", "-c", script], cwd=Path(neutral), timeout=timeout)
     if result.timed_out:
         return Environment(
             str(interpreter),

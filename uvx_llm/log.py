@@ -89,6 +89,14 @@ def configure(*, verbosity: int = 0, log_format: str = "human") -> None:
     _settings["configured"] = False
 
 
+def _redacted(_logger: object, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Every event, in every format, goes through the one redaction (redact.py)."""
+    from uvx_llm.redact import redact_data  # noqa: PLC0415 - small, loaded with structlog
+
+    shown: MutableMapping[str, Any] = redact_data(dict(event))
+    return shown
+
+
 def _structlog_configured() -> Any:
     import structlog  # noqa: PLC0415 - deferred: see the module docstring
 
@@ -101,7 +109,7 @@ def _structlog_configured() -> Any:
             renderer = HumanRenderer(colour=use_colour(sys.stderr), verbose=int(_settings["verbosity"]) > 0)
             stamp = []
         structlog.configure(
-            processors=[structlog.processors.add_log_level, *stamp, renderer],
+            processors=[structlog.processors.add_log_level, *stamp, _redacted, renderer],
             wrapper_class=structlog.make_filtering_bound_logger(verbosity_level(int(_settings["verbosity"]))),
             logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
             cache_logger_on_first_use=False,

@@ -1,4 +1,4 @@
-"""Applying a Plan to pyproject.toml: style-preserving edits, a diff, an atomic write.
+"""Applying a Plan to pyproject.toml: style-preserving edits, a diff (files.py writes it).
 
 Edits go through tomlkit, so comments, order, quoting and whitespace outside the
 changed entries survive. Before anything is written the result is parsed again
@@ -9,12 +9,8 @@ say exactly what the plan says is never written.
 from __future__ import annotations
 
 import codecs
-import contextlib
 import copy
 import difflib
-import os
-import stat
-import tempfile
 from typing import TYPE_CHECKING, Any
 
 import tomlkit
@@ -41,7 +37,6 @@ from uvx_llm.project import TOOL_KEY, Project
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
-    from pathlib import Path
 
     from tomlkit.container import Container
 
@@ -413,37 +408,3 @@ def encode(project: Project, text: str) -> bytes:
         text = text.replace("\n", project.newline)
     data = text.encode("utf-8")
     return codecs.BOM_UTF8 + data if project.bom else data
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` in one step, keeping its permission bits."""
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except OSError as error:
-        raise LlmSyncError(f"cannot read {path}'s permissions: {error.strerror}") from None
-    if not mode & stat.S_IWUSR:
-        raise LlmSyncError(
-            f"{path} is read-only; nothing was written",
-            why="its permissions do not allow writing, and llm-sync does not override that",
-            fix=f"make it writable (chmod u+w {path}) or run `llm-sync plan` to see the changes",
-        )
-    fd, temp_name = -1, ""
-    try:
-        fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".llm-sync")
-        with os.fdopen(fd, "wb") as handle:
-            fd = -1
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp_name, mode)  # noqa: PTH101 - temp_name is a str from mkstemp
-        os.replace(temp_name, path)  # noqa: PTH105 - same
-    except OSError as error:
-        if fd != -1:
-            os.close(fd)
-        if temp_name:
-            with contextlib.suppress(OSError):
-                os.unlink(temp_name)  # noqa: PTH108 - same
-        raise LlmSyncError(
-            f"cannot write {path}: {error.strerror}; the file is unchanged",
-            fix=f"check that {path.parent} is writable and the disk is not full",
-        ) from None

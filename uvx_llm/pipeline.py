@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from uvx_llm import actions, config, log, paths
+from uvx_llm import actions, config, files, log, paths
 from uvx_llm import catalog as catalog_module
 from uvx_llm import plan as plan_module
 from uvx_llm import project as project_module
@@ -244,7 +244,9 @@ def check(options: Options, *, fix: bool) -> Checked:
         up_to_date = new_text == run.project.text
         diff_text = "" if up_to_date else patch_module.diff(run.project, new_text)
         if fix and not up_to_date:
-            patch_module.write_atomic(run.project.path, patch_module.encode(run.project, new_text))
+            files.write(
+                run.project.path, patch_module.encode(run.project, new_text), expected=run.project.raw
+            )
     return Checked(run=run, up_to_date=up_to_date, diff=diff_text, fixed=fix and not up_to_date)
 
 

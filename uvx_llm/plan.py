@@ -690,7 +690,7 @@ def _guard_plan(
         else tuple(r for r in releases if r.archs(backend) is not None) or releases
     )
     out.warnings.extend(guards.known_bad(requirements=[*ours, *theirs], releases=in_play, catalog=catalog))
-    out.warnings.extend(guards.stack_warnings(requirements=ours, found=list(checkouts), catalog=catalog))
+    out.warnings.extend(guards.stack_warnings(requirements=ours, found=list(checkouts)))
 
 
 def _checkout_plan(

@@ -169,8 +169,12 @@ def find(start: Path) -> Path:
 def locate(project_dir: Path | None, *, cwd: Path) -> Path:
     if project_dir is None:
         return find(cwd)
-    project_dir = project_dir.resolve()
-    candidate = project_dir if project_dir.name == PYPROJECT else project_dir / PYPROJECT
+    # A symlinked pyproject.toml stays the link: the project is where the link is
+    # (as with `cd` there), and writing goes through to its target.
+    if project_dir.name == PYPROJECT and not project_dir.is_dir():
+        candidate = project_dir.parent.resolve() / PYPROJECT
+    else:
+        candidate = project_dir.resolve() / PYPROJECT
     if not candidate.is_file():
         raise LlmSyncError(
             f"no {PYPROJECT} at {candidate}",

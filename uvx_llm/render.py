@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from uvx_llm.redact import redact_data
+
 if TYPE_CHECKING:
     from uvx_llm.pipeline import Checked, Preview, Shown
 
@@ -73,7 +75,10 @@ def check_document(checked: Checked) -> dict[str, Any]:
 
 def settings_document(shown: Shown) -> dict[str, Any]:
     return {
-        "settings": {k: {"value": s.value, "origin": s.origin} for k, s in shown.settings.settings.items()},
+        "settings": {
+            k: {"value": redact_data(s.value, k), "origin": s.origin}
+            for k, s in shown.settings.settings.items()
+        },
         "recorded_backend": shown.recorded_backend,
         "project": str(shown.project.path) if shown.project else None,
         "user_config": str(shown.user_config),
@@ -88,7 +93,7 @@ def settings_text(shown: Shown) -> str:
         f"user config file: {user_path}{'' if user_path.exists() else ' (none)'}",
         f"project: {shown.project.path if shown.project else '(none)'}",
         *(
-            f"{key} = {setting.value}    ({setting.origin})"
+            f"{key} = {redact_data(setting.value, key)}    ({setting.origin})"
             for key, setting in shown.settings.settings.items()
         ),
         (

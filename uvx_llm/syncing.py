@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from uvx_llm import log, paths, pipeline
+from uvx_llm import files, log, paths, pipeline
 from uvx_llm.errors import ExitCode, LlmSyncError
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def sync(
         uv = uv_module.find()
         uv_module.require(uv, made.uv_min_version)
     if new_text != project.text:
-        patch_module.write_atomic(project.path, patch_module.encode(project, new_text))
+        files.write(project.path, patch_module.encode(project, new_text), expected=project.raw)
         logger.info(f"updated {project.path}")
     if uv is None:
         return ExitCode.OK
@@ -95,8 +95,7 @@ def lock_and_verify(
 ) -> int:
     """`uv lock`, then the lock read back and held against the plan; uv's exit code, or an error
     (with the previous uv.lock put back) when uv locked a stack the plan does not allow."""
-    from uvx_llm import lockfile  # noqa: PLC0415 - see sync
-    from uvx_llm import patch as patch_module  # noqa: PLC0415 - same
+    from uvx_llm import files, lockfile  # noqa: PLC0415 - see sync
     from uvx_llm import uv as uv_module  # noqa: PLC0415 - same
 
     path = project.root / "uv.lock"
@@ -128,7 +127,7 @@ def lock_and_verify(
     if before is None:
         path.unlink()
     else:
-        patch_module.write_atomic(path, before)
+        files.write(path, before)
     raise LlmSyncError(
         "uv locked a stack the plan does not allow; nothing was installed and uv.lock is as it was",
         why="; ".join(problems),
