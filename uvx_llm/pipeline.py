@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from uvx_llm import actions, config, files, log, paths
 from uvx_llm import catalog as catalog_module
-from uvx_llm import config, files, log, paths
 from uvx_llm import plan as plan_module
 from uvx_llm import project as project_module
 from uvx_llm.errors import LlmSyncError
@@ -53,7 +53,7 @@ class Run:
     """One run's project, its plan, and the machine it was planned for (None: no detection)."""
 
     project: project_module.Project
-    plan: plan_module.Plan
+    plan: actions.Plan
     machine: machine_module.Machine | None
 
 
@@ -131,10 +131,10 @@ def project_if_any(options: Options) -> project_module.Project | None:
 
 def request(
     options: Options, project: project_module.Project, catalog: catalog_module.Catalog
-) -> plan_module.Request:
+) -> actions.Request:
     resolved = settings(options, project.config)
     chosen = config.indexes(resolved, catalog)
-    return plan_module.Request(
+    return actions.Request(
         backend=resolved["backend"],
         index_base=chosen.torch_base,
         index_format=chosen.torch_format,
@@ -192,7 +192,7 @@ def make_plan(options: Options, *, detect: bool) -> Run:
     return Run(project=project, plan=made, machine=found)
 
 
-def report(made: plan_module.Plan) -> None:
+def report(made: actions.Plan) -> None:
     """Every decision, environment setting and warning, as log messages."""
     for decision in made.decisions:
         logger.info("decision", topic=decision.topic, choice=decision.choice, reason=decision.reason)

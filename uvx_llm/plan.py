@@ -9,25 +9,35 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from uvx_llm import bounds, build, config, frameworks, guards
+from uvx_llm.actions import (
+    AddRequirement,
+    Builder,
+    EnvSetting,
+    Plan,
+    RemoveIndex,
+    Request,
+    SetConfig,
+    SetIndex,
+    SetPathSource,
+    SetSource,
+)
 from uvx_llm.catalog import BuildPackage, Catalog, Pair, TorchRelease, runs_on, show_pair, show_sm
 from uvx_llm.errors import ExitCode, LlmSyncError
-from uvx_llm.lockfile import Expectation
 from uvx_llm.redact import redact, split_credentials, uv_index_variable
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from packaging.requirements import Requirement
     from packaging.version import Version
 
     from uvx_llm.checkouts import Checkout
+    from uvx_llm.lockfile import Expectation
     from uvx_llm.machine import Machine
     from uvx_llm.project import DepList, Project
     from uvx_llm.resources import Resources
@@ -41,92 +51,6 @@ _VARIANT_IN_NAME = re.compile(r"^pytorch-(cu\d{3}|cpu)$")
 
 
 # --- the plan's values ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SetIndex:
-    name: str
-    url: str
-    format: str | None = None  # "flat" for a mirror that serves a plain file listing
-
-
-@dataclass(frozen=True)
-class RemoveIndex:
-    name: str
-
-
-@dataclass(frozen=True)
-class SetSource:
-    package: str
-    value: Any
-
-
-@dataclass(frozen=True)
-class AddRequirement:
-    kind: str
-    list_name: str | None
-    requirement: str
-
-
-@dataclass(frozen=True)
-class SetConfig:
-    key: str
-    value: str
-
-
-Action = (
-    SetIndex
-    | RemoveIndex
-    | SetSource
-    | AddRequirement
-    | SetConfig
-    | build.AddBuildDependencies
-    | build.SetRequirement
-    | build.SetBuildVariables
-    | frameworks.SetPathSource
-    | frameworks.AddOverride
-    | frameworks.SetDependencyMetadata
-    | guards.AddConstraint
-    | bounds.SetBound
-)
-
-
-@dataclass(frozen=True)
-class Decision:
-    topic: str
-    choice: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Request:
-    """What the user asked for: backend and index base, each with its origin."""
-
-    backend: config.Setting = field(default_factory=lambda: config.Setting("auto", "default"))
-    index_base: config.Setting | None = None
-    index_format: str = "simple"
-    extra_env: tuple[build.EnvSetting, ...] = ()  # mirrors for uv (default index, Python downloads)
-    relief: str = "override"  # for a framework pin the project contradicts: override or metadata
-    force: bool = False
-    all_archs: bool = False  # build for the packages' default architectures, not only the local GPUs
-    environment: Mapping[str, str] = field(default_factory=dict)  # the user's: values set there win
-
-
-@dataclass(frozen=True)
-class Plan:
-    backend: str | None
-    decisions: tuple[Decision, ...]
-    warnings: tuple[str, ...]
-    actions: tuple[Action, ...]
-    uv_min_version: Version | None
-    env: tuple[build.EnvSetting, ...] = ()
-    build_blockers: tuple[str, ...] = ()  # why a source build would fail before it starts
-    built_packages: tuple[str, ...] = ()  # CUDA-extension packages built from source
-    expectation: Expectation = field(default_factory=Expectation)  # what uv.lock must show
-
-    def uv_environment(self) -> dict[str, str]:
-        """What llm-sync adds to uv's environment (values the user set are inherited as they are)."""
-        return {s.name: s.value for s in self.env if not s.from_user}
 
 
 # --- which torch releases the project allows ----------------------------------------------
@@ -382,19 +306,8 @@ def existing_routing(project: Project, catalog: Catalog) -> Routing:
 # --- the plan --------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Builder:
-    decisions: list[Decision] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    actions: list[Action] = field(default_factory=list)
-    env: list[build.EnvSetting] = field(default_factory=list)
-
-    def decide(self, topic: str, choice: str, reason: str) -> None:
-        self.decisions.append(Decision(topic, choice, reason))
-
-
 def _per_extra_plan(
-    routing: Routing, machine: Machine | None, scope: TorchScope, catalog: Catalog, out: _Builder
+    routing: Routing, machine: Machine | None, scope: TorchScope, catalog: Catalog, out: Builder
 ) -> None:
     shown = ", ".join(f"{extra} → {variant}" for extra, variant in routing.extra_map)
     out.decide(
@@ -453,7 +366,7 @@ def _pick_backend(
     machine: Machine | None,
     scope: TorchScope,
     catalog: Catalog,
-    out: _Builder,
+    out: Builder,
 ) -> str:
     def check_runs(backend: str) -> str | None:
         if machine is None or backend == CPU:
@@ -501,7 +414,7 @@ def _pick_backend(
     return variant
 
 
-def _torch_additions(lists: tuple[DepList, ...], consumers: frozenset[str], out: _Builder) -> None:
+def _torch_additions(lists: tuple[DepList, ...], consumers: frozenset[str], out: Builder) -> None:
     if "torch" in lists[0].names():
         return
     for dep_list in lists:
@@ -524,7 +437,7 @@ def _route(
     index_base: config.Setting,
     index_format: str,
     force: bool,
-    out: _Builder,
+    out: Builder,
 ) -> None:
     sources = project.uv_sources
     want = desired_source(backend)
@@ -579,7 +492,7 @@ def _indexes(
     index_base: config.Setting,
     index_format: str,
     force: bool,
-    out: _Builder,
+    out: Builder,
 ) -> None:
     existing = {str(i.get("name")): i for i in project.uv_indexes if "name" in i}
     wanted_format = "flat" if index_format == "flat" else None
@@ -590,7 +503,7 @@ def _indexes(
             if secret:  # uv reads per-index credentials from the environment: never the file
                 variable = uv_index_variable(name, part)
                 out.env.append(
-                    build.EnvSetting(
+                    EnvSetting(
                         variable, secret, f"credentials of {name}, kept out of pyproject.toml", secret=True
                     )
                 )
@@ -607,7 +520,7 @@ def _indexes(
             )
 
 
-def _drop_old_index(old: str, backend: str, project: Project, kept: list[str], out: _Builder) -> None:
+def _drop_old_index(old: str, backend: str, project: Project, kept: list[str], out: Builder) -> None:
     old_name = index_name(old)
     if old_name in {index_name(backend), index_name(CPU)}:
         return
@@ -628,8 +541,8 @@ def _build_plan(
     project: Project,
     catalog: Catalog,
     request: Request,
-    out: _Builder,
-) -> tuple[tuple[build.EnvSetting, ...], Version | None]:
+    out: Builder,
+) -> tuple[tuple[EnvSetting, ...], Version | None]:
     """Build settings for the file, and tuning for this machine; (environment, minimum uv)."""
     out.warnings.extend(build.skip_build_warnings(project))
     for name in build.prebuilt(project, catalog):
@@ -672,7 +585,7 @@ def _build_plan(
             )
     archs = build.team_archs(project=project, machine=machine, all_archs=request.all_archs)
     _arch_plan(project=project, packages=packages, archs=archs, request=request, out=out)
-    env: tuple[build.EnvSetting, ...] = ()
+    env: tuple[EnvSetting, ...] = ()
     if machine is not None and host is not None:
         env = build.tuning(host=host, packages=packages, env=request.environment, archs=archs)
     return env, max(p.uv_min_version for p in packages)
@@ -684,7 +597,7 @@ def _arch_plan(
     packages: list[BuildPackage],
     archs: tuple[Pair, ...],
     request: Request,
-    out: _Builder,
+    out: Builder,
 ) -> None:
     """Record the team's GPU architectures and hand them to uv's per-package build variables."""
     recorded = build.recorded_archs(project)
@@ -723,7 +636,7 @@ def _bound_plan(
     releases: tuple[TorchRelease, ...],
     team: tuple[Pair, ...],
     catalog: Catalog,
-    out: _Builder,
+    out: Builder,
 ) -> Expectation:
     """Bounds uv must respect (written as llm-sync's constraints), and what the lock must then show."""
     planned = bounds.plan_bounds(
@@ -732,7 +645,7 @@ def _bound_plan(
     for action, bound in bounds.actions(project, planned):
         out.actions.append(action)
         out.decide("bound", action.requirement, bound.reason)
-    editable = [a.package for a in out.actions if isinstance(a, frameworks.SetPathSource)]
+    editable = [a.package for a in out.actions if isinstance(a, SetPathSource)]
     editable += [
         canonicalize_name(name)
         for name, value in project.uv_sources.items()
@@ -751,7 +664,7 @@ def _guard_plan(
     checkouts: tuple[Checkout, ...],
     wanted: dict[str, tuple[str, ...]],
     releases: tuple[TorchRelease, ...],
-    out: _Builder,
+    out: Builder,
 ) -> None:
     """Constraints the torch ceiling implies; warnings for known-bad combinations and stacks."""
     for action, reason in guards.constraints(
@@ -786,7 +699,7 @@ def _checkout_plan(
     found: tuple[Checkout, ...],
     wanted: dict[str, tuple[str, ...]],
     request: Request,
-    out: _Builder,
+    out: Builder,
 ) -> Project:
     """Framework checkouts; returns the project as planned so far (with added dependencies)."""
     outcome = frameworks.plan(
@@ -821,7 +734,7 @@ def make(
     ``host`` is where builds run (usable CPUs and memory); without it no tuning.
     """
     config.validate_table(project.config, catalog)
-    out = _Builder()
+    out = Builder()
     wanted = dict(frameworks.parse_entry(e) for e in project.config.get("checkouts", []))
     project = _checkout_plan(project=project, found=checkouts, wanted=wanted, request=request, out=out)
     env, build_uv_min = _build_plan(
@@ -873,7 +786,7 @@ def make(
 
 
 def _torch_plan(
-    *, machine: Machine | None, project: Project, catalog: Catalog, request: Request, out: _Builder
+    *, machine: Machine | None, project: Project, catalog: Catalog, request: Request, out: Builder
 ) -> tuple[str | None, Version | None, TorchScope | None]:
     """PyTorch routing: (backend, minimum uv, the torch releases in play; None when nothing is routed)."""
     index_base = request.index_base or config.Setting(

@@ -19,7 +19,7 @@ from uvx_llm.errors import ExitCode, LlmSyncError
 if TYPE_CHECKING:
     from uvx_llm import progress
     from uvx_llm import uv as uv_module
-    from uvx_llm.plan import Plan
+    from uvx_llm.actions import Plan
     from uvx_llm.project import Project
 
 logger = log.get_logger("llm-sync")
