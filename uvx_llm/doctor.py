@@ -15,7 +15,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from uvx_llm import proc
+from uvx_llm import proc, torch_fit
 from uvx_llm.catalog import Catalog, Pair, parse_pair, runs_on, show_pair, show_sm
 from uvx_llm.interpreter import Environment, interpreter_of, is_in, probe, project_environment
 from uvx_llm.toolkit import host_compiler, show_limit
@@ -102,9 +102,10 @@ def machine_findings(machine: Machine, toolkit: Toolkit, host: Resources) -> lis
 
 
 def _driver_findings(machine: Machine, torch_cuda: Pair, catalog: Catalog) -> list[Finding]:
-    if machine.cuda_max is None:
+    runs = torch_fit.driver_runs(torch_cuda, machine, catalog)
+    if runs is None or machine.cuda_max is None:
         return []
-    if torch_cuda <= machine.cuda_max:
+    if runs == torch_fit.NATIVE:
         return [
             Finding(
                 "environment",
@@ -113,14 +114,7 @@ def _driver_findings(machine: Machine, torch_cuda: Pair, catalog: Catalog) -> li
                 f"driver {machine.driver_version} runs CUDA ≤ {show_pair(machine.cuda_max)}",
             )
         ]
-    family = catalog.family_minimum(torch_cuda[0])
-    driver = machine.driver()
-    if (
-        torch_cuda[0] == machine.cuda_max[0]
-        and family is not None
-        and driver is not None
-        and driver >= family
-    ):
+    if runs == torch_fit.COMPAT:
         return [
             Finding(
                 "environment",
