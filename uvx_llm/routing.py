@@ -22,7 +22,7 @@ from uvx_llm.actions import (
     SetIndex,
     SetSource,
 )
-from uvx_llm.errors import ExitCode, LlmSyncError
+from uvx_llm.errors import LlmSyncError, NotYetPlannedError
 from uvx_llm.redact import redact, split_credentials, uv_index_variable
 from uvx_llm.torch_fit import CPU, TorchScope, choose_variant, evaluate, torch_scope
 
@@ -191,11 +191,10 @@ def _pick_backend(
         )
         return backend
     if machine is None:
-        raise LlmSyncError(
+        raise NotYetPlannedError(
             "llm-sync has not chosen a PyTorch backend for this project yet",
             why="no [tool.llm-sync] backend is recorded, and `check` does not look at the machine",
             fix="run `llm-sync` once on a target machine, or `llm-sync check --fix --backend cu128` (any backend)",
-            exit_code=ExitCode.DIFFERENCES,
         )
     if not machine.has_nvidia:
         why = "macOS has no CUDA" if machine.system == "macos" else "no NVIDIA GPU or driver found"
