@@ -238,9 +238,31 @@ def test_json_log_format_gives_one_object_per_event_with_decisions_and_timings(
 def test_human_output_hides_timings_unless_verbose(app: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["--cuda", "12.8", "--arch", "9.0", "--no-sync"]) == 0
     err = capsys.readouterr().err
-    assert "backend: cu128 — " in err
+    assert "llm-sync: cu128 (CUDA ≤ 12.8, sm_90) — pyproject.toml updated" in err
     assert "stage" not in err
     assert app.read_text(encoding="utf-8") != GOOD
+    assert run(["-v", "--cuda", "12.8", "--arch", "9.0", "--no-sync"]) == 0
+    verbose = capsys.readouterr().err
+    assert "backend: cu128 — " in verbose  # each decision with its reason: -v (and `plan`)
+    assert "stage (stage=plan" in verbose
+
+
+@pytest.mark.usefixtures("app")
+def test_a_default_run_says_what_it_did_in_a_few_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    """uv's register: the backend and its facts, whether the file changed and how; decisions and
+    uv's environment (RUST_LOG, MAX_JOBS) only with -v; a second run one line."""
+    assert run(["--cuda", "12.8", "--arch", "9.0", "--no-sync"]) == 0
+    first = capsys.readouterr().err.splitlines()
+    assert 2 <= len(first) <= 4, first
+    assert first[0] == "llm-sync: cu128 (CUDA ≤ 12.8, sm_90) — pyproject.toml updated"
+    assert "added torch" in first[1]
+    assert "routed torch to pytorch-cu128" in first[1]
+    assert run(["--cuda", "12.8", "--arch", "9.0", "--no-sync"]) == 0
+    second = capsys.readouterr().err.splitlines()
+    assert second == ["llm-sync: cu128 (CUDA ≤ 12.8, sm_90) — pyproject.toml unchanged"]
+    assert run(["-v", "--cuda", "12.8", "--arch", "9.0", "--no-sync"]) == 0
+    verbose = capsys.readouterr().err
+    assert "pytorch routing: pytorch-cu128 on Linux" in verbose
 
 
 def test_bad_log_format_variable(

@@ -38,14 +38,17 @@ def test_sync_routes_torch_to_the_cuda_build_and_macos_to_cpu(
     lock = (project / "uv.lock").read_text(encoding="utf-8")
     assert 'version = "2.9.0+cpu"' in lock  # the same lock serves macOS laptops
     assert "sys_platform != 'linux'" in lock
-    assert "backend: cu128" in result.stderr
+    assert "llm-sync: cu128 (CUDA ≤ 12.8, sm_90) — pyproject.toml updated" in result.stderr
+    assert "RUST_LOG" not in result.stderr  # uv's environment: -v and `plan`
 
-    # Second run: nothing to change in the file, uv sync runs again.
+    # Second run: nothing to change in the file, uv sync runs again; one line of llm-sync's own.
     before = (project / "pyproject.toml").read_bytes()
-    again = llm_sync(["--cuda", "12.8", "--arch", "9.0"], env=environment(package_index), cwd=project)
+    again = llm_sync(["-v", "--cuda", "12.8", "--arch", "9.0"], env=environment(package_index), cwd=project)
     assert again.returncode == 0, again.stderr
     assert (project / "pyproject.toml").read_bytes() == before
     assert "updated" not in again.stderr
+    assert "backend: cu128 — kept from [tool.llm-sync] backend" in again.stderr  # the decision, with -v
+    assert "llm-sync: cu128 (CUDA ≤ 12.8, sm_90) — pyproject.toml unchanged" in again.stderr
 
 
 def test_driver_limited_to_cuda_124_gets_the_cu124_stack(package_index: PackageIndex, tmp_path: Path) -> None:
@@ -98,7 +101,19 @@ def test_uv_failure_exits_with_uvs_code(package_index: PackageIndex, tmp_path: P
     assert result.returncode == 1
     assert "No solution found" in result.stderr
     assert "packages involved: torch" in result.stderr
-    assert "--relief override" in result.stderr
+    assert "hint: `llm-sync plan` shows which torch releases" in result.stderr
+    assert "--relief" not in result.stderr  # no framework involved: no framework advice
+
+
+def test_an_offline_failure_gets_no_framework_advice(package_index: PackageIndex, tmp_path: Path) -> None:
+    project = write_project(tmp_path / "app", "vllm==0.11.2")
+    result = llm_sync(
+        ["--cuda", "12.8", "--arch", "9.0", "--", "--offline"], env=environment(package_index), cwd=project
+    )
+    assert result.returncode != 0
+    assert "hint: with --offline uv uses only its cache" in result.stderr
+    assert "verl" not in result.stderr
+    assert "OpenRLHF" not in result.stderr
 
 
 def test_no_sync_stops_after_the_file(package_index: PackageIndex, tmp_path: Path) -> None:

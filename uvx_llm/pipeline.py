@@ -46,6 +46,7 @@ class Options:
     all_archs: bool = False
     verbose: int = 0
     quiet: int = 0
+    color: str = "auto"  # --color: auto, always or never
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,9 @@ def settings(options: Options, project_table: dict[str, Any]) -> config.Resolved
 def set_up_logging(options: Options) -> None:
     """Logging as the settings say (log-format needs no project: it is not a project key)."""
     log.configure(
-        verbosity=options.verbose - options.quiet, log_format=settings(options, {})["log-format"].value
+        verbosity=options.verbose - options.quiet,
+        log_format=settings(options, {})["log-format"].value,
+        color=options.color,
     )
 
 
@@ -192,14 +195,16 @@ def make_plan(options: Options, *, detect: bool) -> Run:
     return Run(project=project, plan=made, machine=found)
 
 
-def report(made: actions.Plan) -> None:
-    """Every decision, environment setting and warning, as log messages."""
+def report(made: actions.Plan, *, except_warnings: tuple[str, ...] = ()) -> None:
+    """Every decision, environment setting and warning, as log messages (decisions and settings are
+    shown with -v; a warning an error is about to repeat is left out)."""
     for decision in made.decisions:
         logger.info("decision", topic=decision.topic, choice=decision.choice, reason=decision.reason)
     for setting in made.env:
         logger.info("environment", name=setting.name, value=setting.shown, reason=setting.reason)
     for warning in made.warnings:
-        logger.warning(warning)
+        if warning not in except_warnings:
+            logger.warning(warning)
 
 
 # --- the commands' cores -------------------------------------------------------------------------
