@@ -272,3 +272,69 @@ def test_bad_log_format_variable(
     assert run(["check"]) == ExitCode.USAGE
     assert "json" in capsys.readouterr().err
     assert app.read_text(encoding="utf-8") == GOOD
+
+
+# --- colour, as uv does it -----------------------------------------------------------------------
+
+RED_ERROR, YELLOW_WARNING, CYAN_FIX = (
+    "\x1b[1;31merror\x1b[0m:",
+    "\x1b[1;33mwarning\x1b[0m:",
+    "\x1b[1;36mfix\x1b[0m:",
+)
+
+
+@pytest.mark.usefixtures("app")
+def test_colour_on_request_and_never_when_piped_or_with_no_color(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run(["plan", "--cuda", "12.8", "--arch", "9.0"]) == 0
+    piped = capsys.readouterr()
+    assert "\x1b[" not in piped.out + piped.err  # captured output is no terminal
+    assert run(["plan", "--color", "always", "--cuda", "12.8", "--arch", "9.0"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b[32m+torch = [" in out  # the diff: added lines green
+    assert "\x1b[1m--- a/pyproject.toml" in out
+    assert run(["--color", "always", "--backend", "cu999"]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(RED_ERROR)
+    assert CYAN_FIX in err
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert run(["--backend", "cu999"]) == ExitCode.USAGE
+    assert "\x1b[" not in capsys.readouterr().err
+    assert run(["--color", "never", "--backend", "cu999"]) == ExitCode.USAGE
+    assert "\x1b[" not in capsys.readouterr().err
+
+
+def test_warnings_and_doctor_severities_coloured_only_when_asked() -> None:
+    from uvx_llm import doctor, log  # noqa: PLC0415 - only this test renders a report
+
+    report = doctor.Report(
+        findings=(
+            doctor.Finding("toolchain", doctor.ERROR, "no nvcc", fix="install the CUDA toolkit"),
+            doctor.Finding("machine", doctor.OK, "driver 580.95"),
+        ),
+        facts={},
+    )
+    coloured = report.render(colour=True)
+    assert "\x1b[1;31merror   \x1b[0m[toolchain] no nvcc" in coloured
+    assert "\x1b[32mok      \x1b[0m[machine]" in coloured
+    assert CYAN_FIX in coloured
+    assert "\x1b[" not in report.render()
+    assert log.HumanRenderer(colour=True)(None, "warning", {"event": "hm", "level": "warning"}).startswith(
+        YELLOW_WARNING
+    )
+
+
+# --- messages that fit ---------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("app")
+def test_a_uv_option_before_the_dashes_says_where_it_goes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--frozen"]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("error: uv options go after `--`: `llm-sync -- --frozen`")
+    assert "Did you mean" not in err
+    assert run(["plan", "--offline"]) == ExitCode.USAGE
+    assert "`llm-sync plan -- --offline`" in capsys.readouterr().err
+    assert run(["--no-such-thing"]) == ExitCode.USAGE  # not uv's either: click's own message
+    assert "No such option" in capsys.readouterr().err

@@ -318,6 +318,7 @@ def run(argv: list[str] | None = None) -> None:
     """Run the command line and exit with its code."""
     args = with_default_command(sys.argv[1:] if argv is None else argv)
     pipeline.reset()  # the user config file is read once per run, never carried over to the next
+    log.configure()  # nor are the last run's verbosity and colour
     try:
         code = cli.main(args=args, prog_name="llm-sync", standalone_mode=False)
     except LlmSyncError as error:

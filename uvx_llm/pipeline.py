@@ -85,6 +85,7 @@ def settings(options: Options, project_table: dict[str, Any]) -> config.Resolved
 
 def set_up_logging(options: Options) -> None:
     """Logging as the settings say (log-format needs no project: it is not a project key)."""
+    log.configure(verbosity=options.verbose - options.quiet, color=options.color)  # for the settings' errors
     log.configure(
         verbosity=options.verbose - options.quiet,
         log_format=settings(options, {})["log-format"].value,
