@@ -306,12 +306,12 @@ def test_colour_on_request_and_never_when_piped_or_with_no_color(
 
 
 def test_warnings_and_doctor_severities_coloured_only_when_asked() -> None:
-    from uvx_llm import doctor, log  # noqa: PLC0415 - only this test renders a report
+    from uvx_llm import doctor, findings, log  # noqa: PLC0415 - only this test renders a report
 
     report = doctor.Report(
         findings=(
-            doctor.Finding("toolchain", doctor.ERROR, "no nvcc", fix="install the CUDA toolkit"),
-            doctor.Finding("machine", doctor.OK, "driver 580.95"),
+            findings.Finding("toolchain", findings.ERROR, "no nvcc", fix="install the CUDA toolkit"),
+            findings.Finding("machine", findings.OK, "driver 580.95"),
         ),
         facts={},
     )
@@ -338,3 +338,17 @@ def test_a_uv_option_before_the_dashes_says_where_it_goes(capsys: pytest.Capture
     assert "`llm-sync plan -- --offline`" in capsys.readouterr().err
     assert run(["--no-such-thing"]) == ExitCode.USAGE  # not uv's either: click's own message
     assert "No such option" in capsys.readouterr().err
+
+
+def test_every_json_document_carries_its_format_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(GOOD, encoding="utf-8")
+    for argv in (
+        ["plan", "--json", "--project", str(tmp_path), "--cuda", "12.8", "--arch", "9.0"],
+        ["detect", "--json", "--cuda", "12.8", "--arch", "9.0"],
+        ["config", "--json", "--project", str(tmp_path)],
+    ):
+        run(argv)
+        document = json.loads(capsys.readouterr().out)
+        assert document["version"] == 1, argv
