@@ -41,7 +41,7 @@ class RemoveIndex:
 @dataclass(frozen=True)
 class SetSource:
     package: str
-    value: Any
+    value: Any  # None: remove llm-sync's own entry
 
 
 @dataclass(frozen=True)
@@ -178,6 +178,8 @@ class Request:
     force: bool = False
     all_archs: bool = False  # build for the packages' default architectures, not only the local GPUs
     environment: Mapping[str, str] = field(default_factory=dict)  # the user's: values set there win
+    prefer: str = "prebuilt"  # where torch is open: the newest torch with release wheels, or the newest
+    prebuilt_url: str = "https://github.com"  # the release-wheel download prefix (credentials split off)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ pyproject.toml as actions that ``patch`` applies.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from uvx_llm import bounds, build, config, frameworks, guards
+from uvx_llm import bounds, build, config, frameworks, guards, prebuilt_plan
 from uvx_llm.actions import (
     AddRequirement,
     Builder,
@@ -367,6 +368,7 @@ def _pick_backend(
     scope: TorchScope,
     catalog: Catalog,
     out: Builder,
+    prefer_scope: TorchScope | None = None,
 ) -> str:
     def check_runs(backend: str) -> str | None:
         if machine is None or backend == CPU:
@@ -409,9 +411,20 @@ def _pick_backend(
         why = "macOS has no CUDA" if machine.system == "macos" else "no NVIDIA GPU or driver found"
         out.decide("backend", CPU, f"{why}: CPU wheels")
         return CPU
-    variant, reason = choose_variant(machine, scope, catalog)
+    variant, reason = _choose_preferring(machine, scope, prefer_scope, catalog)
     out.decide("backend", variant, reason)
     return variant
+
+
+def _choose_preferring(
+    machine: Machine, scope: TorchScope, prefer_scope: TorchScope | None, catalog: Catalog
+) -> tuple[str, str]:
+    """choose_variant over ``prefer_scope`` (prefer = prebuilt) when a variant fits it, else ``scope``."""
+    if prefer_scope is not None:
+        with contextlib.suppress(LlmSyncError):
+            variant, reason = choose_variant(machine, prefer_scope, catalog)
+            return variant, f"{reason} (prefer = prebuilt)"
+    return choose_variant(machine, scope, catalog)
 
 
 def _torch_additions(lists: tuple[DepList, ...], consumers: frozenset[str], out: Builder) -> None:
@@ -542,16 +555,19 @@ def _build_plan(
     catalog: Catalog,
     request: Request,
     out: Builder,
+    skip: frozenset[str] = frozenset(),
 ) -> tuple[tuple[EnvSetting, ...], Version | None]:
-    """Build settings for the file, and tuning for this machine; (environment, minimum uv)."""
+    """Build settings for the file, and tuning for this machine; (environment, minimum uv).
+
+    ``skip``: packages routed to release wheels by this plan (nothing to build)."""
     out.warnings.extend(build.skip_build_warnings(project))
     for name in build.prebuilt(project, catalog):
         out.decide(
             "build settings",
             f"none for {name}",
-            f"{name} comes from an index in [tool.uv.sources]: prebuilt wheels",
+            f"{name} comes from the project's own [tool.uv.sources] entry: prebuilt wheels",
         )
-    packages = build.built_packages(project, catalog)
+    packages = build.built_packages(project, catalog, skip=skip)
     if not packages:
         return (), None
     if request.environment.get("UV_NO_CONFIG"):
@@ -719,6 +735,36 @@ def _checkout_plan(
     return project.with_dependencies(outcome.added)
 
 
+def _prefer_scope(
+    *, machine: Machine | None, project: Project, catalog: Catalog, request: Request, scope: TorchScope
+) -> TorchScope | None:
+    """prefer = prebuilt: the releases of ``scope`` with release wheels for a variant this machine runs."""
+    if machine is None or not machine.has_nvidia:
+        return None
+    found = prebuilt_plan.releases_with_wheels(
+        project=project,
+        catalog=catalog,
+        request=request,
+        releases=scope.releases,
+        runs=lambda variant, release: evaluate(variant, machine, (release,), catalog, "").ok,
+    )
+    return TorchScope(*found) if found else None
+
+
+def _newest_fit(
+    machine: Machine | None, scope: TorchScope | None, catalog: Catalog
+) -> tuple[str, str] | None:
+    """(variant, torch series) the newest-first choice would take on this machine: the trade-off's other side."""
+    if machine is None or scope is None or not machine.has_nvidia:
+        return None
+    try:
+        variant, _ = choose_variant(machine, scope, catalog)
+    except LlmSyncError:
+        return None
+    fit = evaluate(variant, machine, scope.releases, catalog, scope.description)
+    return (variant, fit.releases[-1].release) if fit.releases else None
+
+
 def make(
     *,
     machine: Machine | None,
@@ -737,11 +783,24 @@ def make(
     out = Builder()
     wanted = dict(frameworks.parse_entry(e) for e in project.config.get("checkouts", []))
     project = _checkout_plan(project=project, found=checkouts, wanted=wanted, request=request, out=out)
-    env, build_uv_min = _build_plan(
-        machine=machine, host=host, project=project, catalog=catalog, request=request, out=out
-    )
     backend, routing_uv_min, scope = _torch_plan(
         machine=machine, project=project, catalog=catalog, request=request, out=out
+    )
+    routed, narrowed = prebuilt_plan.plan(
+        machine=machine,
+        project=project,
+        catalog=catalog,
+        request=request,
+        backend=backend,
+        releases=scope.releases if scope else (),
+        newest=_newest_fit(machine, scope, catalog),
+        host=host,
+        out=out,
+    )
+    if narrowed is not None:
+        scope = TorchScope(*narrowed)
+    env, build_uv_min = _build_plan(
+        machine=machine, host=host, project=project, catalog=catalog, request=request, out=out, skip=routed
     )
     _guard_plan(
         project=project,
@@ -760,7 +819,7 @@ def make(
         catalog=catalog,
         out=out,
     )
-    packages = build.built_packages(project, catalog)
+    packages = build.built_packages(project, catalog, skip=routed)
     if backend == CPU and packages:
         out.warnings.append(
             "CUDA extensions are declared but the backend is cpu: their builds need a CUDA torch and nvcc"
@@ -821,6 +880,9 @@ def _torch_plan(
         scope=scope,
         catalog=catalog,
         out=out,
+        prefer_scope=_prefer_scope(
+            machine=machine, project=project, catalog=catalog, request=request, scope=scope
+        ),
     )
     _torch_additions(lists, consumers, out)
     # Also every family package the file already routes, so torch, torchvision
