@@ -118,6 +118,15 @@ class SetBound:
     old: str | None = None
 
 
+@dataclass(frozen=True)
+class SetEnvironments:
+    """Write [tool.uv] environments (the Pythons the lock is solved for), replacing ``old`` (llm-sync's own)."""
+
+    markers: tuple[str, ...]
+    comment: str
+    old: tuple[str, ...] = ()
+
+
 Action = (
     SetIndex
     | RemoveIndex
@@ -132,6 +141,7 @@ Action = (
     | SetDependencyMetadata
     | AddConstraint
     | SetBound
+    | SetEnvironments
 )
 
 

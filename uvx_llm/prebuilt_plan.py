@@ -11,11 +11,14 @@ Two hooks in ``plan.make``:
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from uvx_llm import bounds, build, prebuilt
 from uvx_llm.actions import SetSource
+from uvx_llm.errors import LlmSyncError
 from uvx_llm.redact import redact, split_credentials
+from uvx_llm.torch_fit import TorchScope, choose_variant, evaluate
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -73,6 +76,37 @@ def releases_with_wheels(
 
 
 DEFAULT_ARCHS = 4  # flash-attn's own default list, 80;90;100;120, when no set is recorded
+
+
+def choose_preferring(
+    machine: Machine, scope: TorchScope, catalog: Catalog, *, project: Project, request: Request
+) -> tuple[str, str]:
+    """choose_variant, looking first (prefer = prebuilt) at the releases with release wheels for a
+    variant this machine runs; the whole scope when none fits."""
+    found = releases_with_wheels(
+        project=project,
+        catalog=catalog,
+        request=request,
+        releases=scope.releases,
+        runs=lambda variant, release: evaluate(variant, machine, (release,), catalog, "").ok,
+    )
+    if found is not None:
+        with contextlib.suppress(LlmSyncError):
+            variant, reason = choose_variant(machine, TorchScope(*found), catalog)
+            return variant, f"{reason} (prefer = prebuilt)"
+    return choose_variant(machine, scope, catalog)
+
+
+def newest_fit(machine: Machine | None, scope: TorchScope | None, catalog: Catalog) -> tuple[str, str] | None:
+    """(variant, torch series) the newest-first choice takes on this machine: the trade-off's other side."""
+    if machine is None or scope is None or not machine.has_nvidia:
+        return None
+    try:
+        variant, _ = choose_variant(machine, scope, catalog)
+    except LlmSyncError:
+        return None
+    fit = evaluate(variant, machine, scope.releases, catalog, scope.description)
+    return (variant, fit.releases[-1].release) if fit.releases else None
 
 
 def _estimate(
