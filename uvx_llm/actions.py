@@ -76,6 +76,15 @@ class AddBuildDependencies:
 
 
 @dataclass(frozen=True)
+class ReplaceBuildDependency:
+    """Replace one entry of [tool.uv.extra-build-dependencies] <package> (same position)."""
+
+    package: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
 class SetBuildVariables:
     """Set these entries of [tool.uv.extra-build-variables] <package>; its other entries are kept."""
 
@@ -136,6 +145,7 @@ Action = (
     | AddBuildDependencies
     | SetRequirement
     | SetBuildVariables
+    | ReplaceBuildDependency
     | SetPathSource
     | AddOverride
     | SetDependencyMetadata
@@ -190,6 +200,8 @@ class Request:
     environment: Mapping[str, str] = field(default_factory=dict)  # the user's: values set there win
     prefer: str = "prebuilt"  # where torch is open: the newest torch with release wheels, or the newest
     prebuilt_url: str = "https://github.com"  # the release-wheel download prefix (credentials split off)
+    # The Linux torch uv.lock holds (read only for a flat PyTorch mirror, whose builds need it pinned).
+    locked_torch: str | None = None
 
 
 @dataclass(frozen=True)

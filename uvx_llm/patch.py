@@ -23,6 +23,7 @@ from uvx_llm.actions import (
     AddOverride,
     AddRequirement,
     RemoveIndex,
+    ReplaceBuildDependency,
     SetBound,
     SetBuildVariables,
     SetConfig,
@@ -269,6 +270,22 @@ def _doc_build_dependencies(doc: Container, action: AddBuildDependencies) -> Non
         table[action.package] = _item(list(action.entries))
 
 
+def _same_entry(item: Any, entry: Any) -> bool:
+    plain = item.unwrap() if hasattr(item, "unwrap") else item
+    return bool(plain == entry)
+
+
+def _doc_replace_build_dependency(doc: Container, action: ReplaceBuildDependency) -> None:
+    entries = _table(doc, "tool", "uv", "extra-build-dependencies")[action.package]
+    position = next(i for i, item in enumerate(entries) if _same_entry(item, action.old))
+    entries[position] = _item(action.new)
+
+
+def _data_replace_build_dependency(data: dict[str, Any], action: ReplaceBuildDependency) -> None:
+    entries = _plain_dict(data, "tool", "uv", "extra-build-dependencies")[action.package]
+    entries[entries.index(action.old)] = action.new
+
+
 def _doc_build_variables(doc: Container, action: SetBuildVariables) -> None:
     table = _table(doc, "tool", "uv", "extra-build-variables")
     current = table.get(action.package)
@@ -380,6 +397,7 @@ STEPS: dict[type, tuple[Callable[[Container, Any], None], Callable[[dict[str, An
     SetRequirement: (_doc_set_requirement, _data_set_requirement),
     AddBuildDependencies: (_doc_build_dependencies, _data_build_dependencies),
     SetBuildVariables: (_doc_build_variables, _data_build_variables),
+    ReplaceBuildDependency: (_doc_replace_build_dependency, _data_replace_build_dependency),
     SetConfig: (_doc_config, _data_config),
     SetPathSource: (_doc_path_source, _data_path_source),
     AddOverride: (_doc_override, _data_override),

@@ -19,6 +19,7 @@ from uvx_llm.actions import (
     Builder,
     EnvSetting,
     Plan,
+    ReplaceBuildDependency,
     Request,
     SetConfig,
     SetPathSource,
@@ -70,8 +71,17 @@ def _build_plan(
             "UV_NO_CONFIG is set: uv then ignores [tool.uv] extra-build-dependencies (checked with uv 0.13.8), "
             f"so {', '.join(p.name for p in packages)} would build without the runtime torch. Unset it"
         )
-    for action in build.file_settings(project, packages):
+    torch = build.torch_entry(index_format=request.index_format, locked_torch=request.locked_torch)
+    for action in build.file_settings(project, packages, torch=torch):
         out.actions.append(action)
+        if isinstance(action, ReplaceBuildDependency):
+            out.decide(
+                "build settings",
+                f"[tool.uv.extra-build-dependencies] {action.package}: {action.new}",
+                "the torch uv.lock holds: on a flat mirror the build's torch is named by version "
+                "(uv looks match-runtime up as a PEP 503 index, which a flat listing is not)",
+            )
+            continue
         needs = ", ".join(e if isinstance(e, str) else "torch (the runtime version)" for e in action.entries)
         out.decide(
             "build settings",

@@ -57,7 +57,7 @@ def sync(
     env = made.uv_environment()
     if "--frozen" not in uv_args:
         with pipeline.stage("lock"):
-            code = lock_and_verify(uv, project, made, uv_args, env)
+            code = lock_phase(run, uv, uv_args, env)
         if code != 0:
             return code
         if "--locked" not in uv_args:
@@ -70,6 +70,24 @@ def sync(
             logger.warning(f"retrying once with MAX_JOBS={halved['MAX_JOBS']} (--no-retry turns this off)")
             code, _ = run_uv(uv, project, uv_args, halved)
     return code
+
+
+def lock_phase(run: pipeline.Run, uv: uv_module.Uv, uv_args: tuple[str, ...], env: dict[str, str]) -> int:
+    """`uv lock` and the check against the plan; on a flat mirror with builds, the build's torch
+    pinned to the one just locked (the file written again) and the lock checked once more."""
+    from uvx_llm import patch as patch_module  # noqa: PLC0415 - see sync
+
+    code = lock_and_verify(uv, run.project, run.plan, uv_args, env)
+    flat = run.request is not None and run.request.index_format == "flat"
+    if code != 0 or not flat or not run.plan.built_packages:
+        return code
+    after = pipeline.replan(run)
+    if not after.plan.actions:
+        return code
+    pipeline.report(after.plan)
+    text = patch_module.render(after.project, after.plan.actions)
+    files.write(after.project.path, patch_module.encode(after.project, text), expected=after.project.raw)
+    return lock_and_verify(uv, after.project, after.plan, uv_args, env)
 
 
 # `uv sync` options that shape the resolution: they reach `uv lock` too (with their value, if any).
