@@ -157,6 +157,8 @@ def request(
         force=options.force,
         all_archs=options.all_archs,
         environment=dict(os.environ),
+        prefer=resolved["prefer"].value,
+        prebuilt_url=resolved["prebuilt-url"].value,
     )
 
 
