@@ -166,17 +166,10 @@ def _bound_plan(
     for action, bound in bounds.actions(project, planned):
         out.actions.append(action)
         out.decide("bound", action.requirement, bound.reason)
-    environments, warning = bounds.python_environments(project, planned, catalog)
-    if environments is not None:
-        out.actions.append(environments)
-        out.decide(
-            "python range",
-            ", ".join(environments.markers),
-            environments.comment.removeprefix(f"{bounds.PYTHON_MARK}: ")
-            + ": the lock is solved for these Pythons only; uv tells a teammate on another one plainly",
-        )
-    if warning is not None:
-        out.warnings.append(warning)
+    if backend is not None:
+        warning = bounds.python_warning(project, bounds.torch_releases(backend, releases, team))
+        if warning is not None:
+            out.warnings.append(warning)
     editable = [a.package for a in out.actions if isinstance(a, SetPathSource)]
     editable += [
         canonicalize_name(name)
