@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 from helpers import H200, STANDINS, applied, environment, installed_version, llm_sync, proj, uv_binary
-from layouts import executed, openrlhf_style, verl_style, verl_with_own_uv
+from layouts import TRAP, executed, openrlhf_style, real_checkout, verl_style, verl_with_own_uv
 
-from uvx_llm import actions, checkouts, config, frameworks, plan
+from uvx_llm import actions, checkouts, config, plan
 from uvx_llm.errors import LlmSyncError
 
 if TYPE_CHECKING:
@@ -28,8 +28,7 @@ def make_with(
     root: Path, text: str, cat: Catalog, *, relief: str = "override", force: bool = False
 ) -> actions.Plan:
     project = project_at(root, text)
-    listed = [frameworks.parse_entry(e)[0] for e in project.config.get("checkouts", [])]
-    found = tuple(checkouts.find(root, listed))
+    found = tuple(checkouts.find(root, checkouts.declared(project.config.get("checkouts"))))
     request = actions.Request(backend=config.Setting("cu128", "--backend"), relief=relief, force=force)
     return plan.make(machine=H200, project=project, catalog=cat, request=request, checkouts=found)
 
@@ -54,8 +53,10 @@ def test_checkout_with_its_own_uv_configuration_is_left_to_it(tmp_path: Path, ca
     verl_with_own_uv(tmp_path)
     made = make_with(tmp_path, '[project]\nname = "app"\nversion = "0"\ndependencies = ["torch"]\n', cat)
     assert not any(isinstance(a, actions.SetPathSource) for a in made.actions)
-    decision = next(d for d in made.decisions if d.topic == "checkout")
-    assert "cd verl && uv sync --extra vllm" in decision.reason
+    assert any(d.topic == "checkout" for d in made.decisions)
+    warning = next(w for w in made.warnings if w.startswith("verl/"))  # never in silence
+    assert "its own [tool.uv]" in warning
+    assert "cd verl && uv sync --extra vllm" in warning
 
 
 def test_a_framework_pin_the_project_contradicts_gets_an_override_with_a_reason(
@@ -105,8 +106,8 @@ def test_hand_written_source_for_the_framework_is_kept(tmp_path: Path, cat: Cata
 
 
 def test_entries_and_bad_config(cat: Catalog) -> None:
-    assert frameworks.parse_entry("verl[vllm, gpu]") == ("verl", ("vllm", "gpu"))
-    assert frameworks.parse_entry("vendor/OpenRLHF/") == ("vendor/OpenRLHF", ())
+    assert checkouts.parse_entry("verl[vllm, gpu]") == ("verl", ("vllm", "gpu"))
+    assert checkouts.parse_entry("vendor/OpenRLHF/") == ("vendor/OpenRLHF", ())
     with pytest.raises(LlmSyncError, match="checkouts must be a list"):
         config.validate_table({"checkouts": "verl"}, cat)
 
@@ -157,3 +158,43 @@ def test_editable_framework_pinning_an_older_transformers_resolves_through_the_o
     )
     assert plain.returncode != 0
     assert "No solution found" in plain.stderr
+
+
+def test_a_real_openrlhf_checkout_is_added_not_ignored(tmp_path: Path, cat: Catalog) -> None:
+    """OpenRLHF's setup.py says `name=_fetch_package_name()`: it used to be skipped in silence."""
+    folder = real_checkout(tmp_path, "OpenRLHF-0.11.0", "OpenRLHF")
+    text = '[project]\nname = "app"\nversion = "0"\ndependencies = []\n[tool.llm-sync]\ncheckouts = ["OpenRLHF[vllm]"]\n'
+    made = make_with(tmp_path, text, cat)
+    assert actions.SetPathSource("openrlhf", "OpenRLHF") in made.actions
+    assert actions.AddRequirement("dependencies", None, "openrlhf[vllm]") in made.actions
+    assert not [w for w in made.warnings if "OpenRLHF/" in w]
+    assert not executed(folder)
+
+
+def test_a_checkout_that_cannot_be_read_is_never_skipped_in_silence(tmp_path: Path, cat: Catalog) -> None:
+    folder = tmp_path / "vendor" / "trainer"
+    folder.mkdir(parents=True)
+    (folder / "setup.py").write_text(
+        TRAP + 'from setuptools import setup\nimport json\nsetup(name=json.load(open("m.json"))["n"])\n',
+        encoding="utf-8",
+    )
+    text = (
+        '[project]\nname = "app"\nversion = "0"\ndependencies = ["torch"]\n'
+        '[tool.llm-sync]\ncheckouts = ["vendor/trainer", "vendor/gone[vllm]"]\n'
+    )
+    made = make_with(tmp_path, text, cat)
+    unread = next(w for w in made.warnings if w.startswith("vendor/trainer/"))
+    assert "could not read its package name" in unread
+    assert 'checkouts = [{ path = "vendor/trainer", name = "<its package name>"' in unread
+    assert any("lists vendor/gone/, but there is no such folder" in w for w in made.warnings)
+    assert not any(isinstance(a, actions.SetPathSource) for a in made.actions)
+    declared = text.replace('"vendor/trainer"', '{ path = "vendor/trainer", name = "trainer" }')
+    made = make_with(tmp_path, declared, cat)
+    assert actions.SetPathSource("trainer", "vendor/trainer") in made.actions
+    assert not executed(folder)
+
+
+def test_checkout_tables_are_validated(tmp_path: Path, cat: Catalog) -> None:
+    text = '[project]\nname = "app"\nversion = "0"\n[tool.llm-sync]\ncheckouts = [{ name = "x" }]\n'
+    with pytest.raises(LlmSyncError, match="checkouts must be a list of folder names or tables"):
+        make_with(tmp_path, text, cat)

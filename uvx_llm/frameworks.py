@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,14 +18,13 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from uvx_llm.actions import AddOverride, SetDependencyMetadata, SetPathSource
+from uvx_llm.checkouts import DECLARE_HINT
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from uvx_llm.checkouts import Checkout
     from uvx_llm.project import Project
-
-_ENTRY = re.compile(r"^(?P<folder>[^\[\]]+?)(?:\[(?P<extras>[^\]]*)\])?$")
 
 
 @dataclass(frozen=True)
@@ -47,15 +45,6 @@ class Outcome:
     decisions: list[tuple[str, str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)  # requirements added to [project] dependencies
-
-
-def parse_entry(entry: str) -> tuple[str, tuple[str, ...]]:
-    """ "verl[vllm,gpu]" -> ("verl", ("vllm", "gpu"))."""
-    match = _ENTRY.match(entry.strip())
-    if not match:
-        return entry.strip(), ()
-    extras = tuple(e.strip() for e in (match.group("extras") or "").split(",") if e.strip())
-    return match.group("folder").strip().rstrip("/"), extras
 
 
 def _requirement(line: str) -> Requirement | None:
@@ -150,6 +139,29 @@ def _relieve(project: Project, checkout: Checkout, found: list[Conflict], relief
         )
 
 
+def _own_uv_config(checkout: Checkout, extras: tuple[str, ...], out: Outcome) -> None:
+    """A checkout that carries its own uv integration (verl >= 0.9: extras per backend,
+    conflicts, a wheel index, git sources, overrides): uv reads none of its [tool.uv] when it
+    is a dependency, so adding it as a path source would lose all of that. Said as a warning,
+    not in silence, with the way to use it."""
+    routed = f" (routes {', '.join(checkout.own_sources)})" if checkout.own_sources else ""
+    extra = f" --extra {extras[0]}" if extras else " --extra vllm"
+    label = f"{checkout.name} {checkout.version}" if checkout.name and checkout.version else checkout.folder
+    out.warnings.append(
+        f"{checkout.folder}/ ({label}) not added: its pyproject.toml has its own [tool.uv] "
+        f"(extras per backend, conflicts, indexes, sources{routed}), which uv ignores when it is a "
+        f"dependency, so the project would lock without them. Use it where it is: "
+        f"`cd {checkout.folder} && uv sync{extra}`; or remove it from [tool.llm-sync] checkouts"
+    )
+    out.decisions.append(
+        (
+            "checkout",
+            f"{checkout.folder}: left to its own uv configuration",
+            f"{checkout.folder}/pyproject.toml has its own [tool.uv], which uv ignores for a dependency",
+        )
+    )
+
+
 def plan(
     *,
     project: Project,
@@ -162,24 +174,28 @@ def plan(
     sources = {canonicalize_name(k): v for k, v in project.uv_sources.items()}
     declared = project.declared()
     for checkout in found:
-        if checkout.own_uv_config:
-            out.decisions.append(
-                (
-                    "checkout",
-                    f"{checkout.folder}: left to its own uv configuration",
-                    (
-                        f"{checkout.folder}/pyproject.toml has its own [tool.uv] (extras per backend, conflicts, "
-                        f"indexes), which uv ignores for a dependency: use it where it is, e.g. "
-                        f"`cd {checkout.folder} && uv sync --extra vllm`"
-                    ),
-                )
+        if checkout.missing:
+            out.warnings.append(
+                f"[tool.llm-sync] checkouts lists {checkout.folder}/, but there is no such folder next to "
+                "pyproject.toml: clone it there or correct the path; nothing added for it"
             )
             continue
+        if checkout.own_uv_config:
+            _own_uv_config(checkout, extras_wanted.get(checkout.folder, ()), out)
+            continue
+        hint = DECLARE_HINT.format(folder=checkout.folder)
         if not checkout.name:
             out.warnings.append(
-                f"{checkout.folder}: no package name found (read from {checkout.read_from}); not added"
+                f"{checkout.folder}/ not added: llm-sync could not read {' or '.join(checkout.unread)} "
+                f"without running its code; {hint}"
             )
             continue
+        if checkout.unread:
+            out.warnings.append(
+                f"{checkout.folder}/: could not read {' or '.join(checkout.unread)} without running its code, "
+                "so the plan does not see what it requires (uv still reads it when it locks); "
+                "list its torch/vllm needs in the project's dependencies if they matter"
+            )
         name = canonicalize_name(checkout.name)
         wanted = {"path": checkout.folder, "editable": True}
         current = sources.get(name)

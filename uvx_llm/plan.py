@@ -16,6 +16,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from uvx_llm import bounds, build, config, frameworks, guards
+from uvx_llm import checkouts as checkouts_module
 from uvx_llm.actions import (
     AddRequirement,
     Builder,
@@ -735,7 +736,7 @@ def make(
     """
     config.validate_table(project.config, catalog)
     out = Builder()
-    wanted = dict(frameworks.parse_entry(e) for e in project.config.get("checkouts", []))
+    wanted = {d.folder: d.extras for d in checkouts_module.declared(project.config.get("checkouts"))}
     project = _checkout_plan(project=project, found=checkouts, wanted=wanted, request=request, out=out)
     env, build_uv_min = _build_plan(
         machine=machine, host=host, project=project, catalog=catalog, request=request, out=out
