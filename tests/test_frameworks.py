@@ -5,7 +5,17 @@ import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
-from helpers import H200, STANDINS, applied, environment, installed_version, llm_sync, proj, uv_binary
+from helpers import (
+    H200,
+    STANDINS,
+    applied,
+    environment,
+    gpu_machine,
+    installed_version,
+    llm_sync,
+    proj,
+    uv_binary,
+)
 from layouts import TRAP, executed, openrlhf_style, real_checkout, verl_style, verl_with_own_uv
 
 from uvx_llm import actions, checkouts, config, plan
@@ -167,7 +177,7 @@ def test_a_real_openrlhf_checkout_is_added_not_ignored(tmp_path: Path, cat: Cata
     made = make_with(tmp_path, text, cat)
     assert actions.SetPathSource("openrlhf", "OpenRLHF") in made.actions
     assert actions.AddRequirement("dependencies", None, "openrlhf[vllm]") in made.actions
-    assert not [w for w in made.warnings if "OpenRLHF/" in w]
+    assert not [w for w in made.warnings if w.startswith("OpenRLHF/")]
     assert not executed(folder)
 
 
@@ -198,3 +208,44 @@ def test_checkout_tables_are_validated(tmp_path: Path, cat: Catalog) -> None:
     text = '[project]\nname = "app"\nversion = "0"\n[tool.llm-sync]\ncheckouts = [{ name = "x" }]\n'
     with pytest.raises(LlmSyncError, match="checkouts must be a list of folder names or tables"):
         make_with(tmp_path, text, cat)
+
+
+def test_an_editable_verl_050_checkout_decides_the_backend(tmp_path: Path, cat: Catalog) -> None:
+    """verl v0.5.0's vllm extra says vllm>=0.7.3,<=0.8.5 (torch 2.5/2.6): on a CUDA 12.8 driver
+    the backend is cu126, not cu128 (which has no torch 2.6, so no solution)."""
+    folder = real_checkout(tmp_path, "verl-0.5.0")
+    text = '[project]\nname = "app"\nversion = "0"\ndependencies = []\n[tool.llm-sync]\ncheckouts = ["verl[vllm]"]\n'
+    made = plan.make(
+        machine=gpu_machine((12, 8), (9, 0), driver="570.26"),
+        project=project_at(tmp_path, text),
+        catalog=cat,
+        request=actions.Request(),
+        checkouts=tuple(checkouts.find(tmp_path, checkouts.declared(["verl[vllm]"]))),
+    )
+    assert made.backend == "cu126"
+    reason = next(d.reason for d in made.decisions if d.topic == "backend")
+    assert "torch 2.6" in reason
+    bounds = [a.requirement for a in made.actions if isinstance(a, actions.SetBound)]
+    assert "torch>=2.6,<2.7" in bounds
+    scope = plan.torch_scope(
+        project_at(tmp_path, text),
+        cat,
+        plan.checkout_requirements(tuple(checkouts.find(tmp_path, [])), {"verl": ("vllm",)}),
+    )[0]
+    assert (
+        "pinned by vllm<=0.8.5,>=0.7.3 (verl 0.5.0, its 'vllm' extra, read from verl/)" in scope.description
+    )
+    assert not executed(folder)
+
+
+def test_a_checkouts_own_extra_references_are_followed(tmp_path: Path) -> None:
+    folder = tmp_path / "trainer"
+    folder.mkdir()
+    (folder / "pyproject.toml").write_text(
+        '[project]\nname = "trainer"\nversion = "1"\ndependencies = []\n'
+        '[project.optional-dependencies]\ncore = ["vllm==0.10.2"]\nserve = ["trainer[core]"]\n',
+        encoding="utf-8",
+    )
+    found = tuple(checkouts.find(tmp_path, checkouts.declared(["trainer[serve]"])))
+    theirs = plan.checkout_requirements(found, {"trainer": ("serve",)})
+    assert [str(r) for r, _ in theirs] == ["vllm==0.10.2"]

@@ -34,6 +34,8 @@ from uvx_llm.errors import ExitCode, LlmSyncError
 from uvx_llm.redact import redact, split_credentials, uv_index_variable
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from packaging.requirements import Requirement
     from packaging.version import Version
 
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 LINUX = "sys_platform == 'linux'"
 NOT_LINUX = "sys_platform != 'linux'"
 CPU = "cpu"
+VLLM_CUDA = "vllm's PyPI wheels"
 _VARIANT_IN_URL = re.compile(r"/(cu\d{3}|cpu)/?$")
 _VARIANT_IN_NAME = re.compile(r"^pytorch-(cu\d{3}|cpu)$")
 
@@ -61,6 +64,39 @@ _VARIANT_IN_NAME = re.compile(r"^pytorch-(cu\d{3}|cpu)$")
 class TorchScope:
     releases: tuple[TorchRelease, ...]
     description: str
+    vllm: bool = False  # vllm is in play: its PyPI wheels are built for one CUDA major
+
+
+def checkout_requirements(
+    checkouts: tuple[Checkout, ...], wanted: Mapping[str, tuple[str, ...]]
+) -> list[tuple[Requirement, str]]:
+    """What editable checkouts require, with the extras asked for (their own `name[extra]`
+    references followed), each with where it comes from."""
+    found: list[tuple[Requirement, str]] = []
+    for checkout in checkouts:
+        if checkout.own_uv_config or checkout.missing:
+            continue
+        name = canonicalize_name(checkout.name) if checkout.name else None
+        label = (
+            f"{checkout.name} {checkout.version}" if checkout.name and checkout.version else checkout.folder
+        )
+        pending = [(line, "its requirements") for line in checkout.requires]
+        pending += [
+            (line, f"its {e!r} extra")
+            for e in wanted.get(checkout.folder, ())
+            for line in checkout.extras.get(e, ())
+        ]
+        seen = set(wanted.get(checkout.folder, ()))
+        while pending:
+            line, where = pending.pop(0)
+            for requirement in frameworks.parse_lenient((line,)):
+                if name is not None and canonicalize_name(requirement.name) == name:  # verl[verl-core]
+                    for extra in sorted(requirement.extras - seen):
+                        seen.add(extra)
+                        pending += [(x, f"its {extra!r} extra") for x in checkout.extras.get(extra, ())]
+                    continue
+                found.append((requirement, f"{label}, {where}, read from {checkout.folder}/"))
+    return found
 
 
 def _span(releases: tuple[TorchRelease, ...]) -> str:
@@ -82,11 +118,15 @@ def _vllm_torch_pins(requirement: Requirement, catalog: Catalog) -> list[Version
     return pins
 
 
-def torch_scope(project: Project, catalog: Catalog) -> tuple[TorchScope, list[str]]:
-    """Torch releases allowed by the project's torch requirements and its declared vllm."""
+def torch_scope(
+    project: Project, catalog: Catalog, theirs: list[tuple[Requirement, str]] | None = None
+) -> tuple[TorchScope, list[str]]:
+    """Torch releases allowed by the project's torch requirements and its declared vllm, and by
+    what editable checkouts require with the extras asked for (``theirs``: requirement, origin)."""
     warnings: list[str] = []
-    requirements = [r for dep_list in project.dependency_lists() for r in dep_list.requirements]
-    torch_specs = [r for r in requirements if canonicalize_name(r.name) == "torch" and r.specifier]
+    requirements = [(r, "") for dep_list in project.dependency_lists() for r in dep_list.requirements]
+    requirements += theirs or []
+    torch_specs = [r for r, _ in requirements if canonicalize_name(r.name) == "torch" and r.specifier]
     combined = SpecifierSet()
     for requirement in torch_specs:
         combined &= requirement.specifier
@@ -94,20 +134,23 @@ def torch_scope(project: Project, catalog: Catalog) -> tuple[TorchScope, list[st
     if torch_specs and not releases:  # extras that pin different torches: any of them
         releases = tuple(r for r in catalog.torch if any(r.allows(t.specifier) for t in torch_specs))
     descriptions = [f"torch{combined}"] if torch_specs else []
-    for requirement in (r for r in requirements if canonicalize_name(r.name) == "vllm"):
+    vllm = [(r, origin) for r, origin in requirements if canonicalize_name(r.name) == "vllm"]
+    for requirement, origin in vllm:
         pins = _vllm_torch_pins(requirement, catalog)
+        source = f"{requirement} ({origin})" if origin else str(requirement)
         if not pins:
             warnings.append(
-                f"{requirement} is outside the catalog's vllm releases: its torch pin is not taken into account"
+                f"{source} is outside the catalog's vllm releases: its torch pin is not taken into account"
             )
             continue
         releases = tuple(r for r in releases if any((pin.major, pin.minor) == r.series() for pin in pins))
         shown = ", ".join(sorted({str(p) for p in pins}))
         descriptions.append(
-            f"torch=={shown} (pinned by {requirement})"
+            f"torch=={shown} (pinned by {source})"
             if len(pins) == 1
-            else f"torch in {{{shown}}} (pinned by {requirement})"
+            else f"torch in {{{shown}}} (pinned by {source})"
         )
+    in_play = bool(vllm) or any(name in project.declared() for name in bounds.FRAMEWORKS_BRINGING_VLLM)
     if not releases:
         raise LlmSyncError(
             "no torch release in llm-sync's catalog satisfies the project's requirements",
@@ -115,7 +158,26 @@ def torch_scope(project: Project, catalog: Catalog) -> tuple[TorchScope, list[st
             fix="relax the torch/vllm requirements, or pass --backend to route without checking",
         )
     description = " and ".join(descriptions) if descriptions else "any torch release"
-    return TorchScope(releases, description), warnings
+    return TorchScope(releases, description, in_play), warnings
+
+
+def vllm_cuda_fit(
+    variant: str, releases: tuple[TorchRelease, ...], catalog: Catalog
+) -> tuple[tuple[TorchRelease, ...], str | None]:
+    """The releases whose vllm can load next to ``variant``'s torch: vllm pins torch exactly and
+    its PyPI wheels are built against that torch's PyPI build (CUDA 12.x up to vllm 0.19, 13.0
+    from 0.20), so the variant's CUDA major must be that build's. (releases, problem if none)."""
+    if variant == CPU:
+        return releases, None
+    major = catalog.cuda_of(variant)[0]
+    fitting = tuple(r for r in releases if r.pypi_cuda is None or r.pypi_cuda[0] == major)
+    if fitting or not releases:
+        return fitting, None
+    built = "/".join(sorted({str(r.pypi_cuda[0]) for r in releases if r.pypi_cuda}))
+    return (), (
+        f"{VLLM_CUDA} for {_span(releases)} are built for CUDA {built} and do not load next to "
+        f"a CUDA {major} torch"
+    )
 
 
 # --- how well a variant fits ------------------------------------------------------------------
@@ -158,13 +220,23 @@ def _covers(archs: tuple[Pair, ...] | None, capabilities: tuple[Pair, ...]) -> b
 
 
 def evaluate(
-    variant: str, machine: Machine | None, releases: tuple[TorchRelease, ...], catalog: Catalog, scope: str
+    variant: str,
+    machine: Machine | None,
+    releases: tuple[TorchRelease, ...],
+    catalog: Catalog,
+    scope: str,
+    *,
+    vllm: bool = False,
 ) -> Fit:
     if variant == CPU:
         return Fit(CPU, releases, ())
     with_variant = tuple(r for r in releases if r.archs(variant) is not None)
     if not with_variant:
         return Fit(variant, (), (f"not built for {scope}",))
+    if vllm:
+        with_variant, problem = vllm_cuda_fit(variant, with_variant, catalog)
+        if problem:
+            return Fit(variant, (), (problem,), cuda=catalog.cuda_of(variant))
     if machine is None:
         return Fit(variant, with_variant, ())
     problems = []
@@ -219,7 +291,8 @@ def _no_fit_error(machine: Machine, scope: TorchScope, fits: list[Fit], catalog:
     unlimited = dataclasses.replace(machine, cuda_max=None)
     # The smallest driver update that would do: oldest fitting variant first.
     for fit in (
-        evaluate(v, unlimited, scope.releases, catalog, scope.description) for v in reversed(catalog.variants)
+        evaluate(v, unlimited, scope.releases, catalog, scope.description, vllm=scope.vllm)
+        for v in reversed(catalog.variants)
     ):
         if fit.ok:
             cuda = catalog.cuda_of(fit.variant)
@@ -234,14 +307,31 @@ def _no_fit_error(machine: Machine, scope: TorchScope, fits: list[Fit], catalog:
     )
 
 
+def _ruled_out(fits: list[Fit], chosen: Fit, newer: Fit | None, machine: Machine) -> str:
+    """The builds vllm's CUDA ruled out, and, when minor-version compatibility decided, why
+    nothing the driver runs natively would do."""
+    limit = machine.cuda_max or (0, 0)
+    told = [
+        f
+        for f in fits
+        if f is not newer
+        and f.problems
+        and (f.problems[0].startswith(VLLM_CUDA) or (chosen.compat and f.cuda != (0, 0) and f.cuda <= limit))
+    ]
+    return "".join(f"; not {f.variant}: {f.problems[0]}" for f in told)
+
+
 def choose_variant(machine: Machine, scope: TorchScope, catalog: Catalog) -> tuple[str, str]:
     """The newest variant the driver runs that covers every GPU and the torch scope."""
-    fits = [evaluate(v, machine, scope.releases, catalog, scope.description) for v in catalog.variants]
+    fits = [
+        evaluate(v, machine, scope.releases, catalog, scope.description, vllm=scope.vllm)
+        for v in catalog.variants
+    ]
     for wanted_compat in (False, True):
         for position, fit in enumerate(fits):
             if fit.ok and fit.compat == wanted_compat:
                 newer = fits[position - 1] if position else None
-                return fit.variant, _fit_reason(fit, machine, newer)
+                return fit.variant, _fit_reason(fit, machine, newer) + _ruled_out(fits, fit, newer, machine)
     raise _no_fit_error(machine, scope, fits, catalog)
 
 
@@ -326,7 +416,10 @@ def _per_extra_plan(
         )
     if machine is not None and machine.has_nvidia:
         gpu_variants = [v for v in routing.variants if v != CPU and v in catalog.variants]
-        fits = [evaluate(v, machine, scope.releases, catalog, scope.description) for v in gpu_variants]
+        fits = [
+            evaluate(v, machine, scope.releases, catalog, scope.description, vllm=scope.vllm)
+            for v in gpu_variants
+        ]
         if fits and not any(f.ok for f in fits):
             out.warnings.append(
                 "this machine cannot run the project's torch variants: "
@@ -372,7 +465,7 @@ def _pick_backend(
     def check_runs(backend: str) -> str | None:
         if machine is None or backend == CPU:
             return None
-        fit = evaluate(backend, machine, scope.releases, catalog, scope.description)
+        fit = evaluate(backend, machine, scope.releases, catalog, scope.description, vllm=scope.vllm)
         return fit.problems[0] if fit.problems else None
 
     requested = request.backend
@@ -663,7 +756,7 @@ def _guard_plan(
     backend: str | None,
     catalog: Catalog,
     checkouts: tuple[Checkout, ...],
-    wanted: dict[str, tuple[str, ...]],
+    theirs: list[tuple[Requirement, str]],
     releases: tuple[TorchRelease, ...],
     out: Builder,
 ) -> None:
@@ -674,23 +767,14 @@ def _guard_plan(
         out.actions.append(action)
         out.decide("version guard", action.requirement, reason)
     ours = [r for dep_list in project.dependency_lists() for r in dep_list.requirements]
-    theirs = [
-        r
-        for checkout in checkouts
-        if not checkout.own_uv_config
-        for r in frameworks.parse_lenient(
-            (
-                *checkout.requires,
-                *(x for e in wanted.get(checkout.folder, ()) for x in checkout.extras.get(e, ())),
-            )
-        )
-    ]
     in_play = (
         releases
         if backend is None
         else tuple(r for r in releases if r.archs(backend) is not None) or releases
     )
-    out.warnings.extend(guards.known_bad(requirements=[*ours, *theirs], releases=in_play, catalog=catalog))
+    out.warnings.extend(
+        guards.known_bad(requirements=[*ours, *(r for r, _ in theirs)], releases=in_play, catalog=catalog)
+    )
     out.warnings.extend(guards.stack_warnings(requirements=ours, found=list(checkouts)))
 
 
@@ -741,15 +825,16 @@ def make(
     env, build_uv_min = _build_plan(
         machine=machine, host=host, project=project, catalog=catalog, request=request, out=out
     )
+    theirs = checkout_requirements(checkouts, wanted)
     backend, routing_uv_min, scope = _torch_plan(
-        machine=machine, project=project, catalog=catalog, request=request, out=out
+        machine=machine, project=project, catalog=catalog, request=request, out=out, theirs=theirs
     )
     _guard_plan(
         project=project,
         backend=backend,
         catalog=catalog,
         checkouts=checkouts,
-        wanted=wanted,
+        theirs=theirs,
         releases=scope.releases if scope else catalog.torch,
         out=out,
     )
@@ -787,7 +872,13 @@ def make(
 
 
 def _torch_plan(
-    *, machine: Machine | None, project: Project, catalog: Catalog, request: Request, out: Builder
+    *,
+    machine: Machine | None,
+    project: Project,
+    catalog: Catalog,
+    request: Request,
+    out: Builder,
+    theirs: list[tuple[Requirement, str]],
 ) -> tuple[str | None, Version | None, TorchScope | None]:
     """PyTorch routing: (backend, minimum uv, the torch releases in play; None when nothing is routed)."""
     index_base = request.index_base or config.Setting(
@@ -807,7 +898,7 @@ def _torch_plan(
     if machine is None:  # `check`: no machine to fit, so the torch scope is not needed
         scope = TorchScope(catalog.torch, "any torch release")
     else:
-        scope, scope_warnings = torch_scope(project, catalog)
+        scope, scope_warnings = torch_scope(project, catalog, theirs)
         out.warnings.extend(scope_warnings)
     routing = existing_routing(project, catalog)
     if routing.per_extra:  # a design of the project's own, not a disagreement: even --force keeps it
@@ -840,4 +931,7 @@ def _torch_plan(
     )
     if recorded != backend:
         out.actions.append(SetConfig("backend", backend))
+    if scope.vllm and backend != CPU:  # the bounds keep to torch releases whose vllm loads here
+        fitting, _ = vllm_cuda_fit(backend, scope.releases, catalog)
+        scope = dataclasses.replace(scope, releases=fitting or scope.releases)
     return backend, catalog.uv_min_routing, scope
