@@ -18,7 +18,7 @@ from helpers import (
 )
 from layouts import TRAP, executed, openrlhf_style, real_checkout, verl_style, verl_with_own_uv
 
-from uvx_llm import actions, checkouts, config, plan
+from uvx_llm import actions, checkouts, config, frameworks, plan, torch_fit
 from uvx_llm.errors import LlmSyncError
 
 if TYPE_CHECKING:
@@ -227,10 +227,10 @@ def test_an_editable_verl_050_checkout_decides_the_backend(tmp_path: Path, cat: 
     assert "torch 2.6" in reason
     bounds = [a.requirement for a in made.actions if isinstance(a, actions.SetBound)]
     assert "torch>=2.6,<2.7" in bounds
-    scope = plan.torch_scope(
+    scope = torch_fit.torch_scope(
         project_at(tmp_path, text),
         cat,
-        plan.checkout_requirements(tuple(checkouts.find(tmp_path, [])), {"verl": ("vllm",)}),
+        frameworks.checkout_requirements(tuple(checkouts.find(tmp_path, [])), {"verl": ("vllm",)}),
     )[0]
     assert (
         "pinned by vllm<=0.8.5,>=0.7.3 (verl 0.5.0, its 'vllm' extra, read from verl/)" in scope.description
@@ -247,5 +247,5 @@ def test_a_checkouts_own_extra_references_are_followed(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     found = tuple(checkouts.find(tmp_path, checkouts.declared(["trainer[serve]"])))
-    theirs = plan.checkout_requirements(found, {"trainer": ("serve",)})
+    theirs = frameworks.checkout_requirements(found, {"trainer": ("serve",)})
     assert [str(r) for r, _ in theirs] == ["vllm==0.10.2"]

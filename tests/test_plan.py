@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import pytest
 from helpers import NO_GPU, applied, gpu_machine, make, proj, simple
 
-from uvx_llm import actions, plan
+from uvx_llm import actions, routing
 from uvx_llm.errors import ExitCode, LlmSyncError
 from uvx_llm.redact import redact
 
@@ -197,7 +197,7 @@ def test_hand_written_routing_is_kept_and_reported(cat: Catalog) -> None:
     assert not any(isinstance(a, actions.SetSource) for a in made.actions)
     assert any("kept the hand-written [tool.uv.sources] for torch" in w for w in made.warnings)
     forced = make(project, cat, force=True)
-    assert actions.SetSource("torch", plan.desired_source("cu130")) in forced.actions
+    assert actions.SetSource("torch", routing.desired_source("cu130")) in forced.actions
 
 
 def test_unknown_torch_constraint_is_a_clear_error(cat: Catalog) -> None:

@@ -84,10 +84,13 @@ def _options(kwargs: dict[str, Any]) -> Options:
     return options
 
 
+JSON_FORMAT = 1  # the "version" of every JSON document: raised when a field changes meaning or goes
+
+
 def _echo_json(document: dict[str, Any]) -> None:
     import json  # noqa: PLC0415 - only the JSON outputs need it
 
-    click.echo(json.dumps(document, indent=2))
+    click.echo(json.dumps({"version": JSON_FORMAT, **document}, indent=2))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -21,7 +21,7 @@ from uvx_llm.actions import AddOverride, SetDependencyMetadata, SetPathSource
 from uvx_llm.checkouts import DECLARE_HINT
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from uvx_llm.checkouts import Checkout
     from uvx_llm.project import Project
@@ -57,6 +57,38 @@ def _requirement(line: str) -> Requirement | None:
 def parse_lenient(lines: Iterable[str]) -> list[Requirement]:
     """The parseable ones: a checkout's files may hold lines that are not requirements."""
     return [r for r in map(_requirement, lines) if r is not None]
+
+
+def checkout_requirements(
+    checkouts: tuple[Checkout, ...], wanted: Mapping[str, tuple[str, ...]]
+) -> list[tuple[Requirement, str]]:
+    """What editable checkouts require, with the extras asked for (their own `name[extra]`
+    references followed), each with where it comes from."""
+    found: list[tuple[Requirement, str]] = []
+    for checkout in checkouts:
+        if checkout.own_uv_config or checkout.missing:
+            continue
+        name = canonicalize_name(checkout.name) if checkout.name else None
+        label = (
+            f"{checkout.name} {checkout.version}" if checkout.name and checkout.version else checkout.folder
+        )
+        pending = [(line, "its requirements") for line in checkout.requires]
+        pending += [
+            (line, f"its {e!r} extra")
+            for e in wanted.get(checkout.folder, ())
+            for line in checkout.extras.get(e, ())
+        ]
+        seen = set(wanted.get(checkout.folder, ()))
+        while pending:
+            line, where = pending.pop(0)
+            for requirement in parse_lenient((line,)):
+                if name is not None and canonicalize_name(requirement.name) == name:  # verl[verl-core]
+                    for extra in sorted(requirement.extras - seen):
+                        seen.add(extra)
+                        pending += [(x, f"its {extra!r} extra") for x in checkout.extras.get(extra, ())]
+                    continue
+                found.append((requirement, f"{label}, {where}, read from {checkout.folder}/"))
+    return found
 
 
 def _pinned(requirement: Requirement) -> str | None:

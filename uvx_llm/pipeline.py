@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
     from uvx_llm import doctor as doctor_module
+    from uvx_llm import findings
     from uvx_llm import machine as machine_module
     from uvx_llm.checkouts import Checkout
 
@@ -270,23 +271,23 @@ def show_settings(options: Options) -> Shown:
     )
 
 
-def project_finding(options: Options, loaded: project_module.Project) -> doctor_module.Finding:
+def project_finding(options: Options, loaded: project_module.Project) -> findings.Finding:
     """Whether pyproject.toml is as llm-sync maintains it (the check command's answer), for doctor."""
-    from uvx_llm import doctor as doctor_module  # noqa: PLC0415 - see the module docstring
+    from uvx_llm import findings  # noqa: PLC0415 - see the module docstring
 
     try:
         run = make_plan(options, detect=False)
     except LlmSyncError as error:
-        return doctor_module.Finding("project", doctor_module.WARNING, error.what, error.why, error.fix)
+        return findings.Finding("project", findings.WARNING, error.what, error.why, error.fix)
     if run.plan.actions:
-        return doctor_module.Finding(
+        return findings.Finding(
             "project",
-            doctor_module.WARNING,
+            findings.WARNING,
             f"{loaded.path} is not as llm-sync maintains it",
             "llm-sync check shows the difference",
             "run `llm-sync check --fix` (or `llm-sync`)",
         )
-    return doctor_module.Finding("project", doctor_module.OK, f"{loaded.path} is up to date")
+    return findings.Finding("project", findings.OK, f"{loaded.path} is up to date")
 
 
 def diagnose(options: Options, *, python: Path | None, timeout: float) -> doctor_module.Report:
