@@ -15,6 +15,7 @@ from helpers import (
     llm_sync,
     proj,
     uv_binary,
+    write_project,
 )
 from layouts import TRAP, executed, openrlhf_style, real_checkout, verl_style, verl_with_own_uv
 
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
     from pkgindex import PackageIndex
 
     from uvx_llm.catalog import Catalog
+
+
+def proj_at(folder: Path) -> plan.Project:  # type: ignore[name-defined]
+    return proj((folder / "pyproject.toml").read_text(encoding="utf-8"), folder / "pyproject.toml")
 
 
 def project_at(root: Path, text: str) -> plan.Project:  # type: ignore[name-defined]
@@ -168,6 +173,51 @@ def test_editable_framework_pinning_an_older_transformers_resolves_through_the_o
     )
     assert plain.returncode != 0
     assert "No solution found" in plain.stderr
+
+
+@pytest.mark.uv
+def test_a_framework_from_the_index_pinning_against_the_project_gets_the_same_relief(
+    framework_index: PackageIndex, tmp_path: Path
+) -> None:
+    """The seed guide's scenario: openrlhf from the index pins transformers==4.55.2, the project
+    4.56.0. uv's own explanation names the pin (its metadata is never fetched at plan time);
+    llm-sync writes the override with its reason and locks again."""
+    if not any(p.name.startswith("openrlhf-") for p in framework_index.prefixes.get("/simple", [])):
+        framework_index.add("/simple", "openrlhf", "0.11.2", requires=["transformers==4.55.2", "torch"])
+    project = write_project(tmp_path / "app", "openrlhf", "transformers==4.56.0")
+    env = environment(framework_index)
+    plain = subprocess.run(
+        [uv_binary(), "lock"], env=env, cwd=project, capture_output=True, text=True, check=False
+    )
+    assert "No solution found" in plain.stderr  # the real uv's explanation, which llm-sync reads
+    assert frameworks.index_conflicts(proj_at(project), plain.stderr.splitlines())
+    result = llm_sync(["--cuda", "12.8", "--arch", "9.0"], env=env, cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert installed_version(project, "transformers") == "4.56.0"
+    text = (project / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"transformers==4.56.0", # llm-sync: openrlhf pins transformers==4.55.2' in text
+    assert "conflict relief: override transformers==4.56.0" in result.stderr
+
+
+def test_index_conflicts_read_from_uv_explanations() -> None:
+    project = proj(
+        '[project]\nname = "app"\nversion = "0"\ndependencies = ["openrlhf", "transformers==4.56.0", "torch"]\n'
+    )
+    wrapped = [  # uv 0.13.8's wording, wrapped as it prints it
+        "  × No solution found when resolving dependencies:",
+        "  ╰─▶ Because openrlhf==0.11.2 depends on transformers==4.55.2 and only openrlhf==0.11.2 is",
+        "      available, we can conclude that all versions of openrlhf depend on transformers==4.55.2.",
+        "      And because your project depends on transformers==4.56.0, we can conclude that your",
+        "      project's requirements are unsatisfiable.",
+    ]
+    [found] = frameworks.index_conflicts(project, wrapped)
+    assert (found.framework, str(found.ours), str(found.theirs)) == (
+        "openrlhf 0.11.2",
+        "transformers==4.56.0",
+        "transformers==4.55.2",
+    )
+    torch_only = ["Because vllm==0.10.2 depends on torch==2.8.0 and your project depends on torch==2.9.0"]
+    assert frameworks.index_conflicts(project, torch_only) == []  # vllm is not declared here
 
 
 def test_a_real_openrlhf_checkout_is_added_not_ignored(tmp_path: Path, cat: Catalog) -> None:

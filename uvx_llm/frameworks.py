@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -18,12 +19,11 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from uvx_llm.actions import AddOverride, SetDependencyMetadata, SetPathSource
-from uvx_llm.checkouts import DECLARE_HINT
+from uvx_llm.checkouts import DECLARE_HINT, Checkout
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from uvx_llm.checkouts import Checkout
     from uvx_llm.project import Project
 
 
@@ -259,3 +259,45 @@ def plan(
             )
         _relieve(project, checkout, conflicts(project, checkout, extras, name), relief, out)
     return out
+
+
+# --- frameworks installed from an index ------------------------------------------------------
+
+# uv's "No solution found" explanation, e.g. "Because all versions of openrlhf depend on
+# transformers==4.55.2" or "openrlhf==0.11.2 depends on transformers==4.55.2" (uv 0.13).
+_DEPENDS_ON = re.compile(
+    r"(?:all versions of |only )?(?P<framework>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?"
+    r"(?:==(?P<version>[^\s,]+))? depends? on (?P<pin>[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[^\]]*\])?==[^\s,]+)"
+)
+
+
+def index_conflicts(project: Project, uv_output: Iterable[str]) -> list[Conflict]:
+    """The project's own pins that a framework from an index contradicts, as uv's explanation
+    states them: the framework's metadata is read by uv while it locks, never fetched at plan
+    time. Only frameworks the project declares directly, only pins the project contradicts."""
+    text = " ".join(line.strip() for line in uv_output)  # uv wraps long explanations
+    declared = project.declared()
+    ours = [r for dep_list in project.dependency_lists() for r in dep_list.requirements]
+    found: list[Conflict] = []
+    for match in _DEPENDS_ON.finditer(text):
+        framework = canonicalize_name(match["framework"])
+        theirs = _requirement(match["pin"])
+        if framework not in declared or theirs is None:
+            continue
+        label = f"{framework} {match['version']}" if match["version"] else framework
+        for our in ours:
+            same = canonicalize_name(our.name) == canonicalize_name(theirs.name)
+            if same and _contradicts(our, theirs) and all(c.ours != our for c in found):
+                found.append(Conflict(label, our, theirs))
+    return found
+
+
+def index_relief(project: Project, found: list[Conflict]) -> Outcome:
+    """Relief for frameworks from an index: `override-dependencies` for the project's pin (their
+    metadata is not readable at plan time, so dependency-metadata is not an option here)."""
+    out = Outcome()
+    _relieve(project, _FROM_INDEX, found, "override", out)
+    return out
+
+
+_FROM_INDEX = Checkout("", None, (), read_from="the index")
