@@ -299,3 +299,58 @@ def test_a_checkouts_own_extra_references_are_followed(tmp_path: Path) -> None:
     found = tuple(checkouts.find(tmp_path, checkouts.declared(["trainer[serve]"])))
     theirs = frameworks.checkout_requirements(found, {"trainer": ("serve",)})
     assert [str(r) for r, _ in theirs] == ["vllm==0.10.2"]
+
+
+@pytest.mark.uv
+def test_a_checkouts_cuda_only_package_never_reaches_the_mac_side(
+    package_index: PackageIndex, tmp_path: Path
+) -> None:
+    """The checkout requires flash-attn (source-only on the index): in the universal lock a
+    macOS `uv sync` would compile it. llm-sync's override keeps the checkout's versions on
+    Linux and drops it elsewhere; the real uv locks, and the lock read for macOS has none."""
+    project = tmp_path / "app"
+    checkout = project / "trainer"
+    checkout.mkdir(parents=True)
+    shutil.copy(STANDINS / "plain_backend.py", checkout / "backend.py")
+    (checkout / "pyproject.toml").write_text(
+        '[project]\nname = "trainer"\nversion = "1.0"\ndependencies = ["flash-attn>=9", "torch"]\n\n'
+        '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n',
+        encoding="utf-8",
+    )
+    write_project(project)
+    text = (project / "pyproject.toml").read_text(encoding="utf-8")
+    (project / "pyproject.toml").write_text(
+        text + '\n[tool.llm-sync]\ncheckouts = ["trainer"]\n', encoding="utf-8"
+    )
+    env = environment(package_index)
+    result = llm_sync(["--cuda", "12.8", "--arch", "9.0", "--no-sync"], env=env, cwd=project)
+    assert result.returncode == 0, result.stderr
+    written = (project / "pyproject.toml").read_text(encoding="utf-8")
+    assert "\"flash-attn>=9 ; sys_platform == 'linux'\", # llm-sync: CUDA-only" in written
+    locked = subprocess.run(
+        [uv_binary(), "lock"], env=env, cwd=project, capture_output=True, text=True, check=False
+    )
+    assert locked.returncode == 0, locked.stderr
+    mac = subprocess.run(  # what a Mac teammate's `uv sync` would install from this lock
+        [uv_binary(), "sync", "--frozen", "--dry-run", "--python-platform", "aarch64-apple-darwin"],
+        env=env,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert mac.returncode == 0, mac.stderr
+    assert "trainer" in mac.stderr
+    assert "flash-attn" not in mac.stderr
+    exported = subprocess.run(
+        [uv_binary(), "export", "--frozen", "--no-hashes"],
+        env=env,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "flash-attn==9.9.9 ; sys_platform == 'linux'" in exported
+    again = llm_sync(["--cuda", "12.8", "--arch", "9.0", "--no-sync"], env=env, cwd=project)
+    assert again.returncode == 0, again.stderr
+    assert (project / "pyproject.toml").read_text(encoding="utf-8").count("flash-attn>=9 ;") == 1

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from uvx_llm.actions import AddOverride, SetDependencyMetadata, SetPathSource
@@ -301,3 +302,38 @@ def index_relief(project: Project, found: list[Conflict]) -> Outcome:
 
 
 _FROM_INDEX = Checkout("", None, (), read_from="the index")
+
+
+# --- CUDA-only packages a framework brings ---------------------------------------------------
+
+
+def platform_overrides(
+    project: Project, theirs: list[tuple[Requirement, str]], markers: Mapping[str, str]
+) -> list[tuple[AddOverride, str]]:
+    """A CUDA-only package (``markers``: name -> "sys_platform == 'linux'") that an editable
+    checkout requires reaches the macOS/Windows side of the universal lock as a source-only
+    package, and a teammate's `uv sync` there would try to compile it. A requirement's own
+    marker cannot be added from outside, but an override replaces every requirement on the
+    package: it is written with the marker and the versions every known requirement allows
+    (the checkout's and the project's), so Linux keeps them and other platforms skip it.
+    (override to write, decision reason)."""
+    existing = _existing_overrides(project)
+    ours = [r for dep_list in project.dependency_lists() for r in dep_list.requirements]
+    found = []
+    for name, marker in markers.items():
+        wanted = [(r, origin) for r, origin in theirs if canonicalize_name(r.name) == name]
+        if not wanted or name in existing:
+            continue
+        specifier = SpecifierSet()
+        for requirement in [r for r, _ in wanted] + [r for r in ours if canonicalize_name(r.name) == name]:
+            specifier &= requirement.specifier
+        items = sorted(specifier, key=lambda s: (not s.operator.startswith(">"), s.version))
+        entry = f"{name}{','.join(str(s) for s in items)} ; {marker}"
+        origins = "; ".join(f"{r} ({origin})" for r, origin in wanted)
+        comment = f"llm-sync: CUDA-only, required by a checkout ({origins}): other platforms skip it instead of compiling it"
+        reason = (
+            f"{origins}: without the marker a macOS/Windows `uv sync` of the one universal uv.lock compiles it; "
+            "an override keeps these versions on Linux and replaces every other requirement on it"
+        )
+        found.append((AddOverride(entry, comment), reason))
+    return found

@@ -242,6 +242,10 @@ def make(
         machine=machine, host=host, project=project, catalog=catalog, request=request, out=out
     )
     theirs = frameworks.checkout_requirements(checkouts, wanted)
+    markers = {b.name: b.platform_marker for b in catalog.builds if b.platform_marker}
+    for override, reason in frameworks.platform_overrides(project, theirs, markers):
+        out.actions.append(override)
+        out.decide("platform marker", override.requirement, reason)
     backend, routing_uv_min, scope = torch_plan(
         machine=machine, project=project, catalog=catalog, request=request, out=out, theirs=theirs
     )
