@@ -76,6 +76,15 @@ class AddBuildDependencies:
 
 
 @dataclass(frozen=True)
+class ReplaceBuildDependency:
+    """Replace one entry of [tool.uv.extra-build-dependencies] <package> (same position)."""
+
+    package: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
 class SetBuildVariables:
     """Set these entries of [tool.uv.extra-build-variables] <package>; its other entries are kept."""
 
@@ -118,6 +127,15 @@ class SetBound:
     old: str | None = None
 
 
+@dataclass(frozen=True)
+class SetEnvironments:
+    """Write [tool.uv] environments (the Pythons the lock is solved for), replacing ``old`` (llm-sync's own)."""
+
+    markers: tuple[str, ...]
+    comment: str
+    old: tuple[str, ...] = ()
+
+
 Action = (
     SetIndex
     | RemoveIndex
@@ -127,11 +145,13 @@ Action = (
     | AddBuildDependencies
     | SetRequirement
     | SetBuildVariables
+    | ReplaceBuildDependency
     | SetPathSource
     | AddOverride
     | SetDependencyMetadata
     | AddConstraint
     | SetBound
+    | SetEnvironments
 )
 
 
@@ -178,6 +198,8 @@ class Request:
     force: bool = False
     all_archs: bool = False  # build for the packages' default architectures, not only the local GPUs
     environment: Mapping[str, str] = field(default_factory=dict)  # the user's: values set there win
+    # The Linux torch uv.lock holds (read only for a flat PyTorch mirror, whose builds need it pinned).
+    locked_torch: str | None = None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ the functions that use them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from uvx_llm import findings
     from uvx_llm import machine as machine_module
     from uvx_llm.checkouts import Checkout
+    from uvx_llm.resources import Resources
+    from uvx_llm.toolkit import Toolkit
 
 logger = log.get_logger("llm-sync")
 _USER_CONFIG_READ: dict[str, Any] = {}
@@ -51,11 +54,16 @@ class Options:
 
 @dataclass(frozen=True)
 class Run:
-    """One run's project, its plan, and the machine it was planned for (None: no detection)."""
+    """One run's project, its plan, and the machine it was planned for (None: no detection),
+    with what else the plan was made from (to plan again once uv.lock exists)."""
 
     project: project_module.Project
     plan: actions.Plan
     machine: machine_module.Machine | None
+    request: actions.Request | None = None
+    host: Resources | None = None
+    toolkit: Toolkit | None = None
+    checkouts: tuple[Checkout, ...] = ()
 
 
 def reset() -> None:
@@ -139,6 +147,7 @@ def request(
         backend=resolved["backend"],
         index_base=chosen.torch_base,
         index_format=chosen.torch_format,
+        locked_torch=locked_torch(project) if chosen.torch_format == "flat" else None,
         extra_env=config.mirror_environment(chosen, os.environ),
         relief=resolved["relief"].value,
         force=options.force,
@@ -178,6 +187,7 @@ def make_plan(options: Options, *, detect: bool) -> Run:
             found = machine(options, catalog)
             host, found_toolkit = resources.detect(), toolkit.find(os.environ)
     asked = request(options, project, catalog)
+    found_checkouts = checkouts(project)
     with stage("plan"):
         made = plan_module.make(
             machine=found,
@@ -186,9 +196,39 @@ def make_plan(options: Options, *, detect: bool) -> Run:
             request=asked,
             host=host,
             toolkit=found_toolkit,
-            checkouts=checkouts(project),
+            checkouts=found_checkouts,
         )
-    return Run(project=project, plan=made, machine=found)
+    return Run(project, made, found, asked, host, found_toolkit, found_checkouts)
+
+
+def replan(run: Run) -> Run:
+    """The same run planned again from the file on disk and the uv.lock it now has (a flat
+    mirror's build torch is pinned to the locked one); the machine is not detected again."""
+    assert run.request is not None  # noqa: S101 - make_plan always records it
+    project = project_module.load(run.project.path)
+    asked = dataclasses.replace(run.request, locked_torch=locked_torch(project))
+    made = plan_module.make(
+        machine=run.machine,
+        project=project,
+        catalog=catalog_module.load(),
+        request=asked,
+        host=run.host,
+        toolkit=run.toolkit,
+        checkouts=run.checkouts,
+    )
+    return dataclasses.replace(run, project=project, plan=made, request=asked)
+
+
+def locked_torch(project: project_module.Project) -> str | None:
+    """The torch a Linux machine gets from the project's uv.lock; None without a lock."""
+    path = project.root / "uv.lock"
+    if not path.exists():
+        return None
+    from uvx_llm import lockfile  # noqa: PLC0415 - only a flat mirror's build needs the lock
+
+    python = lockfile.lowest_python(project.table("project").get("requires-python"))
+    torch = lockfile.stack(lockfile.read(path), platform="linux", python=python).get("torch")
+    return str(torch.version) if torch is not None else None
 
 
 def report(made: actions.Plan) -> None:

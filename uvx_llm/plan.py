@@ -20,6 +20,7 @@ from uvx_llm.actions import (
     Builder,
     EnvSetting,
     Plan,
+    ReplaceBuildDependency,
     Request,
     SetConfig,
     SetPathSource,
@@ -69,8 +70,17 @@ def _build_plan(
             "UV_NO_CONFIG is set: uv then ignores [tool.uv] extra-build-dependencies (checked with uv 0.13.8), "
             f"so {', '.join(p.name for p in packages)} would build without the runtime torch. Unset it"
         )
-    for action in build.file_settings(project, packages):
+    torch = build.torch_entry(index_format=request.index_format, locked_torch=request.locked_torch)
+    for action in build.file_settings(project, packages, torch=torch):
         out.actions.append(action)
+        if isinstance(action, ReplaceBuildDependency):
+            out.decide(
+                "build settings",
+                f"[tool.uv.extra-build-dependencies] {action.package}: {action.new}",
+                "the torch uv.lock holds: on a flat mirror the build's torch is named by version "
+                "(uv looks match-runtime up as a PEP 503 index, which a flat listing is not)",
+            )
+            continue
         needs = ", ".join(e if isinstance(e, str) else "torch (the runtime version)" for e in action.entries)
         out.decide(
             "build settings",
@@ -155,6 +165,17 @@ def _bound_plan(
     for action, bound in bounds.actions(project, planned):
         out.actions.append(action)
         out.decide("bound", action.requirement, bound.reason)
+    environments, warning = bounds.python_environments(project, planned, catalog)
+    if environments is not None:
+        out.actions.append(environments)
+        out.decide(
+            "python range",
+            ", ".join(environments.markers),
+            environments.comment.removeprefix(f"{bounds.PYTHON_MARK}: ")
+            + ": the lock is solved for these Pythons only; uv tells a teammate on another one plainly",
+        )
+    if warning is not None:
+        out.warnings.append(warning)
     editable = [a.package for a in out.actions if isinstance(a, SetPathSource)]
     editable += [
         canonicalize_name(name)

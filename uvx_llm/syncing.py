@@ -11,13 +11,14 @@ uv's "No solution found", the packages involved and what llm-sync can do.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from uvx_llm import files, log, paths, pipeline
 from uvx_llm.errors import ExitCode, LlmSyncError
 
 if TYPE_CHECKING:
-    from uvx_llm import progress
+    from uvx_llm import lockfile, progress
     from uvx_llm import uv as uv_module
     from uvx_llm.actions import Plan
     from uvx_llm.project import Project
@@ -56,7 +57,7 @@ def sync(
     env = made.uv_environment()
     if "--frozen" not in uv_args:
         with pipeline.stage("lock"):
-            code = lock_and_verify(uv, project, made, uv_args, env)
+            code = lock_phase(run, uv, uv_args, env)
         if code != 0:
             return code
         if "--locked" not in uv_args:
@@ -69,6 +70,24 @@ def sync(
             logger.warning(f"retrying once with MAX_JOBS={halved['MAX_JOBS']} (--no-retry turns this off)")
             code, _ = run_uv(uv, project, uv_args, halved)
     return code
+
+
+def lock_phase(run: pipeline.Run, uv: uv_module.Uv, uv_args: tuple[str, ...], env: dict[str, str]) -> int:
+    """`uv lock` and the check against the plan; on a flat mirror with builds, the build's torch
+    pinned to the one just locked (the file written again) and the lock checked once more."""
+    from uvx_llm import patch as patch_module  # noqa: PLC0415 - see sync
+
+    code = lock_and_verify(uv, run.project, run.plan, uv_args, env)
+    flat = run.request is not None and run.request.index_format == "flat"
+    if code != 0 or not flat or not run.plan.built_packages:
+        return code
+    after = pipeline.replan(run)
+    if not after.plan.actions:
+        return code
+    pipeline.report(after.plan)
+    text = patch_module.render(after.project, after.plan.actions)
+    files.write(after.project.path, patch_module.encode(after.project, text), expected=after.project.raw)
+    return lock_and_verify(uv, after.project, after.plan, uv_args, env)
 
 
 # `uv sync` options that shape the resolution: they reach `uv lock` too (with their value, if any).
@@ -116,15 +135,8 @@ def lock_and_verify(
     if code != 0:
         explain_unsatisfiable(output)
         return code
-    packages = lockfile.read(path)
     python = lockfile.lowest_python(project.table("project").get("requires-python"))
-    problems = [
-        f"{platform}: {problem}"
-        for platform in lockfile.PLATFORMS
-        for problem in lockfile.disagreements(
-            lockfile.stack(packages, platform=platform, python=python), made.expectation
-        )
-    ]
+    _, problems = lockfile.check(lockfile.read(path), made.expectation, python=python)
     if not problems:
         logger.info("uv.lock agrees with the plan", python=python)
         return 0
@@ -142,6 +154,50 @@ def lock_and_verify(
         ),
         exit_code=ExitCode.DIFFERENCES,
     )
+
+
+def resolve(run: pipeline.Run, *, uv_args: tuple[str, ...]) -> lockfile.Resolution:
+    """`plan --resolve`: the plan applied and locked in a temporary copy of the project.
+
+    The copy holds the new pyproject.toml and a copy of uv.lock as its own files
+    and links to everything else (checkouts keep their relative paths), so the
+    project's own files, uv.lock included, stay byte-identical.
+    """
+    import tempfile  # noqa: PLC0415 - only plan --resolve needs it
+    import time  # noqa: PLC0415 - same
+
+    from uvx_llm import lockfile  # noqa: PLC0415 - see sync
+    from uvx_llm import patch as patch_module  # noqa: PLC0415 - same
+    from uvx_llm import uv as uv_module  # noqa: PLC0415 - same
+
+    project, made = run.project, run.plan
+    uv = uv_module.find()
+    uv_module.require(uv, made.uv_min_version)
+    with tempfile.TemporaryDirectory(prefix="llm-sync-resolve-") as scratch:
+        copy = Path(scratch)
+        for entry in project.root.iterdir():
+            if entry.name not in {"pyproject.toml", "uv.lock", ".venv", ".git"}:
+                (copy / entry.name).symlink_to(entry)
+        (copy / "pyproject.toml").write_bytes(
+            patch_module.encode(project, patch_module.render(project, made.actions))
+        )
+        if (project.root / "uv.lock").exists():
+            (copy / "uv.lock").write_bytes((project.root / "uv.lock").read_bytes())
+        output: list[str] = []
+        started = time.monotonic()
+        code = uv_module.lock(
+            uv,
+            project_dir=copy,
+            uv_args=lock_arguments(uv_args),
+            env=made.uv_environment(),
+            on_stderr_line=output.append,
+        )
+        seconds = time.monotonic() - started
+        if code != 0:
+            return lockfile.Resolution(code, seconds, output=tuple(output))
+        python = lockfile.lowest_python(project.table("project").get("requires-python"))
+        stacks, problems = lockfile.check(lockfile.read(copy / "uv.lock"), made.expectation, python=python)
+    return lockfile.Resolution(code, seconds, stacks, tuple(problems), tuple(output))
 
 
 def run_uv(
