@@ -115,8 +115,8 @@ def test_plan_resolve_shows_the_locked_stack_and_writes_nothing(
     before = {p.name: p.read_bytes() for p in project.iterdir() if p.is_file()}
     result = llm_sync(["plan", "--resolve", "--cuda", "13.0", "--arch", "10.0"], env=env, cwd=project)
     assert result.returncode == 0, result.stderr
-    assert "linux (Python 3.10): torch 2.9.0+cu130, vllm 0.11.2" in result.stdout
-    assert "macos (Python 3.10): torch 2.9.0+cpu, vllm 0.11.2" in result.stdout
+    assert "linux (Python 3.10): torch 2.11.0+cu130, vllm 0.24.0" in result.stdout
+    assert "macos (Python 3.10): torch 2.11.0+cpu, vllm 0.24.0" in result.stdout
     assert "the lock agrees with the plan" in result.stdout
     assert {p.name: p.read_bytes() for p in project.iterdir() if p.is_file()} == before
     assert not (project / ".venv").exists()

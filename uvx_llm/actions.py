@@ -41,7 +41,7 @@ class RemoveIndex:
 @dataclass(frozen=True)
 class SetSource:
     package: str
-    value: Any
+    value: Any  # None: remove llm-sync's own entry
 
 
 @dataclass(frozen=True)
@@ -198,6 +198,8 @@ class Request:
     force: bool = False
     all_archs: bool = False  # build for the packages' default architectures, not only the local GPUs
     environment: Mapping[str, str] = field(default_factory=dict)  # the user's: values set there win
+    prefer: str = "prebuilt"  # where torch is open: the newest torch with release wheels, or the newest
+    prebuilt_url: str = "https://github.com"  # the release-wheel download prefix (credentials split off)
     # The Linux torch uv.lock holds (read only for a flat PyTorch mirror, whose builds need it pinned).
     locked_torch: str | None = None
 

@@ -28,6 +28,7 @@ from uvx_llm.actions import (
     SetRequirement,
 )
 from uvx_llm.catalog import BuildPackage, Catalog, Pair, parse_pair, show_pair, show_sm
+from uvx_llm.prebuilt import ours
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -82,16 +83,24 @@ def _entry_name(entry: Any) -> str | None:
         return None
 
 
-def built_packages(project: Project, catalog: Catalog) -> list[BuildPackage]:
-    """Declared packages the catalog can build, except those the project takes from an index (prebuilt)."""
+def _own_sources(project: Project) -> set[str]:
+    """Packages the project routes itself (llm-sync's release-wheel entries are re-decided each run)."""
+    return {canonicalize_name(k) for k, v in project.uv_sources.items() if not ours(v)}
+
+
+def built_packages(
+    project: Project, catalog: Catalog, *, skip: frozenset[str] = frozenset()
+) -> list[BuildPackage]:
+    """Declared packages the catalog can build, except those the project takes from a source of
+    its own, and ``skip`` (routed to release wheels by this plan)."""
     declared = project.declared()
-    sources = {canonicalize_name(k): v for k, v in project.uv_sources.items()}
-    return [b for b in catalog.builds if b.name in declared and b.name not in sources]
+    sources = _own_sources(project)
+    return [b for b in catalog.builds if b.name in declared and b.name not in sources and b.name not in skip]
 
 
 def prebuilt(project: Project, catalog: Catalog) -> list[str]:
     declared = project.declared()
-    sources = {canonicalize_name(k) for k in project.uv_sources}
+    sources = _own_sources(project)
     return [b.name for b in catalog.builds if b.name in declared and b.name in sources]
 
 

@@ -49,8 +49,17 @@ _PROJECT = click.option(
     type=click.Path(path_type=Path),
     help="Project folder (default: nearest pyproject.toml upward).",
 )
-_VERBOSE = click.option("-v", "--verbose", count=True, help="More detail (repeatable).")
+_VERBOSE = click.option(
+    "-v", "--verbose", count=True, help="Also each decision and uv's environment (repeatable)."
+)
 _QUIET = click.option("-q", "--quiet", count=True, help="Errors only.")
+_COLOR = click.option(
+    "--color",
+    type=click.Choice(log.COLOR_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Colour: auto (on a terminal, unless NO_COLOR), always, or never. Passed on to uv.",
+)
 
 
 def _common_options(function: Any) -> Any:
@@ -67,6 +76,7 @@ def _common_options(function: Any) -> Any:
         ),
         _VERBOSE,
         _QUIET,
+        _COLOR,
     ]
     for option in reversed(options):
         function = option(function)
@@ -77,7 +87,9 @@ def _options(kwargs: dict[str, Any]) -> Options:
     """The shared options out of a command's keywords, set up logging as they say."""
     given = {spec.key: kwargs.pop(spec.param) for spec in config.SPECS if spec.param in kwargs}
     switches = {
-        key: kwargs.pop(key) for key in ("project", "force", "all_archs", "verbose", "quiet") if key in kwargs
+        key: kwargs.pop(key)
+        for key in ("project", "force", "all_archs", "verbose", "quiet", "color")
+        if key in kwargs
     }
     options = Options(given=given, **switches)
     pipeline.set_up_logging(options)
@@ -146,7 +158,8 @@ def plan(as_json: bool, resolve: bool, uv_args: tuple[str, ...], **kwargs: Any) 
     if as_json:
         _echo_json(render.plan_document(preview, resolution))
     else:
-        click.echo(render.plan_text(preview))
+        colour = log.use_colour(sys.stdout)
+        click.echo(render.plan_text(preview, colour=colour), color=colour)
         if resolution is not None:
             click.echo(render.resolution_text(resolution))
     return ExitCode.DIFFERENCES if resolution is not None and not resolution.ok else ExitCode.OK
@@ -204,13 +217,15 @@ def check(fix: bool, as_json: bool, **kwargs: Any) -> int:
     "--timeout", type=float, default=60.0, show_default=True, help="Seconds the interpreter gets to answer."
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
+@_COLOR
 def doctor(python: Path | None, timeout: float, as_json: bool, **kwargs: Any) -> int:
     """Check the machine and the project's environment; say how to fix each problem."""
     report = pipeline.diagnose(_options(kwargs), python=python, timeout=timeout)
     if as_json:
         _echo_json(report.to_json())
     else:
-        click.echo(report.render())
+        colour = log.use_colour(sys.stdout)
+        click.echo(report.render(colour=colour), color=colour)
     return ExitCode.DIFFERENCES if report.has_errors else ExitCode.OK
 
 
@@ -306,20 +321,38 @@ def _write_crash_log(error: BaseException) -> Path | None:
     return None
 
 
+def uv_option_before_dashes(option: str, args: list[str]) -> LlmSyncError | None:
+    """The error for an option of `uv sync` given to llm-sync's own command line (before `--`)."""
+    from uvx_llm import uv as uv_module  # noqa: PLC0415 - only on this error's path
+
+    command = args[0] if args else ""
+    return uv_module.misplaced_option(option, command=command)
+
+
 def run(argv: list[str] | None = None) -> None:
     """Run the command line and exit with its code."""
     args = with_default_command(sys.argv[1:] if argv is None else argv)
     pipeline.reset()  # the user config file is read once per run, never carried over to the next
+    log.configure()  # nor are the last run's verbosity and colour
     try:
         code = cli.main(args=args, prog_name="llm-sync", standalone_mode=False)
     except LlmSyncError as error:
-        click.echo(error.render(), err=True)
+        colour = log.use_colour(sys.stderr)
+        click.echo(error.render(colour=colour), err=True, color=colour)
         code = error.exit_code
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("interrupted", err=True)
         code = ExitCode.INTERRUPTED
     except click.exceptions.Exit as done:
         code = done.exit_code
+    except click.NoSuchOption as error:
+        misplaced = uv_option_before_dashes(error.option_name, args)
+        if misplaced is None:
+            error.show()
+        else:
+            colour = log.use_colour(sys.stderr)
+            click.echo(misplaced.render(colour=colour), err=True, color=colour)
+        code = ExitCode.USAGE
     except click.ClickException as error:
         error.show()
         code = ExitCode.USAGE if error.exit_code == ExitCode.USAGE else error.exit_code

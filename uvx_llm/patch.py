@@ -245,7 +245,11 @@ def _doc_metadata(doc: Container, action: SetDependencyMetadata) -> None:
 
 
 def _doc_source(doc: Container, action: SetSource) -> None:
-    _table(doc, "tool", "uv", "sources")[action.package] = _item(action.value)
+    sources = _table(doc, "tool", "uv", "sources")
+    if action.value is None:  # llm-sync's own entries withdrawn (release wheels that no longer fit)
+        sources.remove(action.package)
+    else:
+        sources[action.package] = _item(action.value)
 
 
 def _doc_add_requirement(doc: Container, action: AddRequirement) -> None:
@@ -331,7 +335,11 @@ def _index_in_data(uv: dict[str, Any], action: SetIndex | RemoveIndex) -> None:
 
 
 def _data_source(data: dict[str, Any], action: SetSource) -> None:
-    _plain_dict(data, "tool", "uv", "sources")[action.package] = action.value
+    sources = _plain_dict(data, "tool", "uv", "sources")
+    if action.value is None:
+        sources.pop(action.package, None)
+    else:
+        sources[action.package] = action.value
 
 
 def _data_index(data: dict[str, Any], action: SetIndex | RemoveIndex) -> None:

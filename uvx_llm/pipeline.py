@@ -50,6 +50,7 @@ class Options:
     all_archs: bool = False
     verbose: int = 0
     quiet: int = 0
+    color: str = "auto"  # --color: auto, always or never
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,11 @@ def settings(options: Options, project_table: dict[str, Any]) -> config.Resolved
 
 def set_up_logging(options: Options) -> None:
     """Logging as the settings say (log-format needs no project: it is not a project key)."""
+    log.configure(verbosity=options.verbose - options.quiet, color=options.color)  # for the settings' errors
     log.configure(
-        verbosity=options.verbose - options.quiet, log_format=settings(options, {})["log-format"].value
+        verbosity=options.verbose - options.quiet,
+        log_format=settings(options, {})["log-format"].value,
+        color=options.color,
     )
 
 
@@ -153,6 +157,8 @@ def request(
         force=options.force,
         all_archs=options.all_archs,
         environment=dict(os.environ),
+        prefer=resolved["prefer"].value,
+        prebuilt_url=resolved["prebuilt-url"].value,
     )
 
 
@@ -231,14 +237,16 @@ def locked_torch(project: project_module.Project) -> str | None:
     return str(torch.version) if torch is not None else None
 
 
-def report(made: actions.Plan) -> None:
-    """Every decision, environment setting and warning, as log messages."""
+def report(made: actions.Plan, *, except_warnings: tuple[str, ...] = ()) -> None:
+    """Every decision, environment setting and warning, as log messages (decisions and settings are
+    shown with -v; a warning an error is about to repeat is left out)."""
     for decision in made.decisions:
         logger.info("decision", topic=decision.topic, choice=decision.choice, reason=decision.reason)
     for setting in made.env:
         logger.info("environment", name=setting.name, value=setting.shown, reason=setting.reason)
     for warning in made.warnings:
-        logger.warning(warning)
+        if warning not in except_warnings:
+            logger.warning(warning)
 
 
 # --- the commands' cores -------------------------------------------------------------------------

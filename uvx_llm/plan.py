@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
-from uvx_llm import bounds, build, config, frameworks, guards
+from uvx_llm import bounds, build, config, frameworks, guards, prebuilt_plan
 from uvx_llm import checkouts as checkouts_module
 from uvx_llm.actions import (
     AddRequirement,
@@ -28,7 +28,7 @@ from uvx_llm.actions import (
 from uvx_llm.catalog import BuildPackage, Catalog, Pair, TorchRelease, show_sm
 from uvx_llm.errors import LlmSyncError
 from uvx_llm.routing import torch_plan
-from uvx_llm.torch_fit import CPU
+from uvx_llm.torch_fit import CPU, TorchScope
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
@@ -53,16 +53,19 @@ def _build_plan(
     catalog: Catalog,
     request: Request,
     out: Builder,
+    skip: frozenset[str] = frozenset(),
 ) -> tuple[tuple[EnvSetting, ...], Version | None]:
-    """Build settings for the file, and tuning for this machine; (environment, minimum uv)."""
+    """Build settings for the file, and tuning for this machine; (environment, minimum uv).
+
+    ``skip``: packages this plan routes to release wheels (nothing to build)."""
     out.warnings.extend(build.skip_build_warnings(project))
     for name in build.prebuilt(project, catalog):
         out.decide(
             "build settings",
             f"none for {name}",
-            f"{name} comes from an index in [tool.uv.sources]: prebuilt wheels",
+            f"{name} comes from the project's own [tool.uv.sources] entry: prebuilt wheels",
         )
-    packages = build.built_packages(project, catalog)
+    packages = build.built_packages(project, catalog, skip=skip)
     if not packages:
         return (), None
     if request.environment.get("UV_NO_CONFIG"):
@@ -259,9 +262,6 @@ def make(
     out = Builder()
     wanted = {d.folder: d.extras for d in checkouts_module.declared(project.config.get("checkouts"))}
     project = _checkout_plan(project=project, found=checkouts, wanted=wanted, request=request, out=out)
-    env, build_uv_min = _build_plan(
-        machine=machine, host=host, project=project, catalog=catalog, request=request, out=out
-    )
     theirs = frameworks.checkout_requirements(checkouts, wanted)
     markers = {b.name: b.platform_marker for b in catalog.builds if b.platform_marker}
     for override, reason in frameworks.platform_overrides(project, theirs, markers):
@@ -269,6 +269,22 @@ def make(
         out.decide("platform marker", override.requirement, reason)
     backend, routing_uv_min, scope = torch_plan(
         machine=machine, project=project, catalog=catalog, request=request, out=out, theirs=theirs
+    )
+    routed, narrowed = prebuilt_plan.plan(
+        machine=machine,
+        project=project,
+        catalog=catalog,
+        request=request,
+        backend=backend,
+        releases=scope.releases if scope else (),
+        newest=prebuilt_plan.newest_fit(machine, scope, catalog),
+        host=host,
+        out=out,
+    )
+    if narrowed is not None:
+        scope = TorchScope(*narrowed)
+    env, build_uv_min = _build_plan(
+        machine=machine, host=host, project=project, catalog=catalog, request=request, out=out, skip=routed
     )
     _guard_plan(
         project=project,
@@ -287,7 +303,7 @@ def make(
         catalog=catalog,
         out=out,
     )
-    packages = build.built_packages(project, catalog)
+    packages = build.built_packages(project, catalog, skip=routed)
     if backend == CPU and packages:
         out.warnings.append(
             "CUDA extensions are declared but the backend is cpu: their builds need a CUDA torch and nvcc"

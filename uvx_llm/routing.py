@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name
 
-from uvx_llm import config
+from uvx_llm import config, prebuilt_plan
 from uvx_llm.actions import (
     AddRequirement,
     Builder,
@@ -164,6 +164,7 @@ def _pick_backend(
     scope: TorchScope,
     catalog: Catalog,
     out: Builder,
+    project: Project,
 ) -> str:
     def check_runs(backend: str) -> str | None:
         if machine is None or backend == CPU:
@@ -205,7 +206,9 @@ def _pick_backend(
         why = "macOS has no CUDA" if machine.system == "macos" else "no NVIDIA GPU or driver found"
         out.decide("backend", CPU, f"{why}: CPU wheels")
         return CPU
-    variant, reason = choose_variant(machine, scope, catalog)
+    variant, reason = prebuilt_plan.choose_preferring(
+        machine, scope, catalog, project=project, request=request
+    )
     out.decide("backend", variant, reason)
     return variant
 
@@ -373,6 +376,7 @@ def torch_plan(
         scope=scope,
         catalog=catalog,
         out=out,
+        project=project,
     )
     _torch_additions(lists, consumers, out)
     # Also every family package the file already routes, so torch, torchvision
