@@ -49,7 +49,7 @@ def test_a_fitting_release_wheel_is_locked_with_its_hash_and_nothing_is_built(
         LLM_SYNC_TEST_RECORD=str(record),
     )
     # No --no-build-check and no nvcc here: nothing is built, so no toolkit is needed.
-    result = llm_sync(["--cuda", "12.8", "--arch", "9.0"], env=env, cwd=project)
+    result = llm_sync(["-v", "--cuda", "12.8", "--arch", "9.0"], env=env, cwd=project)
     assert result.returncode == 0, result.stderr
     assert "flash-attn 2.8.3.post1 from" in result.stderr
     assert (
@@ -89,7 +89,7 @@ def test_without_a_fitting_wheel_it_compiles_and_says_why(
         LLM_SYNC_PREBUILT_URL=release_host.base_url,
         LLM_SYNC_TEST_RECORD=str(record),
     )
-    result = llm_sync(["--cuda", "12.8", "--arch", "9.0", "--no-build-check"], env=env, cwd=project)
+    result = llm_sync(["-v", "--cuda", "12.8", "--arch", "9.0", "--no-build-check"], env=env, cwd=project)
     assert result.returncode == 0, result.stderr
     assert "none for flash-attn: compiles" in result.stderr
     assert "flash-attn 2.8.3.post1: no wheels for torch 2.11 (only 2.4, 2.5, 2.6, 2.7, 2.8)" in result.stderr
