@@ -22,7 +22,7 @@ def vllm_project(requires_python: str, extra: str = "") -> str:
 def test_unpinned_vllm_gets_a_torch_range_and_a_vllm_floor(cat: Catalog) -> None:
     made = make(proj(vllm_project(">=3.10,<3.13")), cat)
     written = [a.requirement for a in made.actions if isinstance(a, actions.SetBound)]
-    assert written == ["torch>=2.9,<2.15", "vllm>=0.11.1"]
+    assert written == ["torch>=2.11,<2.15", "vllm>=0.20.0"]  # vllm from 0.20 is a CUDA 13 build, like cu130
     assert made.expectation.variant == "cu130"
 
 
@@ -48,7 +48,7 @@ def test_a_users_own_constraint_for_a_bounded_package_is_theirs(cat: Catalog) ->
     own = '\n[tool.uv]\nconstraint-dependencies = ["vllm>=0.20"]\n'
     made = make(proj(vllm_project(">=3.10,<3.13", own)), cat)
     written = [a.requirement for a in made.actions if isinstance(a, actions.SetBound)]
-    assert written == ["torch>=2.9,<2.15"]
+    assert written == ["torch>=2.11,<2.15"]
     assert [b.package for b in made.expectation.bounds] == ["torch", "vllm"]  # still checked in the lock
 
 
@@ -58,7 +58,7 @@ def test_a_moved_plan_replaces_llm_syncs_own_bound(cat: Catalog) -> None:
     [torch] = [
         a for a in moved.actions if isinstance(a, actions.SetBound) and a.requirement.startswith("torch")
     ]
-    assert torch.old == "torch>=2.9,<2.15"
+    assert torch.old == "torch>=2.11,<2.15"
     text = applied(first, moved).text
     assert text.count('"torch>=') == 1
     assert '"vllm>=0.8.0"' in text  # the floor follows the wider torch range
