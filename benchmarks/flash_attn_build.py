@@ -50,6 +50,8 @@ def tuned_environment() -> dict[str, str]:
             capture_output=True,
             text=True,
             check=True,
+            # The compile route: with prefer = prebuilt, llm-sync would route to a release wheel.
+            env={**os.environ, "LLM_SYNC_PREFER": "newest"},
         )
     document = json.loads(result.stdout)
     environment: dict[str, str] = document["uv"]["environment"]
