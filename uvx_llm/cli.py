@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,13 +12,33 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from uvx_llm import __version__, config, log, paths, pipeline, render
-from uvx_llm.errors import ExitCode, LlmSyncError
+from uvx_llm.errors import ExitCode, Interrupted, LlmSyncError
 from uvx_llm.pipeline import Options
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 logger = log.get_logger("llm-sync")
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _output_error(error: OSError) -> LlmSyncError:
+    return LlmSyncError(
+        f"cannot write the output: {error.strerror or error}",
+        why="standard output was closed (a pipe whose reader stopped) or its device is full",
+        fix="give the output somewhere to go, e.g. a file on a disk with space",
+        exit_code=ExitCode.OUTPUT,
+    )
+
+
+def _print(text: str) -> None:
+    """A command's result on stdout, flushed and checked: a closed pipe (`| head -0`) or a full
+    disk (`> /dev/full`) is an error with its own exit code, never a silent exit 0."""
+    try:
+        click.echo(text)
+        sys.stdout.flush()
+    except OSError as error:
+        raise _output_error(error) from None
 
 
 def _setting_option(spec: config.Spec) -> Any:
@@ -87,7 +108,7 @@ def _options(kwargs: dict[str, Any]) -> Options:
 def _echo_json(document: dict[str, Any]) -> None:
     import json  # noqa: PLC0415 - only the JSON outputs need it
 
-    click.echo(json.dumps(document, indent=2))
+    _print(json.dumps(document, indent=2))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -133,7 +154,7 @@ def plan(as_json: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
     if as_json:
         _echo_json(render.plan_document(preview))
     else:
-        click.echo(render.plan_text(preview))
+        _print(render.plan_text(preview))
     return ExitCode.OK
 
 
@@ -171,7 +192,7 @@ def check(fix: bool, as_json: bool, **kwargs: Any) -> int:
     if checked.up_to_date:
         _status(f"{project.path} is up to date", quiet=options.quiet)
     else:
-        click.echo(checked.diff.rstrip("\n"))
+        _print(checked.diff.rstrip("\n"))
         hint = f"fixed {project.path}" if fix else "run `llm-sync check --fix` (or `llm-sync`) to apply"
         _status(hint, quiet=options.quiet)
     return ExitCode.OK if checked.up_to_date else ExitCode.DIFFERENCES
@@ -195,7 +216,7 @@ def doctor(python: Path | None, timeout: float, as_json: bool, **kwargs: Any) ->
     if as_json:
         _echo_json(report.to_json())
     else:
-        click.echo(report.render())
+        _print(report.render())
     return ExitCode.DIFFERENCES if report.has_errors else ExitCode.OK
 
 
@@ -208,7 +229,7 @@ def show_config(as_json: bool, **kwargs: Any) -> int:
     if as_json:
         _echo_json(render.settings_document(shown))
     else:
-        click.echo(render.settings_text(shown))
+        _print(render.settings_text(shown))
     return ExitCode.OK
 
 
@@ -225,7 +246,7 @@ def detect(as_json: bool, **kwargs: Any) -> int:
     if as_json:
         _echo_json(machine.to_json())
     else:
-        click.echo("\n".join([*machine.summary(), *(f"note: {n}" for n in machine.notes)]))
+        _print("\n".join([*machine.summary(), *(f"note: {n}" for n in machine.notes)]))
     return ExitCode.OK
 
 
@@ -291,18 +312,69 @@ def _write_crash_log(error: BaseException) -> Path | None:
     return None
 
 
+def _raise_interrupted(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _signals_as_interrupts() -> Iterator[None]:
+    """SIGTERM (docker stop, CI cancel, `timeout`) and SIGHUP (a closed terminal) stop the run as
+    Ctrl-C does: uv's process tree is taken down, and the exit code is 128 + the signal."""
+    previous: dict[int, Any] = {}
+    try:
+        for signum in _STOP_SIGNALS:
+            previous[signum] = signal.signal(signum, _raise_interrupted)
+    except ValueError:  # not the main thread (an embedding program): its handlers stay
+        pass
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _interrupted_by(error: BaseException) -> int:
+    """The signal behind a KeyboardInterrupt (click wraps it in Abort)."""
+    cause = error.__cause__ if isinstance(error, click.exceptions.Abort) else error
+    return cause.signum if isinstance(cause, Interrupted) else signal.SIGINT
+
+
+def _silence_stdout() -> None:
+    """After stdout failed, point it at /dev/null: Python's own flush at exit must not fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def run(argv: list[str] | None = None) -> None:
     """Run the command line and exit with its code."""
-    args = with_default_command(sys.argv[1:] if argv is None else argv)
+    with _signals_as_interrupts():
+        code = _run(sys.argv[1:] if argv is None else argv)
+        try:
+            sys.stdout.flush()  # what click printed itself (--help, --version)
+        except OSError as error:
+            _silence_stdout()
+            click.echo(_output_error(error).render(), err=True)
+            code = ExitCode.OUTPUT
+    sys.exit(code)
+
+
+def _run(argv: list[str]) -> int:
+    args = with_default_command(argv)
     pipeline.reset()  # the user config file is read once per run, never carried over to the next
     try:
         code = cli.main(args=args, prog_name="llm-sync", standalone_mode=False)
     except LlmSyncError as error:
+        if error.exit_code == ExitCode.OUTPUT:
+            _silence_stdout()
         click.echo(error.render(), err=True)
         code = error.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        click.echo("interrupted", err=True)
-        code = ExitCode.INTERRUPTED
+    except (KeyboardInterrupt, click.exceptions.Abort) as error:
+        signum = _interrupted_by(error)
+        shown = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+        click.echo(f"interrupted{shown}", err=True)
+        code = ExitCode.SIGNAL + signum
     except click.exceptions.Exit as done:
         code = done.exit_code
     except click.ClickException as error:
@@ -318,4 +390,4 @@ def run(argv: list[str] | None = None) -> None:
             err=True,
         )
         code = ExitCode.INTERNAL
-    sys.exit(code if isinstance(code, int) else ExitCode.OK)
+    return code if isinstance(code, int) else ExitCode.OK
