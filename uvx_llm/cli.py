@@ -74,10 +74,22 @@ _VERBOSE = click.option("-v", "--verbose", count=True, help="More detail (repeat
 _QUIET = click.option("-q", "--quiet", count=True, help="Errors only.")
 
 
+_TARGET_KEYS = ("cuda", "arch")  # what `check`, being machine-independent, does not take
+
+
 def _common_options(function: Any) -> Any:
+    return _shared_options(function, target=True)
+
+
+def _check_options(function: Any) -> Any:
+    return _shared_options(function, target=False)
+
+
+def _shared_options(function: Any, *, target: bool) -> Any:
+    keys = [spec.key for spec in config.SPECS if target or spec.key not in _TARGET_KEYS]
     options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         _PROJECT,
-        _setting_options(),
+        _setting_options(*keys),
         click.option(
             "--force", is_flag=True, help="Replace hand-written torch routing that disagrees with the plan."
         ),
@@ -165,7 +177,7 @@ def _status(message: str, *, quiet: int) -> None:
 
 
 @cli.command()
-@_common_options
+@_check_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
 @click.option(
     "--fix",
@@ -178,10 +190,6 @@ def check(fix: bool, as_json: bool, **kwargs: Any) -> int:
     Machine-independent: no detection, no network.
     """
     options = _options(kwargs)
-    if pipeline.target_given(options):
-        raise click.UsageError(
-            "check is machine-independent: --cuda/--arch do not apply (use `llm-sync plan`)"
-        )
     checked = pipeline.check(options, fix=fix)
     project = checked.run.project
     if as_json:
@@ -264,15 +272,40 @@ def _value_options() -> set[str]:
     }
 
 
+def _no_such_command(word: str) -> click.UsageError:
+    import difflib  # noqa: PLC0415 - only for this message
+
+    close = difflib.get_close_matches(word, list(cli.commands), n=1)
+    hint = f" — did you mean {close[0]!r}?" if close else ""
+    return click.UsageError(
+        f"no such command {word!r}{hint}\n"
+        f"  commands: {', '.join(sorted(cli.commands))}; uv arguments go after `--` "
+        f"(llm-sync -- {word}); nothing was written"
+    )
+
+
 def with_default_command(argv: list[str]) -> list[str]:
-    """`llm-sync [options] [-- uv args]` means `llm-sync sync ...`; a command may follow options."""
+    """`llm-sync [options] [-- uv args]` means `llm-sync sync ...`; a command may follow options.
+
+    A bare word before `--` that is neither a command nor an option's value is a usage error
+    (`llm-sync chek`), found before anything is read or written: uv's arguments go after `--`.
+    """
     previous = ""
+    command: tuple[int, str] | None = None
     for position, word in enumerate(argv):
         if word == "--":
             break
-        if word in cli.commands and previous not in _value_options():
-            return [word, *argv[:position], *argv[position + 1 :]]
-        previous = word
+        takes_value = previous in _value_options()
+        previous = "" if takes_value else word
+        if takes_value or word.startswith("-"):
+            continue
+        if command is None and word in cli.commands:
+            command = (position, word)
+            continue
+        raise _no_such_command(word)
+    if command is not None:
+        position, word = command
+        return [word, *argv[:position], *argv[position + 1 :]]
     if any(token in {"--help", "-h", "--version"} for token in argv[:1]):
         return argv
     return ["sync", *argv]
@@ -310,6 +343,25 @@ def _write_crash_log(error: BaseException) -> Path | None:
             with contextlib.suppress(OSError):
                 created.unlink()
     return None
+
+
+def _explain_unknown_option(error: click.NoSuchOption) -> click.UsageError:
+    """An unknown option is most often uv's (`sync --frozen`): say where uv's options go, and
+    suggest one of ours only when it is a near miss (not --force for --frozen)."""
+    import difflib  # noqa: PLC0415 - only for this message
+
+    name, ctx = error.option_name, error.ctx
+    command = ctx.info_name if ctx is not None else None
+    if command == "check" and name in {"--cuda", "--arch"}:
+        return click.UsageError(
+            "check is machine-independent: --cuda/--arch do not apply (use `llm-sync plan`)", ctx
+        )
+    ours = sorted({opt for param in (ctx.command.params if ctx else []) for opt in param.opts})
+    close = difflib.get_close_matches(name, ours, n=1, cutoff=0.8)
+    message = f"No such option: {name}" + (f" — did you mean {close[0]}?" if close else "")
+    if command in {"sync", "plan"}:
+        message += f"\n  uv options go after `--` (llm-sync {command} -- {name})"
+    return click.UsageError(message + "; nothing was written", ctx)
 
 
 def _raise_interrupted(signum: int, _frame: object) -> None:
@@ -361,9 +413,9 @@ def run(argv: list[str] | None = None) -> None:
 
 
 def _run(argv: list[str]) -> int:
-    args = with_default_command(argv)
     pipeline.reset()  # the user config file is read once per run, never carried over to the next
     try:
+        args = with_default_command(argv)
         code = cli.main(args=args, prog_name="llm-sync", standalone_mode=False)
     except LlmSyncError as error:
         if error.exit_code == ExitCode.OUTPUT:
@@ -377,6 +429,9 @@ def _run(argv: list[str]) -> int:
         code = ExitCode.SIGNAL + signum
     except click.exceptions.Exit as done:
         code = done.exit_code
+    except click.NoSuchOption as error:
+        _explain_unknown_option(error).show()
+        code = ExitCode.USAGE
     except click.ClickException as error:
         error.show()
         code = ExitCode.USAGE if error.exit_code == ExitCode.USAGE else error.exit_code

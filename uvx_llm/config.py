@@ -74,7 +74,7 @@ SPECS = (
     ),
     Spec(
         "cuda",
-        "plan for a driver that runs CUDA X.Y instead of this machine's (check ignores it)",
+        "plan for a driver that runs CUDA X.Y (e.g. 12.8) instead of this machine's; not for check",
         metavar="X.Y",
         in_project=False,
         in_user=False,
@@ -82,7 +82,7 @@ SPECS = (
     ),
     Spec(
         "arch",
-        "plan for GPUs of these compute capabilities instead of this machine's (check ignores it)",
+        "plan for GPUs of these compute capabilities (8.0,9.0; 9.0a and sm_90 name the same GPUs) instead of this machine's; not for check",
         metavar="X.Y[,X.Y]",
         in_project=False,
         in_user=False,
@@ -104,7 +104,6 @@ SPECS = (
         "torch-index-format",
         "simple (PEP 503, the default) or flat (a mirror serving one plain file listing)",
         choices=("simple", "flat"),
-        flag=False,
         check="choice",
         noun="index format",
         fix="flat for a mirror listing all wheels on one page, else simple",
@@ -276,6 +275,13 @@ def resolve(
     """Every setting from the first source that has it, validated, with its origin."""
     resolved = {}
     for spec in SPECS:
+        given = cli.get(spec.key) if spec.flag else None
+        if given is not None and not given.strip():
+            raise LlmSyncError(
+                f"{spec.option} was given an empty value",
+                why="an empty value would silently mean 'not set' (an unset variable in `--cuda $CUDA`)",
+                fix=f"give {spec.option} a value, or leave the option out",
+            )
         candidates = [
             (cli.get(spec.key) if spec.flag else None, spec.option),
             (env.get(spec.env, "").strip() or None, spec.env),

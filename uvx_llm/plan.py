@@ -445,6 +445,20 @@ def _inferred_backend(routing: Routing) -> str | None:
     return None
 
 
+def _refuse_a_broken_driver(machine: Machine) -> None:
+    """No GPU found because the NVIDIA software here fails: `cpu` would be recorded for the team."""
+    if not machine.has_nvidia and machine.trouble:
+        raise LlmSyncError(
+            "the NVIDIA driver on this machine is not working; llm-sync will not record `cpu` for the team",
+            why="; ".join(machine.trouble),
+            fix=(
+                "repair the driver (after a driver update: reboot, or reload the nvidia kernel modules) and run "
+                "llm-sync again; or plan for the GPUs it should have with --cuda X.Y --arch X.Y, or ask for CPU "
+                "wheels on purpose with --backend cpu"
+            ),
+        )
+
+
 def _pick_backend(
     *,
     request: Request,
@@ -492,6 +506,7 @@ def _pick_backend(
             fix="run `llm-sync` once on a target machine, or `llm-sync check --fix --backend cu128` (any backend)",
             exit_code=ExitCode.DIFFERENCES,
         )
+    _refuse_a_broken_driver(machine)
     if not machine.has_nvidia:
         why = "macOS has no CUDA" if machine.system == "macos" else "no NVIDIA GPU or driver found"
         out.decide("backend", CPU, f"{why}: CPU wheels")

@@ -173,6 +173,12 @@ def locate(project_dir: Path | None, *, cwd: Path) -> Path:
     # (as with `cd` there), and writing goes through to its target.
     if project_dir.name == PYPROJECT and not project_dir.is_dir():
         candidate = project_dir.parent.resolve() / PYPROJECT
+    elif project_dir.exists() and not project_dir.is_dir():
+        raise LlmSyncError(
+            f"--project {project_dir} is a file, not a project folder or a {PYPROJECT}",
+            why=f"--project names the folder that holds {PYPROJECT}, or that file itself",
+            fix=f"pass the project's folder (or its {PYPROJECT})",
+        )
     else:
         candidate = project_dir.resolve() / PYPROJECT
     if not candidate.is_file():
