@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from uvx_llm import cli, machine, patch, plan, project
+from uvx_llm import actions, cli, machine, patch, plan, project
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -50,16 +50,16 @@ def make(
     *,
     backend: str = "auto",
     force: bool = False,
-) -> plan.Plan:
+) -> actions.Plan:
     from uvx_llm import config  # noqa: PLC0415 - keeps the import list of helpers short
 
-    request = plan.Request(
+    request = actions.Request(
         backend=config.Setting(backend, "--backend" if backend != "auto" else "default"), force=force
     )
     return plan.make(machine=target, project=project_, catalog=cat, request=request)
 
 
-def applied(project_: project.Project, made: plan.Plan) -> project.Project:
+def applied(project_: project.Project, made: actions.Plan) -> project.Project:
     """The project as it reads after writing ``made``."""
     text = patch.render(project_, made.actions)
     return project.parse(patch.encode(project_, text), project_.path)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import pytest
 from helpers import H200, applied, gpu_machine, make, proj, simple
 
-from uvx_llm import build, plan
+from uvx_llm import actions, build, plan
 from uvx_llm.errors import LlmSyncError
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ CONTAINER = Resources(
 )
 
 
-def env_of(settings: tuple[build.EnvSetting, ...]) -> dict[str, str]:
+def env_of(settings: tuple[actions.EnvSetting, ...]) -> dict[str, str]:
     return {s.name: s.value for s in settings}
 
 
@@ -90,7 +90,7 @@ def test_values_the_user_set_win(cat: Catalog) -> None:
     assert by_name["MAX_JOBS"].from_user
     assert by_name["CMAKE_BUILD_PARALLEL_LEVEL"].value == "2"
     assert by_name["NVCC_THREADS"].from_user
-    made = plan.Plan(None, (), (), (), None, settings)
+    made = actions.Plan(None, (), (), (), None, settings)
     assert "MAX_JOBS" not in made.uv_environment()  # inherited as the user set it
     assert made.uv_environment()["FLASH_ATTN_CUDA_ARCHS"] == "90"
 
@@ -102,10 +102,10 @@ def test_unknown_memory_uses_cpus_alone(cat: Catalog) -> None:
 
 def test_plan_writes_build_settings_and_tunes(cat: Catalog) -> None:
     made = plan.make(
-        machine=H200, project=simple("flash-attn"), catalog=cat, request=plan.Request(), host=H200_HOST
+        machine=H200, project=simple("flash-attn"), catalog=cat, request=actions.Request(), host=H200_HOST
     )
     assert (
-        build.AddBuildDependencies("flash-attn", (build.TORCH_AT_RUNTIME, "ninja", "packaging", "psutil"))
+        actions.AddBuildDependencies("flash-attn", (build.TORCH_AT_RUNTIME, "ninja", "packaging", "psutil"))
         in made.actions
     )
     assert made.uv_environment()["MAX_JOBS"] == "16"
@@ -115,7 +115,7 @@ def test_plan_writes_build_settings_and_tunes(cat: Catalog) -> None:
 def test_check_mode_writes_build_settings_without_tuning(cat: Catalog) -> None:
     recorded = simple("flash-attn", "torch", extra='[tool.llm-sync]\nbackend = "cu130"\n')
     made = make(recorded, cat, None)
-    assert any(isinstance(a, build.AddBuildDependencies) for a in made.actions)
+    assert any(isinstance(a, actions.AddBuildDependencies) for a in made.actions)
     assert made.env == ()
 
 
@@ -125,7 +125,7 @@ def test_existing_build_settings_are_completed_not_replaced(cat: Catalog) -> Non
         extra='[tool.uv.extra-build-dependencies]\nflash-attn = [{ requirement = "torch", match-runtime = true }, "ninja>=1.11"]\n',
     )
     made = make(project, cat)
-    assert build.AddBuildDependencies("flash-attn", ("packaging", "psutil")) in made.actions
+    assert actions.AddBuildDependencies("flash-attn", ("packaging", "psutil")) in made.actions
 
 
 def test_prebuilt_from_an_index_needs_no_build_settings(cat: Catalog) -> None:
@@ -133,7 +133,7 @@ def test_prebuilt_from_an_index_needs_no_build_settings(cat: Catalog) -> None:
         "flash-attn", "torch", extra='[tool.uv.sources]\nflash-attn = { index = "wheelhouse" }\n'
     )
     made = make(project, cat)
-    assert not any(isinstance(a, build.AddBuildDependencies) for a in made.actions)
+    assert not any(isinstance(a, actions.AddBuildDependencies) for a in made.actions)
     assert any(d.choice == "none for flash-attn" for d in made.decisions)
 
 
@@ -167,14 +167,14 @@ def test_project_without_extensions_gets_no_tuning(cat: Catalog) -> None:
         machine=H200,
         project=proj('[project]\nname = "x"\nversion = "0"\ndependencies = ["torch"]\n'),
         catalog=cat,
-        request=plan.Request(),
+        request=actions.Request(),
         host=H200_HOST,
     )
     assert made.env == ()
 
 
 def test_uv_no_config_is_warned_about(cat: Catalog) -> None:
-    request = plan.Request(environment={"UV_NO_CONFIG": "1"})
+    request = actions.Request(environment={"UV_NO_CONFIG": "1"})
     made = plan.make(machine=H200, project=simple("flash-attn"), catalog=cat, request=request, host=H200_HOST)
     assert any("UV_NO_CONFIG" in w for w in made.warnings)
 
@@ -189,7 +189,7 @@ def test_linux_only_extension_gets_a_platform_marker(cat: Catalog) -> None:
         "[dependency-groups]\ngpu = [\"flash-attn; python_version >= '3.10'\"]\nmac = [\"flash-attn; sys_platform == 'linux'\"]\n"
     )
     made = make(project, cat)
-    marked = [a for a in made.actions if isinstance(a, build.SetRequirement)]
+    marked = [a for a in made.actions if isinstance(a, actions.SetRequirement)]
     assert [(a.kind, a.list_name, a.new) for a in marked] == [
         ("dependencies", None, "flash-attn>=2.8 ; sys_platform == 'linux'"),
         ("group", "gpu", "flash-attn ; (python_version >= \"3.10\") and sys_platform == 'linux'"),
@@ -205,9 +205,9 @@ def test_the_team_architectures_are_recorded_widened_and_never_narrowed(cat: Cat
     assert build.team_archs(project=recorded, machine=None, all_archs=False) == ((9, 0),)
     assert build.team_archs(project=recorded, machine=a100, all_archs=True) == ((9, 0),)
     made = make(recorded, cat, a100)
-    assert plan.SetConfig("cuda-archs", "8.0;9.0") in made.actions
+    assert actions.SetConfig("cuda-archs", "8.0;9.0") in made.actions
     assert (
-        build.SetBuildVariables(
+        actions.SetBuildVariables(
             "flash-attn", (("TORCH_CUDA_ARCH_LIST", "8.0;9.0"), ("FLASH_ATTN_CUDA_ARCHS", "80;90"))
         )
         in made.actions
@@ -227,9 +227,9 @@ def test_check_reports_build_variables_that_disagree_with_the_recorded_architect
         ),
     )
     made = make(hand_edited, cat, None)
-    variables = [a for a in made.actions if isinstance(a, build.SetBuildVariables)]
+    variables = [a for a in made.actions if isinstance(a, actions.SetBuildVariables)]
     assert variables == [
-        build.SetBuildVariables(
+        actions.SetBuildVariables(
             "flash-attn", (("TORCH_CUDA_ARCH_LIST", "8.0;9.0"), ("FLASH_ATTN_CUDA_ARCHS", "80;90"))
         )
     ]

@@ -250,3 +250,17 @@ def test_bad_log_format_variable(
     assert run(["check"]) == ExitCode.USAGE
     assert "json" in capsys.readouterr().err
     assert app.read_text(encoding="utf-8") == GOOD
+
+
+def test_every_json_document_carries_its_format_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(GOOD, encoding="utf-8")
+    for argv in (
+        ["plan", "--json", "--project", str(tmp_path), "--cuda", "12.8", "--arch", "9.0"],
+        ["detect", "--json", "--cuda", "12.8", "--arch", "9.0"],
+        ["config", "--json", "--project", str(tmp_path)],
+    ):
+        run(argv)
+        document = json.loads(capsys.readouterr().out)
+        assert document["version"] == 1, argv

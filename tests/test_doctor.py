@@ -14,7 +14,7 @@ import pytest
 from fakes import FIXTURES, RecordedNvml, recorded, with_devices
 from helpers import GOOD, environment, make_compiler, make_toolkit, run, write_project
 
-from uvx_llm import doctor, machine
+from uvx_llm import doctor, doctor_packages, machine
 from uvx_llm import interpreter as interp
 from uvx_llm.errors import ExitCode
 from uvx_llm.uv import LockCheck
@@ -575,7 +575,7 @@ def test_the_probe_reads_what_installed_packages_require_of_torch(tmp_path: Path
     assert wanted["torchvision"]["requires"] == ["torch==2.11.0"]
     assert wanted["torchmetrics"]["requires"] == ["torch (>=2.0.0)"]
     assert "numpy" not in wanted
-    findings = doctor.torch_requirement_findings(environment.facts)
+    findings = doctor_packages.torch_requirement_findings(environment.facts)
     assert [f.title for f in findings if f.severity == "error"] == [
         "vllm 0.10.2 requires torch==2.8.0, but torch 2.11.0+cu130 is installed"
     ]

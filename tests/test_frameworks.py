@@ -8,7 +8,7 @@ import pytest
 from helpers import H200, STANDINS, applied, environment, installed_version, llm_sync, proj, uv_binary
 from layouts import executed, openrlhf_style, verl_style, verl_with_own_uv
 
-from uvx_llm import checkouts, config, frameworks, plan
+from uvx_llm import actions, checkouts, config, frameworks, plan
 from uvx_llm.errors import LlmSyncError
 
 if TYPE_CHECKING:
@@ -26,11 +26,11 @@ def project_at(root: Path, text: str) -> plan.Project:  # type: ignore[name-defi
 
 def make_with(
     root: Path, text: str, cat: Catalog, *, relief: str = "override", force: bool = False
-) -> plan.Plan:
+) -> actions.Plan:
     project = project_at(root, text)
     listed = [frameworks.parse_entry(e)[0] for e in project.config.get("checkouts", [])]
     found = tuple(checkouts.find(root, listed))
-    request = plan.Request(backend=config.Setting("cu128", "--backend"), relief=relief, force=force)
+    request = actions.Request(backend=config.Setting("cu128", "--backend"), relief=relief, force=force)
     return plan.make(machine=H200, project=project, catalog=cat, request=request, checkouts=found)
 
 
@@ -38,8 +38,8 @@ def test_verl_checkout_becomes_an_editable_path_source_with_its_extras(tmp_path:
     folder = verl_style(tmp_path)
     text = '[project]\nname = "app"\nversion = "0"\ndependencies = []\n\n[tool.llm-sync]\ncheckouts = ["verl[vllm]"]\n'
     made = make_with(tmp_path, text, cat)
-    assert frameworks.SetPathSource("verl", "verl") in made.actions
-    assert plan.AddRequirement("dependencies", None, "verl[vllm]") in made.actions
+    assert actions.SetPathSource("verl", "verl") in made.actions
+    assert actions.AddRequirement("dependencies", None, "verl[vllm]") in made.actions
     after = applied(proj(text, tmp_path / "pyproject.toml"), made)
     assert after.uv_sources["verl"] == {"path": "verl", "editable": True}
     assert after.table("project")["dependencies"] == [
@@ -53,7 +53,7 @@ def test_verl_checkout_becomes_an_editable_path_source_with_its_extras(tmp_path:
 def test_checkout_with_its_own_uv_configuration_is_left_to_it(tmp_path: Path, cat: Catalog) -> None:
     verl_with_own_uv(tmp_path)
     made = make_with(tmp_path, '[project]\nname = "app"\nversion = "0"\ndependencies = ["torch"]\n', cat)
-    assert not any(isinstance(a, frameworks.SetPathSource) for a in made.actions)
+    assert not any(isinstance(a, actions.SetPathSource) for a in made.actions)
     decision = next(d for d in made.decisions if d.topic == "checkout")
     assert "cd verl && uv sync --extra vllm" in decision.reason
 
@@ -65,8 +65,7 @@ def test_a_framework_pin_the_project_contradicts_gets_an_override_with_a_reason(
     text = '[project]\nname = "app"\nversion = "0"\ndependencies = ["openrlhf", "transformers==4.56.0"]\n'
     made = make_with(tmp_path, text, cat)
     assert any(
-        isinstance(a, frameworks.AddOverride) and a.requirement == "transformers==4.56.0"
-        for a in made.actions
+        isinstance(a, actions.AddOverride) and a.requirement == "transformers==4.56.0" for a in made.actions
     )
     rendered = applied(proj(text, tmp_path / "pyproject.toml"), made).text
     assert (
@@ -77,7 +76,7 @@ def test_a_framework_pin_the_project_contradicts_gets_an_override_with_a_reason(
     assert "openrlhf pins transformers==4.55.2" in relief.reason
     assert not executed(folder)
     again = make_with(tmp_path, rendered, cat)  # idempotent: the override is there
-    assert not any(isinstance(a, frameworks.AddOverride) for a in again.actions)
+    assert not any(isinstance(a, actions.AddOverride) for a in again.actions)
 
 
 def test_metadata_relief_declares_the_framework_with_the_one_requirement_changed(
@@ -86,7 +85,7 @@ def test_metadata_relief_declares_the_framework_with_the_one_requirement_changed
     openrlhf_style(tmp_path)
     text = '[project]\nname = "app"\nversion = "0"\ndependencies = ["openrlhf", "transformers==4.56.0"]\n'
     made = make_with(tmp_path, text, cat, relief="metadata")
-    [metadata] = [a for a in made.actions if isinstance(a, frameworks.SetDependencyMetadata)]
+    [metadata] = [a for a in made.actions if isinstance(a, actions.SetDependencyMetadata)]
     assert (metadata.name, metadata.version) == ("openrlhf", "0.8.10")
     assert "transformers==4.56.0" in metadata.requires_dist
     assert "transformers==4.55.2" not in metadata.requires_dist
@@ -100,9 +99,9 @@ def test_hand_written_source_for_the_framework_is_kept(tmp_path: Path, cat: Cata
     verl_style(tmp_path)
     text = '[project]\nname = "app"\nversion = "0"\ndependencies = ["verl"]\n\n[tool.uv.sources]\nverl = { git = "https://example.invalid/verl" }\n'
     made = make_with(tmp_path, text, cat)
-    assert not any(isinstance(a, frameworks.SetPathSource) for a in made.actions)
+    assert not any(isinstance(a, actions.SetPathSource) for a in made.actions)
     assert any("kept the hand-written source for verl" in w for w in made.warnings)
-    assert frameworks.SetPathSource("verl", "verl") in make_with(tmp_path, text, cat, force=True).actions
+    assert actions.SetPathSource("verl", "verl") in make_with(tmp_path, text, cat, force=True).actions
 
 
 def test_entries_and_bad_config(cat: Catalog) -> None:

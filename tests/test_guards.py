@@ -8,7 +8,7 @@ import pytest
 from helpers import applied, gpu_machine, make, proj, simple
 from layouts import TRAP, executed, verl_style
 
-from uvx_llm import checkouts, config, guards, plan
+from uvx_llm import actions, checkouts, config, guards, plan
 
 if TYPE_CHECKING:
     from uvx_llm.catalog import Catalog
@@ -26,7 +26,7 @@ def test_a_cuda_124_driver_caps_flash_attn_with_a_reason(cat: Catalog) -> None:
     project = simple("flash-attn", "torch")
     made = make(project, cat, CUDA_124)
     assert made.backend == "cu124"
-    [guard] = [a for a in made.actions if isinstance(a, guards.AddConstraint)]
+    [guard] = [a for a in made.actions if isinstance(a, actions.AddConstraint)]
     assert guard.requirement == "flash-attn<=2.7.4.post1"
     assert guard.comment.startswith(ABI_REASON)
     text = applied(project, made).text
@@ -41,21 +41,21 @@ def test_a_cuda_124_driver_caps_flash_attn_with_a_reason(cat: Catalog) -> None:
 
 def test_no_guard_where_metadata_or_the_project_already_say_it(cat: Catalog) -> None:
     assert not any(
-        isinstance(a, guards.AddConstraint) for a in make(simple("flash-attn", "torch"), cat).actions
+        isinstance(a, actions.AddConstraint) for a in make(simple("flash-attn", "torch"), cat).actions
     )  # cu130
     pinned = simple("flash-attn==2.7.4.post1", "torch")
-    assert not any(isinstance(a, guards.AddConstraint) for a in make(pinned, cat, CUDA_124).actions)
+    assert not any(isinstance(a, actions.AddConstraint) for a in make(pinned, cat, CUDA_124).actions)
 
 
 def test_torch_26_from_the_cu126_index_has_the_cxx11_abi_so_no_guard(cat: Catalog) -> None:
     made = make(simple("flash-attn", "torch==2.6.0"), cat, CUDA_126)
     assert made.backend == "cu126"
-    assert not any(isinstance(a, guards.AddConstraint) for a in made.actions)
+    assert not any(isinstance(a, actions.AddConstraint) for a in made.actions)
 
 
 def test_the_guard_holds_on_cu118_torch_26_too(cat: Catalog) -> None:
     made = make(simple("flash-attn", "torch==2.6.0"), cat, CUDA_124, backend="cu118")
-    assert [a.requirement for a in made.actions if isinstance(a, guards.AddConstraint)] == [
+    assert [a.requirement for a in made.actions if isinstance(a, actions.AddConstraint)] == [
         "flash-attn<=2.7.4.post1"
     ]
 
@@ -63,7 +63,7 @@ def test_the_guard_holds_on_cu118_torch_26_too(cat: Catalog) -> None:
 def test_older_torch_than_26_needs_no_flash_attn_guard(cat: Catalog) -> None:
     # cu121 ends at torch 2.5: flash-attn 2.8.x has old-ABI torch 2.5 wheels built against it.
     made = make(simple("flash-attn", "torch"), cat, CUDA_124, backend="cu121")
-    assert not any(isinstance(a, guards.AddConstraint) for a in made.actions)
+    assert not any(isinstance(a, actions.AddConstraint) for a in made.actions)
 
 
 def test_old_tensordict_with_new_torch_is_a_known_bad_combination(cat: Catalog) -> None:
@@ -92,7 +92,7 @@ def test_known_bad_from_a_checkouts_own_requirements(tmp_path: Path, cat: Catalo
         machine=gpu_machine((13, 0), (9, 0), driver="580.159.04"),
         project=proj(text, tmp_path / "pyproject.toml"),
         catalog=cat,
-        request=plan.Request(backend=config.Setting("auto", "default")),
+        request=actions.Request(backend=config.Setting("auto", "default")),
         checkouts=found,
     )
     assert not any("ForkingPickler" in w for w in made.warnings)  # tensordict<=0.6.2 allows 0.6.x
@@ -162,7 +162,7 @@ def test_openrlhf_095_stack_comes_from_its_own_metadata(
         machine=gpu_machine((13, 0), (9, 0), driver="580.159.04"),
         project=proj(text, tmp_path / "pyproject.toml"),
         catalog=cat,
-        request=plan.Request(backend=config.Setting("auto", "default")),
+        request=actions.Request(backend=config.Setting("auto", "default")),
         checkouts=tuple(checkouts.find(tmp_path, [])),
     )
     stack = [w for w in made.warnings if "is known to work with" in w]

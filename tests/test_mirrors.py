@@ -10,7 +10,7 @@ import pytest
 from helpers import applied, environment, installed_version, llm_sync, make, simple, write_project
 from pkgindex import PackageIndex, serve
 
-from uvx_llm import config, plan
+from uvx_llm import actions, config, plan
 from uvx_llm.errors import LlmSyncError
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def test_unknown_preset(cat: Catalog) -> None:
 
 
 def test_flat_mirror_is_written_with_format_flat(cat: Catalog) -> None:
-    request = plan.Request(
+    request = actions.Request(
         index_base=config.Setting("https://mirrors.aliyun.com/pytorch-wheels", "mirror aliyun"),
         index_format="flat",
     )
@@ -82,7 +82,7 @@ def test_flat_mirror_is_written_with_format_flat(cat: Catalog) -> None:
 
 
 def test_credentials_go_to_uvs_environment_not_the_file(cat: Catalog) -> None:
-    request = plan.Request(
+    request = actions.Request(
         index_base=config.Setting("https://me:s3cret@mirror.example/whl", "--torch-index-url")
     )
     made = plan.make(machine=make.__globals__["H200"], project=simple("torch"), catalog=cat, request=request)

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import codecs
 import difflib
+import typing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from helpers import H200, NO_GPU, REAL_WORLD, applied, gpu_machine, make, proj, simple
 
-from uvx_llm import patch, plan, project
+from uvx_llm import actions, patch, project
 from uvx_llm.errors import LlmSyncError
 from uvx_llm.machine import Machine
 
@@ -78,9 +79,9 @@ def test_template_keeps_hand_written_routing_and_records_its_backend(cat: Catalo
     template = project.load(REAL_WORLD / "llm-env-templates__verl__pyproject.toml")
     made = make(template, cat)
     assert made.backend == "cu128"
-    assert plan.SetConfig("backend", "cu128") in made.actions
-    assert plan.SetConfig("cuda-archs", "9.0") in made.actions  # the H200's architecture, for the team
-    assert not any(isinstance(a, plan.SetSource) for a in made.actions)
+    assert actions.SetConfig("backend", "cu128") in made.actions
+    assert actions.SetConfig("cuda-archs", "9.0") in made.actions  # the H200's architecture, for the team
+    assert not any(isinstance(a, actions.SetSource) for a in made.actions)
     added = [
         line
         for line in patch.diff(template, patch.render(template, made.actions)).splitlines()
@@ -152,3 +153,7 @@ def test_dependencies_array_created_when_absent(cat: Catalog) -> None:
     original = proj('[project]\nname = "d"\nversion = "0"\n[project.optional-dependencies]\nx = ["torch"]\n')
     made = make(original, cat, Machine(system="linux", source="none"))
     assert applied(original, made).uv_sources["torch"] == {"index": "pytorch-cpu"}
+
+
+def test_every_action_has_one_row() -> None:
+    assert set(patch.STEPS) == set(typing.get_args(actions.Action))

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import pytest
 from helpers import NO_GPU, applied, gpu_machine, make, proj, simple
 
-from uvx_llm import plan
+from uvx_llm import actions, routing
 from uvx_llm.errors import ExitCode, LlmSyncError
 from uvx_llm.redact import redact
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from uvx_llm.catalog import Catalog
 
 
-def backend_reason(made: plan.Plan) -> str:
+def backend_reason(made: actions.Plan) -> str:
     return next(d.reason for d in made.decisions if d.topic == "backend")
 
 
@@ -100,7 +100,7 @@ def test_ada_runs_ampere_code(cat: Catalog) -> None:
 def test_no_gpu_means_cpu(cat: Catalog) -> None:
     made = make(simple("torch"), cat, NO_GPU)
     assert made.backend == "cpu"
-    assert plan.SetSource("torch", {"index": "pytorch-cpu"}) in made.actions
+    assert actions.SetSource("torch", {"index": "pytorch-cpu"}) in made.actions
 
 
 def test_macos_means_cpu(cat: Catalog) -> None:
@@ -123,7 +123,7 @@ def test_nothing_to_route_without_torch(cat: Catalog) -> None:
 
 def test_consumer_without_torch_gets_torch_as_a_direct_dependency(cat: Catalog) -> None:
     made = make(simple("flash-attn", "requests"), cat)
-    assert plan.AddRequirement("dependencies", None, "torch") in made.actions
+    assert actions.AddRequirement("dependencies", None, "torch") in made.actions
     after = applied(simple("flash-attn", "requests"), made)
     assert "torch" in after.dependency_lists()[0].names()
 
@@ -133,8 +133,8 @@ def test_torch_goes_into_the_extra_that_needs_it(cat: Catalog) -> None:
         '[project]\nname = "d"\nversion = "0"\ndependencies = []\n[project.optional-dependencies]\nserve = ["vllm"]\n[dependency-groups]\ntrain = ["deepspeed"]\n'
     )
     made = make(project, cat)
-    assert plan.AddRequirement("extra", "serve", "torch") in made.actions
-    assert plan.AddRequirement("group", "train", "torch") in made.actions
+    assert actions.AddRequirement("extra", "serve", "torch") in made.actions
+    assert actions.AddRequirement("group", "train", "torch") in made.actions
 
 
 def test_recorded_backend_is_kept_on_a_machine_that_runs_it(cat: Catalog) -> None:
@@ -194,10 +194,10 @@ def test_hand_written_routing_is_kept_and_reported(cat: Catalog) -> None:
         extra='[tool.uv.sources]\ntorch = { index = "mine" }\n[[tool.uv.index]]\nname = "mine"\nurl = "https://example.invalid/simple"\nexplicit = true\n',
     )
     made = make(project, cat)
-    assert not any(isinstance(a, plan.SetSource) for a in made.actions)
+    assert not any(isinstance(a, actions.SetSource) for a in made.actions)
     assert any("kept the hand-written [tool.uv.sources] for torch" in w for w in made.warnings)
     forced = make(project, cat, force=True)
-    assert plan.SetSource("torch", plan.desired_source("cu130")) in forced.actions
+    assert actions.SetSource("torch", routing.desired_source("cu130")) in forced.actions
 
 
 def test_unknown_torch_constraint_is_a_clear_error(cat: Catalog) -> None:

@@ -101,3 +101,43 @@ def test_a_frozen_sync_skips_the_lock_and_uses_the_one_there(
     # No lock yet and --frozen: uv itself refuses, llm-sync passes its code on.
     assert result.returncode != 0
     assert "uv.lock" in result.stderr
+
+
+def test_plan_resolve_shows_the_locked_stack_and_writes_nothing(
+    real_shape_index: PackageIndex, tmp_path: Path
+) -> None:
+    project = write_project(tmp_path / "app", "vllm")
+    env = environment(real_shape_index)
+    assert llm_sync(["--cuda", "13.0", "--arch", "10.0", "--no-sync"], env=env, cwd=project).returncode == 0
+    subprocess.run([uv_binary(), "lock"], env=env, cwd=project, check=True, capture_output=True)
+    before = {p.name: p.read_bytes() for p in project.iterdir() if p.is_file()}
+    result = llm_sync(["plan", "--resolve", "--cuda", "13.0", "--arch", "10.0"], env=env, cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "linux (Python 3.10): torch 2.9.0+cu130, vllm 0.11.2" in result.stdout
+    assert "macos (Python 3.10): torch 2.9.0+cpu, vllm 0.11.2" in result.stdout
+    assert "the lock agrees with the plan" in result.stdout
+    assert {p.name: p.read_bytes() for p in project.iterdir() if p.is_file()} == before
+    assert not (project / ".venv").exists()
+
+
+def test_plan_resolve_exits_1_when_the_lock_leaves_the_plan(
+    real_shape_index: PackageIndex, tmp_path: Path
+) -> None:
+    import json  # noqa: PLC0415 - only this test reads the document
+
+    project = write_project(tmp_path / "app", "vllm")
+    text = (project / "pyproject.toml").read_text(encoding="utf-8")
+    (project / "pyproject.toml").write_text(
+        text.replace("package = false", 'package = false\nconstraint-dependencies = ["vllm<0.5"]'),
+        encoding="utf-8",
+    )
+    env = environment(real_shape_index)
+    result = llm_sync(
+        ["plan", "--json", "--resolve", "--cuda", "13.0", "--arch", "10.0"], env=env, cwd=project
+    )
+    assert result.returncode == 1, result.stderr
+    resolved = json.loads(result.stdout)["resolved"]
+    assert resolved["ok"] is False
+    assert resolved["stacks"]["linux"]["vllm"] == "0.1.2"
+    assert any("vllm 0.1.2 is older" in p for p in resolved["problems"])
+    assert not (project / "uv.lock").exists()

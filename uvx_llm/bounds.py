@@ -20,7 +20,6 @@ against before anything is installed.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -28,6 +27,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from uvx_llm.actions import SetBound
 from uvx_llm.catalog import Catalog, Pair, TorchRelease, runs_on
 from uvx_llm.lockfile import Bound, Expectation
 
@@ -38,15 +38,6 @@ MARK = "llm-sync: bound"
 # Packages whose old releases pin no torch: a bound keeps uv from falling back to them.
 TORCH_CONSUMERS_WITH_PINS = ("vllm",)
 FRAMEWORKS_BRINGING_VLLM = ("vllm", "verl", "openrlhf")
-
-
-@dataclass(frozen=True)
-class SetBound:
-    """Write ``requirement`` to [tool.uv] constraint-dependencies, replacing ``old`` (llm-sync's own)."""
-
-    requirement: str
-    comment: str
-    old: str | None = None
 
 
 def show(bound: Bound) -> str:

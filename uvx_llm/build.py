@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from uvx_llm.actions import AddBuildDependencies, EnvSetting, SetBuildVariables, SetRequirement
 from uvx_llm.catalog import BuildPackage, Catalog, Pair, parse_capability, show_pair, show_sm
 
 if TYPE_CHECKING:
@@ -34,39 +34,6 @@ if TYPE_CHECKING:
 SKIP_CUDA_BUILD = "FLASH_ATTENTION_SKIP_CUDA_BUILD"
 STREAM_TARGET = "uv_build_frontend=debug"
 TORCH_AT_RUNTIME = {"requirement": "torch", "match-runtime": True}
-
-
-@dataclass(frozen=True)
-class EnvSetting:
-    name: str
-    value: str
-    reason: str
-    from_user: bool = False  # already set in the environment: kept, not overridden
-    secret: bool = False  # a credential: passed to uv, never shown
-
-    @property
-    def shown(self) -> str:
-        from uvx_llm.redact import redact  # noqa: PLC0415 - tiny, and only for display
-
-        return "***" if self.secret else redact(self.value)
-
-
-@dataclass(frozen=True)
-class AddBuildDependencies:
-    """Append these entries to [tool.uv.extra-build-dependencies] <package>."""
-
-    package: str
-    entries: tuple[Any, ...]
-
-
-@dataclass(frozen=True)
-class SetRequirement:
-    """Replace one requirement string in a dependency list (same position, same comments)."""
-
-    kind: str
-    list_name: str | None
-    old: str
-    new: str
 
 
 def platform_markers(project: Project, packages: list[BuildPackage]) -> list[SetRequirement]:
@@ -219,14 +186,6 @@ def tuning(
 
 ARCHS_KEY = "cuda-archs"  # [tool.llm-sync]: the team's GPU architectures, "8.0;9.0"
 ARCH_LIST_VARIABLE = "TORCH_CUDA_ARCH_LIST"
-
-
-@dataclass(frozen=True)
-class SetBuildVariables:
-    """Set these entries of [tool.uv.extra-build-variables] <package>; its other entries are kept."""
-
-    package: str
-    variables: tuple[tuple[str, str], ...]
 
 
 def recorded_archs(project: Project) -> tuple[Pair, ...]:

@@ -117,10 +117,13 @@ def _options(kwargs: dict[str, Any]) -> Options:
     return options
 
 
+JSON_FORMAT = 1  # the "version" of every JSON document: raised when a field changes meaning or goes
+
+
 def _echo_json(document: dict[str, Any]) -> None:
     import json  # noqa: PLC0415 - only the JSON outputs need it
 
-    _print(json.dumps(document, indent=2))
+    _print(json.dumps({"version": JSON_FORMAT, **document}, indent=2))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -159,15 +162,27 @@ def sync(no_sync: bool, no_build_check: bool, no_retry: bool, uv_args: tuple[str
 @cli.command()
 @_common_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
+@click.option(
+    "--resolve",
+    is_flag=True,
+    help="Also lock the plan with uv in a temporary copy and show the locked stack (exit 1 if it leaves the plan).",
+)
 @click.argument("uv_args", nargs=-1, type=click.UNPROCESSED)
-def plan(as_json: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
+def plan(as_json: bool, resolve: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
     """Show the machine facts, every decision, the diff and the uv command; write nothing."""
     preview = pipeline.preview(_options(kwargs), uv_args=uv_args)
+    resolution = None
+    if resolve:
+        from uvx_llm import syncing  # noqa: PLC0415 - uv loads only where it is used
+
+        resolution = syncing.resolve(preview.run, uv_args=uv_args)
     if as_json:
-        _echo_json(render.plan_document(preview))
+        _echo_json(render.plan_document(preview, resolution))
     else:
         _print(render.plan_text(preview))
-    return ExitCode.OK
+        if resolution is not None:
+            _print(render.resolution_text(resolution))
+    return ExitCode.DIFFERENCES if resolution is not None and not resolution.ok else ExitCode.OK
 
 
 def _status(message: str, *, quiet: int) -> None:

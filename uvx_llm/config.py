@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from uvx_llm import tomlread
-from uvx_llm.build import EnvSetting, parse_arch_text
+from uvx_llm.actions import EnvSetting
+from uvx_llm.build import parse_arch_text
 from uvx_llm.errors import LlmSyncError
 
 if TYPE_CHECKING:

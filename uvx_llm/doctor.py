@@ -11,12 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import SpecifierSet
-from packaging.version import InvalidVersion, Version
-
-from uvx_llm import proc
+from uvx_llm import proc, torch_fit
 from uvx_llm.catalog import Catalog, Pair, parse_pair, runs_on, show_pair, show_sm
+from uvx_llm.doctor_packages import companion_findings, known_bad_findings, torch_requirement_findings
+from uvx_llm.findings import ERROR, OK, WARNING, Finding, ordered
 from uvx_llm.interpreter import Environment, interpreter_of, is_in, probe, project_environment
 from uvx_llm.toolkit import host_compiler, show_limit
 
@@ -29,18 +27,7 @@ if TYPE_CHECKING:
     from uvx_llm.toolkit import Toolkit
     from uvx_llm.uv import LockCheck, Uv
 
-OK, WARNING, ERROR = "ok", "warning", "error"
-SEVERITY_ORDER = {ERROR: 0, WARNING: 1, OK: 2}
 CHANGES_SHOWN = 6  # of `uv sync --check`'s changes, in one finding
-
-
-@dataclass(frozen=True)
-class Finding:
-    area: str  # "machine", "toolchain", "environment", "project"
-    severity: str
-    title: str
-    detail: str = ""
-    fix: str = ""
 
 
 # --- the checks: facts in, findings out -----------------------------------------------------
@@ -102,9 +89,10 @@ def machine_findings(machine: Machine, toolkit: Toolkit, host: Resources) -> lis
 
 
 def _driver_findings(machine: Machine, torch_cuda: Pair, catalog: Catalog) -> list[Finding]:
-    if machine.cuda_max is None:
+    runs = torch_fit.driver_runs(torch_cuda, machine, catalog)
+    if runs is None or machine.cuda_max is None:
         return []
-    if torch_cuda <= machine.cuda_max:
+    if runs == torch_fit.NATIVE:
         return [
             Finding(
                 "environment",
@@ -113,14 +101,7 @@ def _driver_findings(machine: Machine, torch_cuda: Pair, catalog: Catalog) -> li
                 f"driver {machine.driver_version} runs CUDA ≤ {show_pair(machine.cuda_max)}",
             )
         ]
-    family = catalog.family_minimum(torch_cuda[0])
-    driver = machine.driver()
-    if (
-        torch_cuda[0] == machine.cuda_max[0]
-        and family is not None
-        and driver is not None
-        and driver >= family
-    ):
+    if runs == torch_fit.COMPAT:
         return [
             Finding(
                 "environment",
@@ -301,129 +282,6 @@ def _flash_attn_findings(machine: Machine, facts: dict[str, Any]) -> list[Findin
     return found
 
 
-def _torch_wanted(requires: list[str], markers: dict[str, str]) -> SpecifierSet | None:
-    """The torch specifier a distribution's metadata asks for here (extras and other
-    platforms' requirements left out); None when it asks nothing of torch here."""
-    specifier = SpecifierSet()
-    asked = False
-    for text in requires:
-        try:
-            requirement = Requirement(text)
-        except InvalidRequirement:
-            continue
-        if requirement.name.lower() != "torch" or requirement.url:
-            continue
-        if requirement.marker is not None and not requirement.marker.evaluate({**markers, "extra": ""}):
-            continue
-        specifier &= requirement.specifier
-        asked = True
-    return specifier if asked else None
-
-
-def torch_requirement_findings(facts: dict[str, Any]) -> list[Finding]:
-    """Every installed package whose own metadata rules out the installed torch."""
-    torch_text = str(facts.get("torch", {}).get("version", ""))
-    try:
-        torch_version = Version(torch_text)
-    except InvalidVersion:
-        return []
-    markers = facts.get("markers", {})
-    found, checked = [], 0
-    for name, entry in sorted(facts.get("torch_requirements", {}).items()):
-        wanted = _torch_wanted(list(entry.get("requires", [])), markers)
-        if wanted is None:
-            continue
-        checked += 1
-        if wanted.contains(torch_version, prereleases=True):
-            continue
-        found.append(
-            Finding(
-                "environment",
-                ERROR,
-                f"{name} {entry.get('version')} requires torch{wanted}, but torch {torch_text} is installed",
-                "its compiled parts are built against that torch and fail to load (undefined symbols, "
-                "missing operators) with another",
-                "run `uv sync` (uv.lock keeps them in step), or install a release of it built for this torch",
-            )
-        )
-    if checked and not found:
-        found.append(
-            Finding(
-                "environment",
-                OK,
-                f"torch {torch_text} satisfies what {checked} installed package(s) require of it",
-            )
-        )
-    return found
-
-
-def _cuda_label(version: str) -> str | None:
-    """ "2.11.0+cu130" -> "cu130"; "0.26.0+cpu" -> "cpu"; no label -> None."""
-    label = version.partition("+")[2]
-    return label if label == "cpu" or label.startswith("cu") else None
-
-
-def companion_findings(facts: dict[str, Any]) -> list[Finding]:
-    """torchvision/torchaudio built for another CUDA than torch (torchvision refuses a
-    different CUDA major at import; a +cpu build has no CUDA kernels)."""
-    torch_text = str(facts.get("torch", {}).get("version", ""))
-    torch_label = _cuda_label(torch_text)
-    found = []
-    for name in ("torchvision", "torchaudio"):
-        version = facts.get("packages", {}).get(name)
-        label = _cuda_label(version) if version else None
-        if torch_label is None or label is None or label == torch_label:
-            continue
-        both_cuda = label.startswith("cu") and torch_label.startswith("cu")
-        same_major = both_cuda and label[2:-1] == torch_label[2:-1]
-        found.append(
-            Finding(
-                "environment",
-                WARNING if same_major else ERROR,
-                f"{name} {version} is built for {label}, torch {torch_text} for {torch_label}",
-                "torch, torchvision and torchaudio must come from the same PyTorch index",
-                "run `llm-sync`: it routes the whole torch family to one index",
-            )
-        )
-    return found
-
-
-def _known_bad_findings(facts: dict[str, Any], catalog: Catalog) -> list[Finding]:
-    torch_text = str(facts.get("torch", {}).get("version", "")).split("+")[0]
-    try:
-        torch_version = Version(torch_text)
-    except InvalidVersion:
-        return []
-    found = []
-    packages = facts.get("packages", {})
-    for bad in catalog.known_bad:
-        installed = packages.get(bad.package)
-        if installed and bad.versions.contains(installed) and bad.with_torch.contains(torch_version):
-            found.append(
-                Finding(
-                    "environment",
-                    ERROR,
-                    f"{bad.package} {installed} with torch {torch_text}",
-                    bad.problem,
-                    bad.fix,
-                )
-            )
-    vllm = packages.get("vllm")
-    if vllm and "vllm" not in {name.lower() for name in facts.get("torch_requirements", {})}:
-        pins = [row.torch for row in catalog.vllm if row.vllm.contains(vllm, prereleases=True)]
-        if pins and torch_version not in pins:
-            found.append(
-                Finding(
-                    "environment",
-                    ERROR,
-                    f"vllm {vllm} pins torch=={pins[0]}, but torch {torch_text} is installed",
-                    "vllm's compiled kernels fail against another torch",
-                    "run `uv sync` (the lock keeps them in step), or pin vllm to a release built for this torch",
-                )
-            )
-    return found
-
-
 def environment_findings(
     machine: Machine, toolkit: Toolkit, env: Environment, catalog: Catalog
 ) -> list[Finding]:
@@ -453,17 +311,11 @@ def environment_findings(
     found += _flash_attn_findings(machine, facts)
     found += torch_requirement_findings(facts)
     found += companion_findings(facts)
-    found += _known_bad_findings(facts, catalog)
+    found += known_bad_findings(facts, catalog)
     versions = ", ".join(f"{k} {v}" for k, v in sorted(facts.get("packages", {}).items()))
     if versions:
         found.append(Finding("environment", OK, "installed: " + versions))
     return found
-
-
-def ordered(findings: list[Finding]) -> list[Finding]:
-    """Problems first; within a severity, the areas in their natural order."""
-    areas = {"machine": 0, "toolchain": 1, "environment": 2, "project": 3}
-    return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], areas.get(f.area, 9)))
 
 
 def lock_finding(check: LockCheck) -> Finding:

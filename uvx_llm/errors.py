@@ -56,3 +56,11 @@ class LlmSyncError(Exception):
         if self.fix:
             lines.append(f"  fix: {self.fix}")
         return redact("\n".join(lines))
+
+
+class NotYetPlannedError(LlmSyncError):
+    """The project lacks a decision only a run on a machine can take (no backend recorded):
+    `check` reports it as a difference (exit 1), not as bad input."""
+
+    def __init__(self, what: str, *, why: str = "", fix: str = "") -> None:
+        super().__init__(what, why=why, fix=fix, exit_code=ExitCode.DIFFERENCES)

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from uvx_llm.actions import AddOverride, SetDependencyMetadata, SetPathSource
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -25,26 +27,6 @@ if TYPE_CHECKING:
     from uvx_llm.project import Project
 
 _ENTRY = re.compile(r"^(?P<folder>[^\[\]]+?)(?:\[(?P<extras>[^\]]*)\])?$")
-
-
-@dataclass(frozen=True)
-class SetPathSource:
-    package: str
-    folder: str
-
-
-@dataclass(frozen=True)
-class AddOverride:
-    requirement: str
-    comment: str
-
-
-@dataclass(frozen=True)
-class SetDependencyMetadata:
-    name: str
-    version: str
-    requires_dist: tuple[str, ...]
-    comment: str
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,13 @@ constraint-dependencies, each entry with its reason. What a framework checkout w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from uvx_llm.actions import AddConstraint
 from uvx_llm.catalog import Catalog, Pair, TorchRelease, show_pair
 from uvx_llm.frameworks import parse_lenient
 
@@ -28,12 +28,6 @@ if TYPE_CHECKING:
 
     from uvx_llm.checkouts import Checkout
     from uvx_llm.project import Project
-
-
-@dataclass(frozen=True)
-class AddConstraint:
-    requirement: str
-    comment: str
 
 
 def torch_ceiling(backend: str | None, releases: tuple[TorchRelease, ...]) -> Pair | None:

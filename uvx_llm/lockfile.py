@@ -69,6 +69,47 @@ class Stack:
         return self.packages.get(canonicalize_name(name))
 
 
+TRACKED = (
+    "torch",
+    "torchvision",
+    "torchaudio",
+    "vllm",
+    "flash-attn",
+    "xformers",
+    "transformers",
+    "tensordict",
+    "verl",
+    "openrlhf",
+)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What `uv lock` made of a plan, per platform: the tracked packages and any disagreement."""
+
+    code: int  # uv lock's exit code
+    seconds: float
+    stacks: tuple[Stack, ...] = ()
+    problems: tuple[str, ...] = ()
+    output: tuple[str, ...] = ()  # uv's lines, for the explanation of a failed lock
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0 and not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "uv_lock_exit_code": self.code,
+            "seconds": round(self.seconds, 2),
+            "stacks": {
+                s.platform: {n: str(p.version) for n in TRACKED if (p := s.get(n)) is not None}
+                for s in self.stacks
+            },
+            "problems": list(self.problems),
+        }
+
+
 @dataclass(frozen=True)
 class Bound:
     """A version range the plan promises for a package, with the reason it is the plan's."""
@@ -173,6 +214,15 @@ def lowest_python(requires_python: object) -> str:
         allowed = SpecifierSet()
     minors = [f"3.{minor}" for minor in range(8, 16)]
     return next((m for m in minors if allowed.contains(f"{m}.0", prereleases=True)), "3.11")
+
+
+def check(
+    packages: list[dict[str, Any]], expected: Expectation, *, python: str
+) -> tuple[tuple[Stack, ...], list[str]]:
+    """The stacks of every platform a team's lock serves, and every way they leave the plan."""
+    stacks = tuple(stack(packages, platform=platform, python=python) for platform in PLATFORMS)
+    problems = [f"{s.platform}: {problem}" for s in stacks for problem in disagreements(s, expected)]
+    return stacks, problems
 
 
 def disagreements(locked: Stack, expected: Expectation) -> list[str]:

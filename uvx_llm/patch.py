@@ -16,12 +16,23 @@ from typing import TYPE_CHECKING, Any
 import tomlkit
 from tomlkit.items import AoT, Array, Table
 
-from uvx_llm.bounds import SetBound
-from uvx_llm.build import AddBuildDependencies, SetBuildVariables, SetRequirement
+from uvx_llm.actions import (
+    Action,
+    AddBuildDependencies,
+    AddConstraint,
+    AddOverride,
+    AddRequirement,
+    RemoveIndex,
+    SetBound,
+    SetBuildVariables,
+    SetConfig,
+    SetDependencyMetadata,
+    SetIndex,
+    SetPathSource,
+    SetRequirement,
+    SetSource,
+)
 from uvx_llm.errors import LlmSyncError
-from uvx_llm.frameworks import AddOverride, SetDependencyMetadata, SetPathSource
-from uvx_llm.guards import AddConstraint
-from uvx_llm.plan import Action, AddRequirement, RemoveIndex, SetConfig, SetIndex, SetSource
 from uvx_llm.project import TOOL_KEY, Project
 
 if TYPE_CHECKING:
@@ -192,29 +203,28 @@ def _data_constraint(data: dict[str, Any], action: AddConstraint) -> None:
     uv["constraint-dependencies"] = [*uv.get("constraint-dependencies", []), action.requirement]
 
 
-def _apply_framework_action(
-    doc: Container, action: SetPathSource | AddOverride | SetDependencyMetadata
-) -> None:
-    if isinstance(action, SetPathSource):
-        _table(doc, "tool", "uv", "sources")[action.package] = _item(
-            {"path": action.folder, "editable": True}
-        )
-    elif isinstance(action, AddOverride):
-        _add_commented(doc, "override-dependencies", action.requirement, action.comment)
-    else:
-        metadata: AoT | None = _get(doc, ("tool", "uv", "dependency-metadata"))
-        if metadata is None:
-            metadata = tomlkit.aot()
-            _append_at_end(doc, ("tool", "uv", "dependency-metadata"), metadata)
-        table = tomlkit.table()
-        table.add(tomlkit.comment(action.comment))
-        table.update({"name": action.name, "version": action.version})
-        requires = tomlkit.array()
-        for line in action.requires_dist:
-            requires.add_line(line)
-        requires.add_line(indent="")
-        table["requires-dist"] = requires
-        metadata.append(table)
+def _doc_path_source(doc: Container, action: SetPathSource) -> None:
+    _table(doc, "tool", "uv", "sources")[action.package] = _item({"path": action.folder, "editable": True})
+
+
+def _doc_override(doc: Container, action: AddOverride) -> None:
+    _add_commented(doc, "override-dependencies", action.requirement, action.comment)
+
+
+def _doc_metadata(doc: Container, action: SetDependencyMetadata) -> None:
+    metadata: AoT | None = _get(doc, ("tool", "uv", "dependency-metadata"))
+    if metadata is None:
+        metadata = tomlkit.aot()
+        _append_at_end(doc, ("tool", "uv", "dependency-metadata"), metadata)
+    table = tomlkit.table()
+    table.add(tomlkit.comment(action.comment))
+    table.update({"name": action.name, "version": action.version})
+    requires = tomlkit.array()
+    for line in action.requires_dist:
+        requires.add_line(line)
+    requires.add_line(indent="")
+    table["requires-dist"] = requires
+    metadata.append(table)
 
 
 def _doc_source(doc: Container, action: SetSource) -> None:
@@ -253,26 +263,9 @@ def _doc_config(doc: Container, action: SetConfig) -> None:
     _table(doc, "tool", TOOL_KEY)[action.key] = action.value
 
 
-_DOCUMENT_STEPS: dict[type, Callable[[Container, Any], None]] = {
-    SetSource: _doc_source,
-    SetIndex: _set_index,
-    RemoveIndex: _remove_index,
-    AddRequirement: _doc_add_requirement,
-    SetRequirement: _doc_set_requirement,
-    AddBuildDependencies: _doc_build_dependencies,
-    SetBuildVariables: _doc_build_variables,
-    SetConfig: _doc_config,
-    SetPathSource: _apply_framework_action,
-    AddOverride: _apply_framework_action,
-    SetDependencyMetadata: _apply_framework_action,
-    AddConstraint: _doc_constraint,
-    SetBound: _doc_bound,
-}
-
-
 def apply_to_document(doc: Container, actions: Iterable[Action]) -> None:
     for action in actions:
-        _DOCUMENT_STEPS[type(action)](doc, action)
+        STEPS[type(action)][0](doc, action)
 
 
 def _plain_dict(parent: dict[str, Any], *keys: str) -> dict[str, Any]:
@@ -353,20 +346,22 @@ def _data_metadata(data: dict[str, Any], action: SetDependencyMetadata) -> None:
     uv["dependency-metadata"] = [*uv.get("dependency-metadata", []), entry]
 
 
-_DATA_STEPS: dict[type, Callable[[dict[str, Any], Any], None]] = {
-    SetSource: _data_source,
-    SetIndex: _data_index,
-    RemoveIndex: _data_index,
-    AddRequirement: _data_add_requirement,
-    SetRequirement: _data_set_requirement,
-    AddBuildDependencies: _data_build_dependencies,
-    SetBuildVariables: _data_build_variables,
-    SetConfig: _data_config,
-    SetPathSource: _data_path_source,
-    AddOverride: _data_override,
-    SetDependencyMetadata: _data_metadata,
-    AddConstraint: _data_constraint,
-    SetBound: _data_bound,
+# One row per action: how it edits the tomlkit document, and the same edit on plain data
+# (what the written file must parse back to). A new action is one class in actions.py and one row.
+STEPS: dict[type, tuple[Callable[[Container, Any], None], Callable[[dict[str, Any], Any], None]]] = {
+    SetSource: (_doc_source, _data_source),
+    SetIndex: (_set_index, _data_index),
+    RemoveIndex: (_remove_index, _data_index),
+    AddRequirement: (_doc_add_requirement, _data_add_requirement),
+    SetRequirement: (_doc_set_requirement, _data_set_requirement),
+    AddBuildDependencies: (_doc_build_dependencies, _data_build_dependencies),
+    SetBuildVariables: (_doc_build_variables, _data_build_variables),
+    SetConfig: (_doc_config, _data_config),
+    SetPathSource: (_doc_path_source, _data_path_source),
+    AddOverride: (_doc_override, _data_override),
+    SetDependencyMetadata: (_doc_metadata, _data_metadata),
+    AddConstraint: (_doc_constraint, _data_constraint),
+    SetBound: (_doc_bound, _data_bound),
 }
 
 
@@ -374,7 +369,7 @@ def apply_to_data(data: dict[str, Any], actions: Iterable[Action]) -> dict[str, 
     """The same actions on plain data: what the written file must parse back to."""
     result = copy.deepcopy(data)
     for action in actions:
-        _DATA_STEPS[type(action)](result, action)
+        STEPS[type(action)][1](result, action)
     return result
 
 

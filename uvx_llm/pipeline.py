@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from uvx_llm import actions, config, files, log, paths
 from uvx_llm import catalog as catalog_module
-from uvx_llm import config, files, log, paths
 from uvx_llm import plan as plan_module
 from uvx_llm import project as project_module
 from uvx_llm.errors import LlmSyncError
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
     from uvx_llm import doctor as doctor_module
+    from uvx_llm import findings
     from uvx_llm import machine as machine_module
     from uvx_llm.checkouts import Checkout
 
@@ -53,7 +54,7 @@ class Run:
     """One run's project, its plan, and the machine it was planned for (None: no detection)."""
 
     project: project_module.Project
-    plan: plan_module.Plan
+    plan: actions.Plan
     machine: machine_module.Machine | None
 
 
@@ -128,10 +129,10 @@ def project_if_any(options: Options) -> project_module.Project | None:
 
 def request(
     options: Options, project: project_module.Project, catalog: catalog_module.Catalog
-) -> plan_module.Request:
+) -> actions.Request:
     resolved = settings(options, project.config)
     chosen = config.indexes(resolved, catalog)
-    return plan_module.Request(
+    return actions.Request(
         backend=resolved["backend"],
         index_base=chosen.torch_base,
         index_format=chosen.torch_format,
@@ -189,7 +190,7 @@ def make_plan(options: Options, *, detect: bool) -> Run:
     return Run(project=project, plan=made, machine=found)
 
 
-def report(made: plan_module.Plan) -> None:
+def report(made: actions.Plan) -> None:
     """Every decision, environment setting and warning, as log messages."""
     for decision in made.decisions:
         logger.info("decision", topic=decision.topic, choice=decision.choice, reason=decision.reason)
@@ -269,23 +270,23 @@ def show_settings(options: Options) -> Shown:
     )
 
 
-def project_finding(options: Options, loaded: project_module.Project) -> doctor_module.Finding:
+def project_finding(options: Options, loaded: project_module.Project) -> findings.Finding:
     """Whether pyproject.toml is as llm-sync maintains it (the check command's answer), for doctor."""
-    from uvx_llm import doctor as doctor_module  # noqa: PLC0415 - see the module docstring
+    from uvx_llm import findings  # noqa: PLC0415 - see the module docstring
 
     try:
         run = make_plan(options, detect=False)
     except LlmSyncError as error:
-        return doctor_module.Finding("project", doctor_module.WARNING, error.what, error.why, error.fix)
+        return findings.Finding("project", findings.WARNING, error.what, error.why, error.fix)
     if run.plan.actions:
-        return doctor_module.Finding(
+        return findings.Finding(
             "project",
-            doctor_module.WARNING,
+            findings.WARNING,
             f"{loaded.path} is not as llm-sync maintains it",
             "llm-sync check shows the difference",
             "run `llm-sync check --fix` (or `llm-sync`)",
         )
-    return doctor_module.Finding("project", doctor_module.OK, f"{loaded.path} is up to date")
+    return findings.Finding("project", findings.OK, f"{loaded.path} is up to date")
 
 
 def diagnose(options: Options, *, python: Path | None, timeout: float) -> doctor_module.Report:

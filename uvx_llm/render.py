@@ -10,14 +10,16 @@ from typing import TYPE_CHECKING, Any
 from uvx_llm.redact import redact_data
 
 if TYPE_CHECKING:
+    from uvx_llm.lockfile import Resolution
     from uvx_llm.pipeline import Checked, Preview, Shown
 
 PRECEDENCE = ("command line", "LLM_SYNC_* environment", "[tool.llm-sync]", "user config file", "default")
 
 
-def plan_document(preview: Preview) -> dict[str, Any]:
+def plan_document(preview: Preview, resolution: Resolution | None = None) -> dict[str, Any]:
     project, made, machine = preview.run.project, preview.run.plan, preview.run.machine
-    return {
+    resolved = {"resolved": resolution.to_json()} if resolution is not None else {}
+    return resolved | {
         "project": str(project.path),
         "machine": machine.to_json() if machine else None,
         "backend": made.backend,
@@ -34,6 +36,29 @@ def plan_document(preview: Preview) -> dict[str, Any]:
             "min_version": str(made.uv_min_version) if made.uv_min_version else None,
         },
     }
+
+
+def resolution_text(resolution: Resolution) -> str:
+    """The locked stack per platform beside the plan, and where they disagree."""
+    from uvx_llm.lockfile import TRACKED  # noqa: PLC0415 - only plan --resolve shows a lock
+
+    if resolution.code != 0:
+        tail = "\n".join(f"  {line}" for line in resolution.output[-12:])
+        return (
+            f"Resolved: `uv lock` failed (exit {resolution.code}) after {resolution.seconds:.1f} s:\n{tail}"
+        )
+    lines = [f"Resolved (uv lock in a temporary copy, {resolution.seconds:.1f} s):"]
+    for stack in resolution.stacks:
+        found = [str(p) for n in TRACKED if (p := stack.get(n)) is not None]
+        lines.append(
+            f"  {stack.platform} (Python {stack.python}): {', '.join(found) or 'no tracked package'}"
+        )
+    if resolution.problems:
+        lines.append("  outside the plan:")
+        lines.extend(f"    {problem}" for problem in resolution.problems)
+    else:
+        lines.append("  the lock agrees with the plan")
+    return "\n".join(lines)
 
 
 def plan_text(preview: Preview) -> str:

@@ -11,15 +11,16 @@ uv's "No solution found", the packages involved and what llm-sync can do.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from uvx_llm import files, log, paths, pipeline
 from uvx_llm.errors import ExitCode, LlmSyncError
 
 if TYPE_CHECKING:
-    from uvx_llm import progress
+    from uvx_llm import lockfile, progress
     from uvx_llm import uv as uv_module
-    from uvx_llm.plan import Plan
+    from uvx_llm.actions import Plan
     from uvx_llm.project import Project
 
 logger = log.get_logger("llm-sync")
@@ -140,15 +141,8 @@ def lock_and_verify(
     if code != 0:
         explain_unsatisfiable(output)
         return code
-    packages = lockfile.read(path)
     python = lockfile.lowest_python(project.table("project").get("requires-python"))
-    problems = [
-        f"{platform}: {problem}"
-        for platform in lockfile.PLATFORMS
-        for problem in lockfile.disagreements(
-            lockfile.stack(packages, platform=platform, python=python), made.expectation
-        )
-    ]
+    _, problems = lockfile.check(lockfile.read(path), made.expectation, python=python)
     if not problems:
         logger.info("uv.lock agrees with the plan", python=python)
         return 0
@@ -166,6 +160,50 @@ def lock_and_verify(
         ),
         exit_code=ExitCode.DIFFERENCES,
     )
+
+
+def resolve(run: pipeline.Run, *, uv_args: tuple[str, ...]) -> lockfile.Resolution:
+    """`plan --resolve`: the plan applied and locked in a temporary copy of the project.
+
+    The copy holds the new pyproject.toml and a copy of uv.lock as its own files
+    and links to everything else (checkouts keep their relative paths), so the
+    project's own files, uv.lock included, stay byte-identical.
+    """
+    import tempfile  # noqa: PLC0415 - only plan --resolve needs it
+    import time  # noqa: PLC0415 - same
+
+    from uvx_llm import lockfile  # noqa: PLC0415 - see sync
+    from uvx_llm import patch as patch_module  # noqa: PLC0415 - same
+    from uvx_llm import uv as uv_module  # noqa: PLC0415 - same
+
+    project, made = run.project, run.plan
+    uv = uv_module.find()
+    uv_module.require(uv, made.uv_min_version)
+    with tempfile.TemporaryDirectory(prefix="llm-sync-resolve-") as scratch:
+        copy = Path(scratch)
+        for entry in project.root.iterdir():
+            if entry.name not in {"pyproject.toml", "uv.lock", ".venv", ".git"}:
+                (copy / entry.name).symlink_to(entry)
+        (copy / "pyproject.toml").write_bytes(
+            patch_module.encode(project, patch_module.render(project, made.actions))
+        )
+        if (project.root / "uv.lock").exists():
+            (copy / "uv.lock").write_bytes((project.root / "uv.lock").read_bytes())
+        output: list[str] = []
+        started = time.monotonic()
+        code = uv_module.lock(
+            uv,
+            project_dir=copy,
+            uv_args=lock_arguments(uv_args),
+            env=made.uv_environment(),
+            on_stderr_line=output.append,
+        )
+        seconds = time.monotonic() - started
+        if code != 0:
+            return lockfile.Resolution(code, seconds, output=tuple(output))
+        python = lockfile.lowest_python(project.table("project").get("requires-python"))
+        stacks, problems = lockfile.check(lockfile.read(copy / "uv.lock"), made.expectation, python=python)
+    return lockfile.Resolution(code, seconds, stacks, tuple(problems), tuple(output))
 
 
 def run_uv(
