@@ -189,6 +189,15 @@ def _check_keys(table: Mapping[str, Any], known: Mapping[str, str], where: str) 
                     f"{where} checkouts must be a list of folder names",
                     fix='write it as checkouts = ["verl[vllm]", "vendor/OpenRLHF"]',
                 )
+            for entry in value:
+                folder = entry.split("[", 1)[0].strip().rstrip("/")
+                if folder in {"", "."} or folder.startswith(".."):
+                    raise LlmSyncError(
+                        f"{where} checkouts names {entry!r}, which is not a checkout inside the project",
+                        why="each entry is a framework checkout's folder under the project; the project itself "
+                        "(or a folder above it) would make it depend on itself",
+                        fix='name the checkout\'s folder, e.g. checkouts = ["verl"], or remove the entry',
+                    )
             continue
         if key not in known:
             raise LlmSyncError(
@@ -245,6 +254,12 @@ def load_user_config(path: Path) -> dict[str, Any]:
         return {}
     except OSError as error:
         raise LlmSyncError(f"cannot read {path}: {error.strerror}", fix="check its permissions") from None
+    except UnicodeDecodeError as error:
+        raise LlmSyncError(
+            f"{path} is not UTF-8 text (byte {error.start})",
+            why="TOML files must be UTF-8",
+            fix=f"re-save it as UTF-8, or delete {path} to use the defaults",
+        ) from None
     try:
         table = tomlread.loads(text)
     except ValueError as error:

@@ -250,7 +250,14 @@ def _route(
     previous = desired_source(recorded) if recorded and recorded != backend else None
     kept = []
     routed_by_us = False
+    by_url = direct_url_packages(project)
     for package in packages:
+        if package in by_url:
+            out.warnings.append(
+                f"left {package} alone: {by_url[package]} is a direct-URL requirement, and a source llm-sync "
+                "added would override that URL; remove the URL to let llm-sync route it"
+            )
+            continue
         current = sources.get(package)
         if current == want:
             routed_by_us = True
@@ -289,6 +296,16 @@ def _route(
         )
     if previous is not None:
         _drop_old_index(recorded or "", backend, project, kept, out)
+
+
+def direct_url_packages(project: Project) -> dict[str, str]:
+    """Packages a requirement names with a URL (`torch @ https://...whl`): the user's own choice."""
+    return {
+        canonicalize_name(requirement.name): str(requirement)
+        for dep_list in project.dependency_lists()
+        for requirement in dep_list.requirements
+        if requirement.url
+    }
 
 
 def _indexes(
