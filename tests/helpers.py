@@ -50,11 +50,14 @@ def make(
     *,
     backend: str = "auto",
     force: bool = False,
+    prefer: str = "newest",  # the compile path; tests of the prebuilt route ask for "prebuilt"
 ) -> actions.Plan:
     from uvx_llm import config  # noqa: PLC0415 - keeps the import list of helpers short
 
     request = actions.Request(
-        backend=config.Setting(backend, "--backend" if backend != "auto" else "default"), force=force
+        backend=config.Setting(backend, "--backend" if backend != "auto" else "default"),
+        force=force,
+        prefer=prefer,
     )
     return plan.make(machine=target, project=project_, catalog=cat, request=request)
 
@@ -101,6 +104,9 @@ def environment(index: PackageIndex, **extra: str) -> dict[str, str]:
             "UV": uv_binary(),
             "UV_DEFAULT_INDEX": index.url("/simple"),
             "LLM_SYNC_TORCH_INDEX_URL": index.url("/whl"),
+            # The stand-in flash-attn is an sdist: tests of the compile path take the newest
+            # torch; the prebuilt route's tests set "prebuilt" and a loopback release host.
+            "LLM_SYNC_PREFER": "newest",
             # The base interpreter: a build environment made from a virtual
             # environment's interpreter does not see its build dependencies.
             "UV_PYTHON": str(

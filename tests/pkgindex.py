@@ -20,6 +20,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from packaging.utils import canonicalize_name
 
@@ -64,6 +65,29 @@ def build_wheel(
     record_lines.append(f"{dist_info}/RECORD,,")
     files[f"{dist_info}/RECORD"] = "\n".join(record_lines) + "\n"
     path = directory / f"{dist}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for arcname, text in files.items():
+            archive.writestr(arcname, text)
+    return path
+
+
+def build_release_wheel(directory: Path, filename: str, name: str, version: str) -> Path:
+    """A platform wheel under a release asset's name (``flash_attn-2.8.3+cu12torch2.8…-cp311-cp311-linux_x86_64.whl``).
+
+    As the real release assets are: the local version is in the file name only, METADATA
+    says ``version`` (the publish workflows rename the built wheel).
+    """
+    dist = canonicalize_name(name).replace("-", "_")
+    dist_info = f"{dist}-{version}.dist-info"
+    tag = "-".join(filename.removesuffix(".whl").split("-")[2:])
+    files = {
+        f"{dist}/__init__.py": f"__version__ = {version!r}\nPREBUILT = {filename!r}\n",
+        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nRequires-Dist: torch\n",
+        f"{dist_info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: llm-sync-tests\nRoot-Is-Purelib: false\nTag: {tag}\n",
+    }
+    lines = [f"{path},{_record_hash(text.encode())},{len(text.encode())}" for path, text in files.items()]
+    files[f"{dist_info}/RECORD"] = "\n".join([*lines, f"{dist_info}/RECORD,,"]) + "\n"
+    path = directory / filename
     with zipfile.ZipFile(path, "w") as archive:
         for arcname, text in files.items():
             archive.writestr(arcname, text)
@@ -123,6 +147,14 @@ class PackageIndex:
     delay_seconds: float = 0.0  # slow every answer down (tests that interrupt uv mid-way)
     flat: set[str] = field(default_factory=set)  # prefixes served as one flat file listing
     credentials: dict[str, str] = field(default_factory=dict)  # prefix -> "Basic ..." header it needs
+    release_files: dict[str, Path] = field(default_factory=dict)  # exact path -> file (a GitHub release host)
+
+    def add_release_wheel(self, path: str, name: str, version: str) -> None:
+        """Serve a stand-in wheel at ``path`` (/OWNER/REPO/releases/download/TAG/ASSET), as GitHub does."""
+        folder = self.root / "releases" / path.strip("/").rsplit("/", 1)[0].replace("/", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        filename = path.rsplit("/", 1)[1]
+        self.release_files[path] = build_release_wheel(folder, filename, name, version)
 
     def add(self, prefix: str, name: str, version: str, *, requires: Sequence[str] = ()) -> None:
         folder = self.root / prefix.strip("/").replace("/", "_")
@@ -178,6 +210,9 @@ class PackageIndex:
         self.requests.append(path)
         if self.delay_seconds:
             time.sleep(self.delay_seconds)
+        released = self.release_files.get(unquote(path))
+        if released is not None:
+            return 200, released.read_bytes(), "application/octet-stream"
         if path.rstrip("/") in self.flat:
             return 200, self._flat_listing(path.rstrip("/")).encode(), "text/html"
         if path.startswith("/files/"):

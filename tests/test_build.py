@@ -102,7 +102,11 @@ def test_unknown_memory_uses_cpus_alone(cat: Catalog) -> None:
 
 def test_plan_writes_build_settings_and_tunes(cat: Catalog) -> None:
     made = plan.make(
-        machine=H200, project=simple("flash-attn"), catalog=cat, request=actions.Request(), host=H200_HOST
+        machine=H200,
+        project=simple("flash-attn"),
+        catalog=cat,
+        request=actions.Request(prefer="newest"),
+        host=H200_HOST,
     )
     assert (
         actions.AddBuildDependencies("flash-attn", (build.TORCH_AT_RUNTIME, "ninja", "packaging", "psutil"))
@@ -170,14 +174,14 @@ def test_project_without_extensions_gets_no_tuning(cat: Catalog) -> None:
         machine=H200,
         project=proj('[project]\nname = "x"\nversion = "0"\ndependencies = ["torch"]\n'),
         catalog=cat,
-        request=actions.Request(),
+        request=actions.Request(prefer="newest"),
         host=H200_HOST,
     )
     assert made.env == ()
 
 
 def test_uv_no_config_is_warned_about(cat: Catalog) -> None:
-    request = actions.Request(environment={"UV_NO_CONFIG": "1"})
+    request = actions.Request(environment={"UV_NO_CONFIG": "1"}, prefer="newest")
     made = plan.make(machine=H200, project=simple("flash-attn"), catalog=cat, request=request, host=H200_HOST)
     assert any("UV_NO_CONFIG" in w for w in made.warnings)
 

@@ -238,9 +238,31 @@ def test_json_log_format_gives_one_object_per_event_with_decisions_and_timings(
 def test_human_output_hides_timings_unless_verbose(app: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["--cuda", "12.8", "--arch", "9.0", "--no-sync"]) == 0
     err = capsys.readouterr().err
-    assert "backend: cu128 — " in err
+    assert "llm-sync: cu128 (CUDA ≤ 12.8, sm_90) — pyproject.toml updated" in err
     assert "stage" not in err
     assert app.read_text(encoding="utf-8") != GOOD
+    assert run(["-v", "--cuda", "12.8", "--arch", "9.0", "--no-sync"]) == 0
+    verbose = capsys.readouterr().err
+    assert "backend: cu128 — " in verbose  # each decision with its reason: -v (and `plan`)
+    assert "stage (stage=plan" in verbose
+
+
+@pytest.mark.usefixtures("app")
+def test_a_default_run_says_what_it_did_in_a_few_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    """uv's register: the backend and its facts, whether the file changed and how; decisions and
+    uv's environment (RUST_LOG, MAX_JOBS) only with -v; a second run one line."""
+    assert run(["--cuda", "12.8", "--arch", "9.0", "--no-sync"]) == 0
+    first = capsys.readouterr().err.splitlines()
+    assert 2 <= len(first) <= 4, first
+    assert first[0] == "llm-sync: cu128 (CUDA ≤ 12.8, sm_90) — pyproject.toml updated"
+    assert "added torch" in first[1]
+    assert "routed torch to pytorch-cu128" in first[1]
+    assert run(["--cuda", "12.8", "--arch", "9.0", "--no-sync"]) == 0
+    second = capsys.readouterr().err.splitlines()
+    assert second == ["llm-sync: cu128 (CUDA ≤ 12.8, sm_90) — pyproject.toml unchanged"]
+    assert run(["-v", "--cuda", "12.8", "--arch", "9.0", "--no-sync"]) == 0
+    verbose = capsys.readouterr().err
+    assert "pytorch routing: pytorch-cu128 on Linux" in verbose
 
 
 def test_bad_log_format_variable(
@@ -250,6 +272,72 @@ def test_bad_log_format_variable(
     assert run(["check"]) == ExitCode.USAGE
     assert "json" in capsys.readouterr().err
     assert app.read_text(encoding="utf-8") == GOOD
+
+
+# --- colour, as uv does it -----------------------------------------------------------------------
+
+RED_ERROR, YELLOW_WARNING, CYAN_FIX = (
+    "\x1b[1;31merror\x1b[0m:",
+    "\x1b[1;33mwarning\x1b[0m:",
+    "\x1b[1;36mfix\x1b[0m:",
+)
+
+
+@pytest.mark.usefixtures("app")
+def test_colour_on_request_and_never_when_piped_or_with_no_color(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run(["plan", "--cuda", "12.8", "--arch", "9.0"]) == 0
+    piped = capsys.readouterr()
+    assert "\x1b[" not in piped.out + piped.err  # captured output is no terminal
+    assert run(["plan", "--color", "always", "--cuda", "12.8", "--arch", "9.0"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b[32m+torch = [" in out  # the diff: added lines green
+    assert "\x1b[1m--- a/pyproject.toml" in out
+    assert run(["--color", "always", "--backend", "cu999"]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(RED_ERROR)
+    assert CYAN_FIX in err
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert run(["--backend", "cu999"]) == ExitCode.USAGE
+    assert "\x1b[" not in capsys.readouterr().err
+    assert run(["--color", "never", "--backend", "cu999"]) == ExitCode.USAGE
+    assert "\x1b[" not in capsys.readouterr().err
+
+
+def test_warnings_and_doctor_severities_coloured_only_when_asked() -> None:
+    from uvx_llm import doctor, findings, log  # noqa: PLC0415 - only this test renders a report
+
+    report = doctor.Report(
+        findings=(
+            findings.Finding("toolchain", findings.ERROR, "no nvcc", fix="install the CUDA toolkit"),
+            findings.Finding("machine", findings.OK, "driver 580.95"),
+        ),
+        facts={},
+    )
+    coloured = report.render(colour=True)
+    assert "\x1b[1;31merror   \x1b[0m[toolchain] no nvcc" in coloured
+    assert "\x1b[32mok      \x1b[0m[machine]" in coloured
+    assert CYAN_FIX in coloured
+    assert "\x1b[" not in report.render()
+    assert log.HumanRenderer(colour=True)(None, "warning", {"event": "hm", "level": "warning"}).startswith(
+        YELLOW_WARNING
+    )
+
+
+# --- messages that fit ---------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("app")
+def test_a_uv_option_before_the_dashes_says_where_it_goes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--frozen"]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("error: uv options go after `--`: `llm-sync -- --frozen`")
+    assert "Did you mean" not in err
+    assert run(["plan", "--offline"]) == ExitCode.USAGE
+    assert "`llm-sync plan -- --offline`" in capsys.readouterr().err
+    assert run(["--no-such-thing"]) == ExitCode.USAGE  # not uv's either: click's own message
+    assert "No such option" in capsys.readouterr().err
 
 
 def test_every_json_document_carries_its_format_version(

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from helpers import applied, environment, installed_version, llm_sync, make, simple, write_project
+from helpers import STANDINS, applied, environment, installed_version, llm_sync, make, simple, write_project
 from pkgindex import PackageIndex, serve
 
 from uvx_llm import actions, config, plan
@@ -103,6 +103,9 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackageIndex]:
         index.add(f"/pytorch-wheels/{variant}", "torch", f"2.9.0+{variant}")
         index.flat.add(f"/pytorch-wheels/{variant}")
     index.add("/simple", "vllm", "0.11.2", requires=["torch==2.9.0"])
+    for need in ("ninja", "packaging", "psutil"):
+        index.add("/simple", need, "1.0")
+    index.add_sdist("/simple", "flash-attn", "9.9.9", backend=STANDINS / "recording_backend.py")
     index.credentials["/pytorch-wheels"] = "Basic " + base64.b64encode(b"team:hunter2").decode()
     with contextlib.contextmanager(serve)(index) as served:
         yield served
@@ -141,3 +144,25 @@ def test_wrong_credentials_fail_in_uv_and_stay_hidden(mirror: PackageIndex, tmp_
     result = llm_sync(["--cuda", "12.8", "--arch", "9.0"], env=env, cwd=project)
     assert result.returncode != 0
     assert "wrong-pass" not in result.stdout + result.stderr
+
+
+@pytest.mark.uv
+def test_a_flat_mirror_builds_flash_attn_against_the_locked_torch(
+    mirror: PackageIndex, tmp_path: Path
+) -> None:
+    """uv looks up a match-runtime build dependency as if every index were PEP 503 (a flat
+    mirror answers 404): on a flat mirror the build's torch is pinned to the locked one."""
+    project = write_project(tmp_path / "app", "flash-attn")
+    record = tmp_path / "builds.jsonl"
+    env = environment(mirror, LLM_SYNC_TEST_RECORD=str(record))
+    env["LLM_SYNC_TORCH_INDEX_URL"] = mirror.url("/pytorch-wheels").replace("http://", "http://team:hunter2@")
+    env["LLM_SYNC_TORCH_INDEX_FORMAT"] = "flat"
+    result = llm_sync(["--cuda", "12.8", "--arch", "9.0", "--no-build-check"], env=env, cwd=project)
+    assert result.returncode == 0, result.stderr
+    [built] = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
+    assert built["torch"] == "2.9.0+cu128"
+    text = (project / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"torch==2.9.0+cu128"' in text
+    assert "match-runtime" not in text
+    again = llm_sync(["check"], env=env, cwd=project)
+    assert again.returncode == 0, again.stderr

@@ -75,29 +75,37 @@ def test_verl_uv_integration_is_recognised_and_left_alone(cat: Catalog, machine_
         assert any("cannot run the project's torch variants" in w for w in made.warnings)
 
 
-def test_template_keeps_hand_written_routing_and_records_its_backend(cat: Catalog) -> None:
+def test_template_keeps_hand_written_routing_and_takes_prebuilt_flash_attn(cat: Catalog) -> None:
+    # The template pins flash-attn==2.8.3 and, through vllm, torch 2.8: flash-attn
+    # publishes wheels for exactly that, so they are locked instead of compiled.
     template = project.load(REAL_WORLD / "llm-env-templates__verl__pyproject.toml")
     made = make(template, cat)
     assert made.backend == "cu128"
     assert actions.SetConfig("backend", "cu128") in made.actions
-    assert actions.SetConfig("cuda-archs", "9.0") in made.actions  # the H200's architecture, for the team
-    assert not any(isinstance(a, actions.SetSource) for a in made.actions)
+    assert made.built_packages == ()
+    [source] = [a for a in made.actions if isinstance(a, actions.SetSource)]
+    assert source.package == "flash-attn"
     added = [
         line
         for line in patch.diff(template, patch.render(template, made.actions)).splitlines()
         if line.startswith("+") and not line.startswith("+++")
     ]
+    wheel = "https://github.com/Dao-AILab/flash-attention/releases/download/v2.8.3/flash_attn-2.8.3+cu12torch2.8cxx11abiTRUE"
     assert added == [
         "+    \"flash-attn==2.8.3 ; sys_platform == 'linux'\",",
         "+constraint-dependencies = [",
         '+    "torch>=2.8,<2.9", # llm-sync: bound: the cu128 builds of torch 2.8 that the project\'s pins allow',
         '+    "vllm>=0.10.2", # llm-sync: bound: releases that pin a torch inside torch>=2.8,<2.9; older ones pin none',
         "+]",
-        '+flash-attn = [{ requirement = "torch", match-runtime = true }, "ninja", "packaging", "psutil"]',
-        '+flash-attn = { FLASH_ATTENTION_SKIP_CUDA_BUILD = "TRUE", TORCH_CUDA_ARCH_LIST = "9.0", FLASH_ATTN_CUDA_ARCHS = "90" }',
+        "+flash-attn = [",
+        *(
+            f'+    {{ url = "{wheel}-cp{py}-cp{py}-linux_x86_64.whl", marker = "sys_platform == \'linux\' and '
+            f"platform_machine == 'x86_64' and python_version == '3.{py[1:]}'\" }},"
+            for py in ("311", "312", "313")
+        ),
+        "+]",
         "+",
         "+[tool.llm-sync]",
-        '+cuda-archs = "9.0"',
         '+backend = "cu128"',
     ]
     assert any("FLASH_ATTENTION_SKIP_CUDA_BUILD" in w for w in made.warnings)

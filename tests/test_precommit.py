@@ -56,6 +56,7 @@ def repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
         "GIT_AUTHOR_EMAIL": "t@example.invalid",
         "GIT_COMMITTER_NAME": "t",
         "GIT_COMMITTER_EMAIL": "t@example.invalid",
+        "LLM_SYNC_PREFER": "newest",  # flash-attn's compile settings are what the hook must add
     }
     git(folder, "init", "-q", env=env)
     (folder / ".pre-commit-config.yaml").write_text(yaml.safe_dump(local), encoding="utf-8")

@@ -38,14 +38,17 @@ def test_sync_routes_torch_to_the_cuda_build_and_macos_to_cpu(
     lock = (project / "uv.lock").read_text(encoding="utf-8")
     assert 'version = "2.9.0+cpu"' in lock  # the same lock serves macOS laptops
     assert "sys_platform != 'linux'" in lock
-    assert "backend: cu128" in result.stderr
+    assert "llm-sync: cu128 (CUDA ≤ 12.8, sm_90) — pyproject.toml updated" in result.stderr
+    assert "RUST_LOG" not in result.stderr  # uv's environment: -v and `plan`
 
-    # Second run: nothing to change in the file, uv sync runs again.
+    # Second run: nothing to change in the file, uv sync runs again; one line of llm-sync's own.
     before = (project / "pyproject.toml").read_bytes()
-    again = llm_sync(["--cuda", "12.8", "--arch", "9.0"], env=environment(package_index), cwd=project)
+    again = llm_sync(["-v", "--cuda", "12.8", "--arch", "9.0"], env=environment(package_index), cwd=project)
     assert again.returncode == 0, again.stderr
     assert (project / "pyproject.toml").read_bytes() == before
     assert "updated" not in again.stderr
+    assert "backend: cu128 — kept from [tool.llm-sync] backend" in again.stderr  # the decision, with -v
+    assert "llm-sync: cu128 (CUDA ≤ 12.8, sm_90) — pyproject.toml unchanged" in again.stderr
 
 
 def test_driver_limited_to_cuda_124_gets_the_cu124_stack(package_index: PackageIndex, tmp_path: Path) -> None:
@@ -98,7 +101,19 @@ def test_uv_failure_exits_with_uvs_code(package_index: PackageIndex, tmp_path: P
     assert result.returncode == 1
     assert "No solution found" in result.stderr
     assert "packages involved: torch" in result.stderr
-    assert "--relief override" in result.stderr
+    assert "hint: `llm-sync plan` shows which torch releases" in result.stderr
+    assert "--relief" not in result.stderr  # no framework involved: no framework advice
+
+
+def test_an_offline_failure_gets_no_framework_advice(package_index: PackageIndex, tmp_path: Path) -> None:
+    project = write_project(tmp_path / "app", "vllm==0.11.2")
+    result = llm_sync(
+        ["--cuda", "12.8", "--arch", "9.0", "--", "--offline"], env=environment(package_index), cwd=project
+    )
+    assert result.returncode != 0
+    assert "hint: with --offline uv uses only its cache" in result.stderr
+    assert "verl" not in result.stderr
+    assert "OpenRLHF" not in result.stderr
 
 
 def test_no_sync_stops_after_the_file(package_index: PackageIndex, tmp_path: Path) -> None:
@@ -281,8 +296,10 @@ def test_a_build_that_cannot_succeed_is_refused_before_it_starts(
     env = environment(package_index, CUDA_HOME=str(empty_toolkit))
     result = llm_sync(["--cuda", "12.8", "--arch", "9.0"], env=env, cwd=project)
     assert result.returncode == 2
-    assert "needs nvcc" in result.stderr
-    assert "fix:" in result.stderr
+    assert result.stderr.count("needs nvcc") == 1  # one message: not as warning:, error: and why: again
+    assert "warning:" not in result.stderr
+    assert "  fix: install the CUDA toolkit 12.x (matching torch +cu128) and set CUDA_HOME" in result.stderr
+    assert "do what the message says" not in result.stderr
     assert (project / "pyproject.toml").read_bytes() == before
     assert not (project / ".venv").exists()
 
@@ -436,3 +453,20 @@ def test_a_cuda_124_driver_makes_uv_backtrack_vllm_to_the_torch_it_can_get(
     assert result.returncode == 0, result.stderr
     assert installed_version(project, "torch") == "2.6.0+cu124"
     assert installed_version(project, "vllm") == "0.8.5"  # not 0.11.2, which pins torch 2.9.0
+
+
+def test_an_unreachable_pytorch_index_gets_the_mirror_hint(
+    package_index: PackageIndex, tmp_path: Path
+) -> None:
+    project = write_project(tmp_path / "app", "torch")
+    env = environment(package_index, LLM_SYNC_TORCH_INDEX_URL="http://127.0.0.1:9/whl", UV_HTTP_RETRIES="0")
+    result = llm_sync(["--cuda", "12.8", "--arch", "9.0"], env=env, cwd=project)
+    assert result.returncode != 0
+    hints = [line for line in result.stderr.splitlines() if line.startswith("hint:")]
+    assert len(hints) == 1, result.stderr
+    assert "could not reach the PyTorch index (127.0.0.1:9)" in hints[0]
+    assert "pyproject.toml already routes torch there" in hints[0]
+    assert "--mirror" in hints[0]
+    assert "--torch-index-url" in hints[0]
+    assert "git checkout pyproject.toml" in hints[0]
+    assert "--relief" not in result.stderr

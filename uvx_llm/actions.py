@@ -41,7 +41,7 @@ class RemoveIndex:
 @dataclass(frozen=True)
 class SetSource:
     package: str
-    value: Any
+    value: Any  # None: remove llm-sync's own entry
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,15 @@ class AddBuildDependencies:
 
     package: str
     entries: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class ReplaceBuildDependency:
+    """Replace one entry of [tool.uv.extra-build-dependencies] <package> (same position)."""
+
+    package: str
+    old: Any
+    new: Any
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,15 @@ class SetBound:
     old: str | None = None
 
 
+@dataclass(frozen=True)
+class SetEnvironments:
+    """Write [tool.uv] environments (the Pythons the lock is solved for), replacing ``old`` (llm-sync's own)."""
+
+    markers: tuple[str, ...]
+    comment: str
+    old: tuple[str, ...] = ()
+
+
 Action = (
     SetIndex
     | RemoveIndex
@@ -127,11 +145,13 @@ Action = (
     | AddBuildDependencies
     | SetRequirement
     | SetBuildVariables
+    | ReplaceBuildDependency
     | SetPathSource
     | AddOverride
     | SetDependencyMetadata
     | AddConstraint
     | SetBound
+    | SetEnvironments
 )
 
 
@@ -178,6 +198,10 @@ class Request:
     force: bool = False
     all_archs: bool = False  # build for the packages' default architectures, not only the local GPUs
     environment: Mapping[str, str] = field(default_factory=dict)  # the user's: values set there win
+    prefer: str = "prebuilt"  # where torch is open: the newest torch with release wheels, or the newest
+    prebuilt_url: str = "https://github.com"  # the release-wheel download prefix (credentials split off)
+    # The Linux torch uv.lock holds (read only for a flat PyTorch mirror, whose builds need it pinned).
+    locked_torch: str | None = None
 
 
 @dataclass(frozen=True)

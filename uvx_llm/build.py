@@ -20,8 +20,15 @@ from typing import TYPE_CHECKING, Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from uvx_llm.actions import AddBuildDependencies, EnvSetting, SetBuildVariables, SetRequirement
+from uvx_llm.actions import (
+    AddBuildDependencies,
+    EnvSetting,
+    ReplaceBuildDependency,
+    SetBuildVariables,
+    SetRequirement,
+)
 from uvx_llm.catalog import BuildPackage, Catalog, Pair, parse_capability, show_pair, show_sm
+from uvx_llm.prebuilt import ours
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -76,30 +83,56 @@ def _entry_name(entry: Any) -> str | None:
         return None
 
 
-def built_packages(project: Project, catalog: Catalog) -> list[BuildPackage]:
-    """Declared packages the catalog can build, except those the project takes from an index (prebuilt)."""
+def _own_sources(project: Project) -> set[str]:
+    """Packages the project routes itself (llm-sync's release-wheel entries are re-decided each run)."""
+    return {canonicalize_name(k) for k, v in project.uv_sources.items() if not ours(v)}
+
+
+def built_packages(
+    project: Project, catalog: Catalog, *, skip: frozenset[str] = frozenset()
+) -> list[BuildPackage]:
+    """Declared packages the catalog can build, except those the project takes from a source of
+    its own, and ``skip`` (routed to release wheels by this plan)."""
     declared = project.declared()
-    sources = {canonicalize_name(k): v for k, v in project.uv_sources.items()}
-    return [b for b in catalog.builds if b.name in declared and b.name not in sources]
+    sources = _own_sources(project)
+    return [b for b in catalog.builds if b.name in declared and b.name not in sources and b.name not in skip]
 
 
 def prebuilt(project: Project, catalog: Catalog) -> list[str]:
     declared = project.declared()
-    sources = {canonicalize_name(k) for k in project.uv_sources}
+    sources = _own_sources(project)
     return [b.name for b in catalog.builds if b.name in declared and b.name in sources]
 
 
-def file_settings(project: Project, packages: list[BuildPackage]) -> list[AddBuildDependencies]:
-    """What [tool.uv.extra-build-dependencies] lacks; existing entries are kept as written."""
+def torch_entry(*, index_format: str, locked_torch: str | None) -> Any:
+    """How the build gets torch: the runtime one (match-runtime), or on a flat mirror the
+    locked one by version. uv looks a match-runtime requirement up as if every index were
+    PEP 503, which a flat mirror answers with 404 (uv 0.13.8); a plain requirement goes
+    through [tool.uv.sources] and so through the flat listing. Before a lock exists the
+    flat case names torch alone: the first `uv lock` then pins it."""
+    if index_format != "flat":
+        return TORCH_AT_RUNTIME
+    return f"torch=={locked_torch}" if locked_torch else "torch"
+
+
+def file_settings(
+    project: Project, packages: list[BuildPackage], *, torch: Any = TORCH_AT_RUNTIME
+) -> list[AddBuildDependencies | ReplaceBuildDependency]:
+    """What [tool.uv.extra-build-dependencies] lacks; existing entries are kept as written, except
+    a torch entry llm-sync must pin for a flat mirror."""
     table = project.table("tool", "uv", "extra-build-dependencies")
-    actions = []
+    actions: list[AddBuildDependencies | ReplaceBuildDependency] = []
     for package in packages:
         current: Any = next((v for k, v in table.items() if canonicalize_name(k) == package.name), [])
-        present = {_entry_name(e) for e in current} if isinstance(current, list) else set()
-        wanted: list[Any] = [TORCH_AT_RUNTIME, *package.requires]
+        entries = current if isinstance(current, list) else []
+        present = {_entry_name(e) for e in entries}
+        wanted: list[Any] = [torch, *package.requires]
         missing = tuple(e for e in wanted if _entry_name(e) not in present)
         if missing:
             actions.append(AddBuildDependencies(package.name, missing))
+        old_torch = next((e for e in entries if _entry_name(e) == "torch"), None)
+        if torch != TORCH_AT_RUNTIME and old_torch is not None and old_torch != torch:
+            actions.append(ReplaceBuildDependency(package.name, old_torch, torch))
     return actions
 
 

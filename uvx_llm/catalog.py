@@ -82,6 +82,7 @@ class TorchRelease:
     source: str
     old_abi: frozenset[str] = frozenset()  # builds with the pre-C++11 ABI; "pypi": the PyPI wheel
     pypi_cuda: Pair | None = None  # the CUDA runtime the PyPI Linux wheel requires
+    python: SpecifierSet = field(default_factory=SpecifierSet)  # CPython versions with Linux wheels
 
     def archs(self, variant: str) -> tuple[Pair, ...] | None:
         for name, archs in self.variants:
@@ -123,6 +124,8 @@ class BuildPackage:
     uv_min_version: Version
     source: str
     platform_marker: str | None = None
+    compile_units: int | None = None  # ninja steps of a full build
+    unit_seconds: float | None = None  # wall seconds of one step for one architecture on one core
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,22 @@ class Prebuilt:
     cuda: tuple[str, ...]
     python: SpecifierSet
     unconfirmed: bool
+    published: tuple[Version, ...] = ()  # the releases of ``versions`` that exist (PyPI and a GitHub release)
+    cuda_tag: tuple[tuple[int, str], ...] = ()  # the {C} setup.py names for a torch of each CUDA major
+    abi: tuple[str, ...] = ("TRUE", "FALSE")  # the cxx11abi values built
+    missing: frozenset[str] = frozenset()  # "torch2.4-cp313": combinations the matrix excludes
+    broken: frozenset[str] = frozenset()  # "cu12torch2.6cxx11abiFALSE": wheels that fail to import
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class PrebuiltAssets:
+    """Where a package's release wheels live: <prefix>/<repo>/releases/download/<tag>/<asset>."""
+
+    package: str
+    repo: str
+    tag: str  # "v{version}"
+    asset: str  # with {version} {cuda} {torch} {abi} {py}
 
 
 @dataclass(frozen=True)
@@ -183,6 +202,10 @@ class Catalog:
     guards: tuple[Guard, ...] = ()
     known_bad: tuple[KnownBad, ...] = ()
     prebuilt: tuple[Prebuilt, ...] = ()
+    prebuilt_assets: tuple[PrebuiltAssets, ...] = ()
+
+    def assets(self, package: str) -> PrebuiltAssets | None:
+        return next((a for a in self.prebuilt_assets if a.package == package), None)
 
     def mirror(self, name: str) -> Mirror | None:
         return next((m for m in self.mirrors if m.name == name), None)
@@ -333,6 +356,7 @@ def _torch(rows: list[_Row], pypi: list[_Row], variant_names: set[str]) -> tuple
         if not versions:
             raise _bad(metadata.where, "versions is empty")
         cuda = metadata.convert("pypi-cuda", parse_pair, None)
+        python = row.convert("python", SpecifierSet, SpecifierSet())
         found.append(
             TorchRelease(
                 release=release,
@@ -342,6 +366,7 @@ def _torch(rows: list[_Row], pypi: list[_Row], variant_names: set[str]) -> tuple
                 source=row.text("source"),
                 old_abi=old_abi,
                 pypi_cuda=cuda,
+                python=python,
             )
         )
     return tuple(found)
@@ -399,21 +424,58 @@ def from_data(data: dict[str, Any]) -> Catalog:
         guards=tuple(_guard(row) for row in top.rows("guards")),
         known_bad=tuple(_known_bad(row) for row in top.rows("known-bad")),
         prebuilt=tuple(_prebuilt(row) for row in top.rows("prebuilt")),
+        prebuilt_assets=tuple(
+            _assets(name, top.table("prebuilt-assets").table(name))
+            for name, _ in top.table("prebuilt-assets", {}).items()
+        ),
     )
+
+
+_ABI_VALUES = ("TRUE", "FALSE")
+_ASSET_FIELDS = ("{version}", "{cuda}", "{torch}", "{abi}", "{py}")
 
 
 def _prebuilt(row: _Row) -> Prebuilt:
-    row.text("source")
     row.text("checked")
     unconfirmed = row.get("unconfirmed", bool, False)
+    versions = row.convert("versions", SpecifierSet)
+    published = tuple(_convert_value(row, "published", v, Version) for v in row.strings("published", []))
+    outside = [str(v) for v in published if not versions.contains(v, prereleases=True)]
+    if outside:
+        raise _bad(row.where, f"published {outside} are outside versions = {str(versions)!r}")
+    cuda = tuple(row.strings("cuda"))
+    tags = row.table("cuda-tag", {})
+    cuda_tag = tuple(
+        (_convert_value(tags, "cuda-tag", major, int), str(tags.text(major))) for major, _ in tags.items()
+    )
+    abi = tuple(row.strings("abi", list(_ABI_VALUES)))
+    if not set(abi) <= set(_ABI_VALUES):
+        raise _bad(row.where, f"abi = {list(abi)} must be among {list(_ABI_VALUES)}")
+    if published and not cuda_tag:
+        raise _bad(row.where, "a row with published releases needs cuda-tag")
     return Prebuilt(
         canonicalize_name(row.text("package")),
-        row.convert("versions", SpecifierSet),
+        versions,
         _pair_list(row, "torch"),
-        tuple(row.strings("cuda")),
+        cuda,
         row.convert("python", SpecifierSet),
         unconfirmed,
+        published=published,
+        cuda_tag=cuda_tag,
+        abi=abi,
+        missing=frozenset(row.strings("missing", [])),
+        broken=frozenset(row.strings("broken", [])),
+        source=row.text("source"),
     )
+
+
+def _assets(name: str, row: _Row) -> PrebuiltAssets:
+    row.text("source")
+    asset = row.text("asset")
+    absent = [f for f in _ASSET_FIELDS if f not in asset]
+    if absent or not asset.endswith(".whl"):
+        raise _bad(row.where, f"asset = {asset!r} must be a .whl name with {', '.join(_ASSET_FIELDS)}")
+    return PrebuiltAssets(canonicalize_name(name), row.text("repo"), row.text("tag"), asset)
 
 
 def _known_bad(row: _Row) -> KnownBad:
@@ -439,6 +501,8 @@ def _build(name: str, row: _Row) -> BuildPackage:
         uv_min_version=row.convert("uv-min-version", Version),
         source=row.text("source"),
         platform_marker=row.text("platform-marker", None),
+        compile_units=row.get("compile-units", int, None),
+        unit_seconds=None if "unit-seconds" not in row.data else float(row.get("unit-seconds", (int, float))),
     )
 
 

@@ -31,11 +31,11 @@ def _output_error(error: OSError) -> LlmSyncError:
     )
 
 
-def _print(text: str) -> None:
+def _print(text: str, *, colour: bool | None = None) -> None:
     """A command's result on stdout, flushed and checked: a closed pipe (`| head -0`) or a full
     disk (`> /dev/full`) is an error with its own exit code, never a silent exit 0."""
     try:
-        click.echo(text)
+        click.echo(text, color=colour)
         sys.stdout.flush()
     except OSError as error:
         raise _output_error(error) from None
@@ -70,8 +70,17 @@ _PROJECT = click.option(
     type=click.Path(path_type=Path),
     help="Project folder (default: nearest pyproject.toml upward).",
 )
-_VERBOSE = click.option("-v", "--verbose", count=True, help="More detail (repeatable).")
+_VERBOSE = click.option(
+    "-v", "--verbose", count=True, help="Also each decision and uv's environment (repeatable)."
+)
 _QUIET = click.option("-q", "--quiet", count=True, help="Errors only.")
+_COLOR = click.option(
+    "--color",
+    type=click.Choice(log.COLOR_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Colour: auto (on a terminal, unless NO_COLOR), always, or never. Passed on to uv.",
+)
 
 
 _TARGET_KEYS = ("cuda", "arch")  # what `check`, being machine-independent, does not take
@@ -100,6 +109,7 @@ def _shared_options(function: Any, *, target: bool) -> Any:
         ),
         _VERBOSE,
         _QUIET,
+        _COLOR,
     ]
     for option in reversed(options):
         function = option(function)
@@ -110,7 +120,9 @@ def _options(kwargs: dict[str, Any]) -> Options:
     """The shared options out of a command's keywords, set up logging as they say."""
     given = {spec.key: kwargs.pop(spec.param) for spec in config.SPECS if spec.param in kwargs}
     switches = {
-        key: kwargs.pop(key) for key in ("project", "force", "all_archs", "verbose", "quiet") if key in kwargs
+        key: kwargs.pop(key)
+        for key in ("project", "force", "all_archs", "verbose", "quiet", "color")
+        if key in kwargs
     }
     options = Options(given=given, **switches)
     pipeline.set_up_logging(options)
@@ -179,7 +191,8 @@ def plan(as_json: bool, resolve: bool, uv_args: tuple[str, ...], **kwargs: Any) 
     if as_json:
         _echo_json(render.plan_document(preview, resolution))
     else:
-        _print(render.plan_text(preview))
+        colour = log.use_colour(sys.stdout)
+        _print(render.plan_text(preview, colour=colour), colour=colour)
         if resolution is not None:
             _print(render.resolution_text(resolution))
     return ExitCode.DIFFERENCES if resolution is not None and not resolution.ok else ExitCode.OK
@@ -233,13 +246,15 @@ def check(fix: bool, as_json: bool, **kwargs: Any) -> int:
     "--timeout", type=float, default=60.0, show_default=True, help="Seconds the interpreter gets to answer."
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
+@_COLOR
 def doctor(python: Path | None, timeout: float, as_json: bool, **kwargs: Any) -> int:
     """Check the machine and the project's environment; say how to fix each problem."""
     report = pipeline.diagnose(_options(kwargs), python=python, timeout=timeout)
     if as_json:
         _echo_json(report.to_json())
     else:
-        _print(report.render())
+        colour = log.use_colour(sys.stdout)
+        _print(report.render(colour=colour), colour=colour)
     return ExitCode.DIFFERENCES if report.has_errors else ExitCode.OK
 
 
@@ -414,6 +429,14 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
+def uv_option_before_dashes(option: str, args: list[str]) -> LlmSyncError | None:
+    """The error for an option of `uv sync` given to llm-sync's own command line (before `--`)."""
+    from uvx_llm import uv as uv_module  # noqa: PLC0415 - only on this error's path
+
+    command = args[0] if args else ""
+    return uv_module.misplaced_option(option, command=command)
+
+
 def run(argv: list[str] | None = None) -> None:
     """Run the command line and exit with its code."""
     with _signals_as_interrupts():
@@ -429,13 +452,15 @@ def run(argv: list[str] | None = None) -> None:
 
 def _run(argv: list[str]) -> int:
     pipeline.reset()  # the user config file is read once per run, never carried over to the next
+    log.configure()  # nor are the last run's verbosity and colour
     try:
         args = with_default_command(argv)
         code = cli.main(args=args, prog_name="llm-sync", standalone_mode=False)
     except LlmSyncError as error:
         if error.exit_code == ExitCode.OUTPUT:
             _silence_stdout()
-        click.echo(error.render(), err=True)
+        colour = log.use_colour(sys.stderr)
+        click.echo(error.render(colour=colour), err=True, color=colour)
         code = error.exit_code
     except (KeyboardInterrupt, click.exceptions.Abort) as error:
         signum = _interrupted_by(error)
@@ -445,7 +470,12 @@ def _run(argv: list[str]) -> int:
     except click.exceptions.Exit as done:
         code = done.exit_code
     except click.NoSuchOption as error:
-        _explain_unknown_option(error).show()
+        misplaced = uv_option_before_dashes(error.option_name, args)
+        if misplaced is None:
+            _explain_unknown_option(error).show()
+        else:
+            colour = log.use_colour(sys.stderr)
+            click.echo(misplaced.render(colour=colour), err=True, color=colour)
         code = ExitCode.USAGE
     except click.ClickException as error:
         error.show()

@@ -128,6 +128,20 @@ SPECS = (
         fix="override replaces the framework's pin everywhere; metadata rewrites its declared requirements",
     ),
     Spec(
+        "prefer",
+        "where the project leaves torch open: prebuilt (the newest torch with prebuilt CUDA-extension wheels) or newest (the newest torch, compiling if needed)",
+        choices=("prebuilt", "newest"),
+        default="prebuilt",
+        check="choice",
+        fix="prebuilt saves the compile (flash-attn: about 23 min per GPU architecture on 16 cores); newest takes the newest torch",
+    ),
+    Spec(
+        "prebuilt-url",
+        "where release wheels are downloaded from (a GitHub mirror or proxy): URL/OWNER/REPO/releases/download/TAG/WHEEL",
+        metavar="URL",
+        default="https://github.com",
+    ),
+    Spec(
         "log-format",
         "human, or json (one JSON object per event)",
         choices=("human", "json"),

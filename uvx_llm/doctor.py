@@ -449,15 +449,20 @@ class Report:
             for severity in (ERROR, WARNING, OK)
         }
 
-    def render(self) -> str:
+    def render(self, *, colour: bool = False) -> str:
+        """The report as text; severities and ``fix:`` coloured as uv colours its own (``colour``)."""
+        from uvx_llm.log import paint  # noqa: PLC0415 - only when a report is shown as text
+
+        styles = {ERROR: "error", WARNING: "warning", OK: "ok"}
         counts = self.summary()
         lines = [f"llm-sync doctor: {counts[ERROR]} error(s), {counts[WARNING]} warning(s)"]
         for finding in ordered(list(self.findings)):
-            lines.append(f"{finding.severity:<8}[{finding.area}] {finding.title}")
+            severity = paint(f"{finding.severity:<8}", styles.get(finding.severity, "bold"), colour=colour)
+            lines.append(f"{severity}[{finding.area}] {finding.title}")
             if finding.detail:
                 lines.append(f"          {finding.detail}")
             if finding.fix and finding.severity != OK:
-                lines.append(f"          fix: {finding.fix}")
+                lines.append(f"          {paint('fix', 'hint', colour=colour)}: {finding.fix}")
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:

@@ -47,15 +47,17 @@ class LlmSyncError(Exception):
         self.fix = fix
         self.exit_code = exit_code
 
-    def render(self) -> str:
-        from uvx_llm.redact import redact  # noqa: PLC0415 - only when an error is shown
+    def render(self, *, colour: bool = False) -> str:
+        """``error: what`` / ``why:`` / ``fix:``, labels coloured as uv colours them when ``colour``."""
+        from uvx_llm.log import paint  # noqa: PLC0415 - only when an error is shown
+        from uvx_llm.redact import redact  # noqa: PLC0415 - same
 
-        lines = [f"error: {self.what}"]
+        lines = [f"{paint('error', 'error', colour=colour)}: {redact(self.what)}"]
         if self.why:
-            lines.append(f"  why: {self.why}")
+            lines.append(f"  {paint('why', 'bold', colour=colour)}: {redact(self.why)}")
         if self.fix:
-            lines.append(f"  fix: {self.fix}")
-        return redact("\n".join(lines))
+            lines.append(f"  {paint('fix', 'hint', colour=colour)}: {redact(self.fix)}")
+        return "\n".join(lines)
 
 
 class NotYetPlannedError(LlmSyncError):

@@ -15,23 +15,54 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import MutableMapping
 
-_LEVEL_STYLE = {"warning": "\x1b[33m", "error": "\x1b[31m", "debug": "\x1b[2m"}
+# uv's palette: red bold `error:`, yellow bold `warning:`, cyan bold `hint:`/`fix:`/`why:`.
+STYLES = {
+    "error": "\x1b[1;31m",
+    "warning": "\x1b[1;33m",
+    "hint": "\x1b[1;36m",
+    "debug": "\x1b[2m",
+    "added": "\x1b[32m",
+    "removed": "\x1b[31m",
+    "ok": "\x1b[32m",
+    "bold": "\x1b[1m",
+}
+_LEVEL_STYLE = {level: STYLES[level] for level in ("warning", "error", "debug")}
 _RESET = "\x1b[0m"
-_settings: dict[str, Any] = {"verbosity": 0, "configured": False, "format": "human"}
+COLOR_CHOICES = ("auto", "always", "never")
+_settings: dict[str, Any] = {"verbosity": 0, "configured": False, "format": "human", "color": "auto"}
 # How the human renderer writes structured events; JSON output carries the fields as they are.
 _TEMPLATES = {
     "decision": "{topic}: {choice} — {reason}",
     "environment": "{name}={value} — {reason}",
 }
-_VERBOSE_ONLY = {"stage"}  # timings: in JSON always, for people only with -v
+# Timings, each decision and each environment setting: in JSON always, for people only with -v
+# (and in `llm-sync plan`); a default run says what it did in a line or two (render.sync_summary).
+_VERBOSE_ONLY = {"stage", "decision", "environment"}
 
 
-def use_colour(stream: Any) -> bool:
-    """Colour only on a terminal, and never when NO_COLOR is set (no-color.org)."""
+def use_colour(stream: Any, choice: str | None = None) -> bool:
+    """Whether to colour what goes to ``stream``, as uv decides: ``--color always``/``never``
+    first; then NO_COLOR (no-color.org) turns colour off and FORCE_COLOR on; else colour
+    only on a terminal. ``choice`` defaults to the run's ``--color``."""
+    choice = str(_settings["color"]) if choice is None else choice
+    if choice in {"always", "never"}:
+        return choice == "always"
     if os.environ.get("NO_COLOR"):
         return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
+
+
+def paint(text: str, style: str, *, colour: bool) -> str:
+    """``text`` in one of `STYLES`, when ``colour``."""
+    return f"{STYLES[style]}{text}{_RESET}" if colour and text else text
+
+
+def colour_choice() -> str:
+    """The run's ``--color`` (auto, always or never)."""
+    return str(_settings["color"])
 
 
 class HumanRenderer:
@@ -47,15 +78,16 @@ class HumanRenderer:
         level = str(event.pop("level", method))
         if message in _VERBOSE_ONLY and not self.verbose:
             raise _drop()
+        if message == "hint":  # a suggestion after an error or a warning, as uv writes them
+            return f"{paint('hint', 'hint', colour=self.colour)}: {event.get('text', '')}"
         if message in _TEMPLATES:
             text = _TEMPLATES[message].format(**event)
         else:
             extras = " ".join(f"{key}={value}" for key, value in event.items())
             text = message + (f" ({extras})" if extras else "")
-        prefix = "" if level == "info" else f"{level}: "
-        if self.colour and level in _LEVEL_STYLE:
-            prefix = f"{_LEVEL_STYLE[level]}{prefix}{_RESET}"
-        return prefix + text
+        if level == "info":
+            return text
+        return f"{paint(level, level, colour=self.colour and level in _LEVEL_STYLE)}: {text}"
 
 
 # The standard logging levels, without importing logging (start-up time).
@@ -82,10 +114,11 @@ def _drop() -> BaseException:
     return structlog.DropEvent()
 
 
-def configure(*, verbosity: int = 0, log_format: str = "human") -> None:
+def configure(*, verbosity: int = 0, log_format: str = "human", color: str = "auto") -> None:
     """Remember the settings; structlog itself is set up on the first message."""
     _settings["verbosity"] = verbosity
     _settings["format"] = log_format
+    _settings["color"] = color
     _settings["configured"] = False
 
 

@@ -25,10 +25,12 @@ from uvx_llm.actions import (
     AddOverride,
     AddRequirement,
     RemoveIndex,
+    ReplaceBuildDependency,
     SetBound,
     SetBuildVariables,
     SetConfig,
     SetDependencyMetadata,
+    SetEnvironments,
     SetIndex,
     SetPathSource,
     SetRequirement,
@@ -238,6 +240,21 @@ def _data_bound(data: dict[str, Any], action: SetBound) -> None:
     uv["constraint-dependencies"] = [*kept, action.requirement]
 
 
+def _doc_environments(doc: Container, action: SetEnvironments) -> None:
+    if action.old:
+        entries = _table(doc, "tool", "uv")["environments"]
+        for old in action.old:  # each with its comment
+            del entries[[str(item) for item in entries].index(old)]
+    for marker in action.markers:
+        _add_commented(doc, "environments", marker, action.comment)
+
+
+def _data_environments(data: dict[str, Any], action: SetEnvironments) -> None:
+    uv = _plain_dict(data, "tool", "uv")
+    kept = [e for e in uv.get("environments", []) if e not in action.old]
+    uv["environments"] = [*kept, *action.markers]
+
+
 def _data_constraint(data: dict[str, Any], action: AddConstraint) -> None:
     uv = _plain_dict(data, "tool", "uv")
     uv["constraint-dependencies"] = [*uv.get("constraint-dependencies", []), action.requirement]
@@ -275,7 +292,11 @@ def _same_package(table: Any, package: str) -> str:
 
 def _doc_source(doc: Container, action: SetSource) -> None:
     sources = _table(doc, "tool", "uv", "sources")
-    sources[_same_package(sources, action.package)] = _item(action.value)
+    key = _same_package(sources, action.package)
+    if action.value is None:  # llm-sync's own entries withdrawn (release wheels that no longer fit)
+        sources.remove(key)
+    else:
+        sources[key] = _item(action.value)
 
 
 def _doc_add_requirement(doc: Container, action: AddRequirement) -> None:
@@ -294,6 +315,22 @@ def _doc_build_dependencies(doc: Container, action: AddBuildDependencies) -> Non
             table[action.package].append(_item(entry))
     else:
         table[action.package] = _item(list(action.entries))
+
+
+def _same_entry(item: Any, entry: Any) -> bool:
+    plain = item.unwrap() if hasattr(item, "unwrap") else item
+    return bool(plain == entry)
+
+
+def _doc_replace_build_dependency(doc: Container, action: ReplaceBuildDependency) -> None:
+    entries = _table(doc, "tool", "uv", "extra-build-dependencies")[action.package]
+    position = next(i for i, item in enumerate(entries) if _same_entry(item, action.old))
+    entries[position] = _item(action.new)
+
+
+def _data_replace_build_dependency(data: dict[str, Any], action: ReplaceBuildDependency) -> None:
+    entries = _plain_dict(data, "tool", "uv", "extra-build-dependencies")[action.package]
+    entries[entries.index(action.old)] = action.new
 
 
 def _doc_build_variables(doc: Container, action: SetBuildVariables) -> None:
@@ -346,7 +383,11 @@ def _index_in_data(uv: dict[str, Any], action: SetIndex | RemoveIndex) -> None:
 
 def _data_source(data: dict[str, Any], action: SetSource) -> None:
     sources = _plain_dict(data, "tool", "uv", "sources")
-    sources[_same_package(sources, action.package)] = action.value
+    key = _same_package(sources, action.package)
+    if action.value is None:
+        sources.pop(key, None)
+    else:
+        sources[key] = action.value
 
 
 def _data_index(data: dict[str, Any], action: SetIndex | RemoveIndex) -> None:
@@ -404,12 +445,14 @@ STEPS: dict[type, tuple[Callable[[Container, Any], None], Callable[[dict[str, An
     SetRequirement: (_doc_set_requirement, _data_set_requirement),
     AddBuildDependencies: (_doc_build_dependencies, _data_build_dependencies),
     SetBuildVariables: (_doc_build_variables, _data_build_variables),
+    ReplaceBuildDependency: (_doc_replace_build_dependency, _data_replace_build_dependency),
     SetConfig: (_doc_config, _data_config),
     SetPathSource: (_doc_path_source, _data_path_source),
     AddOverride: (_doc_override, _data_override),
     SetDependencyMetadata: (_doc_metadata, _data_metadata),
     AddConstraint: (_doc_constraint, _data_constraint),
     SetBound: (_doc_bound, _data_bound),
+    SetEnvironments: (_doc_environments, _data_environments),
 }
 
 

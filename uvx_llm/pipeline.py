@@ -12,6 +12,7 @@ the functions that use them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from uvx_llm import findings
     from uvx_llm import machine as machine_module
     from uvx_llm.checkouts import Checkout
+    from uvx_llm.resources import Resources
+    from uvx_llm.toolkit import Toolkit
 
 logger = log.get_logger("llm-sync")
 _USER_CONFIG_READ: dict[str, Any] = {}
@@ -47,15 +50,21 @@ class Options:
     all_archs: bool = False
     verbose: int = 0
     quiet: int = 0
+    color: str = "auto"  # --color: auto, always or never
 
 
 @dataclass(frozen=True)
 class Run:
-    """One run's project, its plan, and the machine it was planned for (None: no detection)."""
+    """One run's project, its plan, and the machine it was planned for (None: no detection),
+    with what else the plan was made from (to plan again once uv.lock exists)."""
 
     project: project_module.Project
     plan: actions.Plan
     machine: machine_module.Machine | None
+    request: actions.Request | None = None
+    host: Resources | None = None
+    toolkit: Toolkit | None = None
+    checkouts: tuple[Checkout, ...] = ()
 
 
 def reset() -> None:
@@ -85,8 +94,11 @@ def settings(options: Options, project_table: dict[str, Any]) -> config.Resolved
 
 def set_up_logging(options: Options) -> None:
     """Logging as the settings say (log-format needs no project: it is not a project key)."""
+    log.configure(verbosity=options.verbose - options.quiet, color=options.color)  # for the settings' errors
     log.configure(
-        verbosity=options.verbose - options.quiet, log_format=settings(options, {})["log-format"].value
+        verbosity=options.verbose - options.quiet,
+        log_format=settings(options, {})["log-format"].value,
+        color=options.color,
     )
 
 
@@ -136,11 +148,14 @@ def request(
         backend=resolved["backend"],
         index_base=chosen.torch_base,
         index_format=chosen.torch_format,
+        locked_torch=locked_torch(project) if chosen.torch_format == "flat" else None,
         extra_env=config.mirror_environment(chosen, os.environ),
         relief=resolved["relief"].value,
         force=options.force,
         all_archs=options.all_archs,
         environment=dict(os.environ),
+        prefer=resolved["prefer"].value,
+        prebuilt_url=resolved["prebuilt-url"].value,
     )
 
 
@@ -177,6 +192,7 @@ def make_plan(options: Options, *, detect: bool) -> Run:
             found = machine(options, catalog)
             host, found_toolkit = resources.detect(), toolkit.find(os.environ)
     asked = request(options, project, catalog)
+    found_checkouts = checkouts(project)
     with stage("plan"):
         made = plan_module.make(
             machine=found,
@@ -185,19 +201,51 @@ def make_plan(options: Options, *, detect: bool) -> Run:
             request=asked,
             host=host,
             toolkit=found_toolkit,
-            checkouts=checkouts(project),
+            checkouts=found_checkouts,
         )
-    return Run(project=project, plan=made, machine=found)
+    return Run(project, made, found, asked, host, found_toolkit, found_checkouts)
 
 
-def report(made: actions.Plan) -> None:
-    """Every decision, environment setting and warning, as log messages."""
+def replan(run: Run) -> Run:
+    """The same run planned again from the file on disk and the uv.lock it now has (a flat
+    mirror's build torch is pinned to the locked one); the machine is not detected again."""
+    assert run.request is not None  # noqa: S101 - make_plan always records it
+    project = project_module.load(run.project.path)
+    asked = dataclasses.replace(run.request, locked_torch=locked_torch(project))
+    made = plan_module.make(
+        machine=run.machine,
+        project=project,
+        catalog=catalog_module.load(),
+        request=asked,
+        host=run.host,
+        toolkit=run.toolkit,
+        checkouts=run.checkouts,
+    )
+    return dataclasses.replace(run, project=project, plan=made, request=asked)
+
+
+def locked_torch(project: project_module.Project) -> str | None:
+    """The torch a Linux machine gets from the project's uv.lock; None without a lock."""
+    path = project.root / "uv.lock"
+    if not path.exists():
+        return None
+    from uvx_llm import lockfile  # noqa: PLC0415 - only a flat mirror's build needs the lock
+
+    python = lockfile.lowest_python(project.table("project").get("requires-python"))
+    torch = lockfile.stack(lockfile.read(path), platform="linux", python=python).get("torch")
+    return str(torch.version) if torch is not None else None
+
+
+def report(made: actions.Plan, *, except_warnings: tuple[str, ...] = ()) -> None:
+    """Every decision, environment setting and warning, as log messages (decisions and settings are
+    shown with -v; a warning an error is about to repeat is left out)."""
     for decision in made.decisions:
         logger.info("decision", topic=decision.topic, choice=decision.choice, reason=decision.reason)
     for setting in made.env:
         logger.info("environment", name=setting.name, value=setting.shown, reason=setting.reason)
     for warning in made.warnings:
-        logger.warning(warning)
+        if warning not in except_warnings:
+            logger.warning(warning)
 
 
 # --- the commands' cores -------------------------------------------------------------------------

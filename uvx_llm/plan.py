@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
-from uvx_llm import bounds, build, config, frameworks, guards
+from uvx_llm import bounds, build, config, frameworks, guards, prebuilt_plan
 from uvx_llm.actions import (
     AddRequirement,
     Builder,
     EnvSetting,
     Plan,
+    ReplaceBuildDependency,
     Request,
     SetConfig,
     SetPathSource,
@@ -26,7 +27,7 @@ from uvx_llm.actions import (
 from uvx_llm.catalog import BuildPackage, Catalog, Pair, TorchRelease, show_sm
 from uvx_llm.errors import LlmSyncError
 from uvx_llm.routing import torch_plan
-from uvx_llm.torch_fit import CPU
+from uvx_llm.torch_fit import CPU, TorchScope
 
 if TYPE_CHECKING:
     from packaging.version import Version
@@ -50,16 +51,19 @@ def _build_plan(
     catalog: Catalog,
     request: Request,
     out: Builder,
+    skip: frozenset[str] = frozenset(),
 ) -> tuple[tuple[EnvSetting, ...], Version | None]:
-    """Build settings for the file, and tuning for this machine; (environment, minimum uv)."""
+    """Build settings for the file, and tuning for this machine; (environment, minimum uv).
+
+    ``skip``: packages this plan routes to release wheels (nothing to build)."""
     out.warnings.extend(build.skip_build_warnings(project))
     for name in build.prebuilt(project, catalog):
         out.decide(
             "build settings",
             f"none for {name}",
-            f"{name} comes from an index in [tool.uv.sources]: prebuilt wheels",
+            f"{name} comes from the project's own [tool.uv.sources] entry: prebuilt wheels",
         )
-    packages = build.built_packages(project, catalog)
+    packages = build.built_packages(project, catalog, skip=skip)
     if not packages:
         return (), None
     if request.environment.get("UV_NO_CONFIG"):
@@ -67,8 +71,17 @@ def _build_plan(
             "UV_NO_CONFIG is set: uv then ignores [tool.uv] extra-build-dependencies (checked with uv 0.13.8), "
             f"so {', '.join(p.name for p in packages)} would build without the runtime torch. Unset it"
         )
-    for action in build.file_settings(project, packages):
+    torch = build.torch_entry(index_format=request.index_format, locked_torch=request.locked_torch)
+    for action in build.file_settings(project, packages, torch=torch):
         out.actions.append(action)
+        if isinstance(action, ReplaceBuildDependency):
+            out.decide(
+                "build settings",
+                f"[tool.uv.extra-build-dependencies] {action.package}: {action.new}",
+                "the torch uv.lock holds: on a flat mirror the build's torch is named by version "
+                "(uv looks match-runtime up as a PEP 503 index, which a flat listing is not)",
+            )
+            continue
         needs = ", ".join(e if isinstance(e, str) else "torch (the runtime version)" for e in action.entries)
         out.decide(
             "build settings",
@@ -153,6 +166,17 @@ def _bound_plan(
     for action, bound in bounds.actions(project, planned):
         out.actions.append(action)
         out.decide("bound", action.requirement, bound.reason)
+    environments, warning = bounds.python_environments(project, planned, catalog)
+    if environments is not None:
+        out.actions.append(environments)
+        out.decide(
+            "python range",
+            ", ".join(environments.markers),
+            environments.comment.removeprefix(f"{bounds.PYTHON_MARK}: ")
+            + ": the lock is solved for these Pythons only; uv tells a teammate on another one plainly",
+        )
+    if warning is not None:
+        out.warnings.append(warning)
     editable = [a.package for a in out.actions if isinstance(a, SetPathSource)]
     editable += [
         canonicalize_name(name)
@@ -245,11 +269,24 @@ def make(
     out = Builder()
     wanted = dict(frameworks.parse_entry(e) for e in project.config.get("checkouts", []))
     project = _checkout_plan(project=project, found=checkouts, wanted=wanted, request=request, out=out)
-    env, build_uv_min = _build_plan(
-        machine=machine, host=host, project=project, catalog=catalog, request=request, out=out
-    )
     backend, routing_uv_min, scope = torch_plan(
         machine=machine, project=project, catalog=catalog, request=request, out=out
+    )
+    routed, narrowed = prebuilt_plan.plan(
+        machine=machine,
+        project=project,
+        catalog=catalog,
+        request=request,
+        backend=backend,
+        releases=scope.releases if scope else (),
+        newest=prebuilt_plan.newest_fit(machine, scope, catalog),
+        host=host,
+        out=out,
+    )
+    if narrowed is not None:
+        scope = TorchScope(*narrowed)
+    env, build_uv_min = _build_plan(
+        machine=machine, host=host, project=project, catalog=catalog, request=request, out=out, skip=routed
     )
     _guard_plan(
         project=project,
@@ -268,7 +305,7 @@ def make(
         catalog=catalog,
         out=out,
     )
-    packages = build.built_packages(project, catalog)
+    packages = build.built_packages(project, catalog, skip=routed)
     if backend == CPU and packages:
         out.warnings.append(
             "CUDA extensions are declared but the backend is cpu: their builds need a CUDA torch and nvcc"

@@ -38,6 +38,7 @@ LEFTOVER_GRACE = 1.0
 # Captured output beyond this is cut (a runaway program must not fill memory).
 CAPTURE_LIMIT = 8 * 2**20
 _POSIX = sys.platform != "win32"
+_Process = subprocess.Popen[str] | subprocess.Popen[bytes]
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def _environment(overrides: Mapping[str, str] | None) -> dict[str, str]:
     return env
 
 
-def _signal_group(process: subprocess.Popen[str], signum: int) -> bool:
+def _signal_group(process: _Process, signum: int) -> bool:
     """Send ``signum`` to the child's process group; False when the group is gone."""
     if not _POSIX:  # pragma: no cover - no process groups on Windows: the child alone
         if process.poll() is not None:
@@ -87,7 +88,7 @@ def _signal_group(process: subprocess.Popen[str], signum: int) -> bool:
     return True
 
 
-def _group_alive(process: subprocess.Popen[str]) -> bool:
+def _group_alive(process: _Process) -> bool:
     if process.poll() is None:
         return True
     if not _POSIX:  # pragma: no cover - see _signal_group
@@ -101,7 +102,7 @@ def _group_alive(process: subprocess.Popen[str]) -> bool:
     return True
 
 
-def _wait_for_group(process: subprocess.Popen[str], seconds: float) -> bool:
+def _wait_for_group(process: _Process, seconds: float) -> bool:
     """Whether the whole group is gone within ``seconds`` (the leader is reaped meanwhile)."""
     deadline = time.monotonic() + seconds
     while _group_alive(process):
@@ -111,7 +112,7 @@ def _wait_for_group(process: subprocess.Popen[str], seconds: float) -> bool:
     return True
 
 
-def stop_tree(process: subprocess.Popen[str], *, grace: float | None = None) -> None:
+def stop_tree(process: _Process, *, grace: float | None = None) -> None:
     """Take the child and everything it started down: SIGINT, SIGTERM, then SIGKILL."""
     grace = GRACE_SECONDS if grace is None else grace
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -172,7 +173,7 @@ def run(
     return Completed(tuple(args), process.returncode, stdout[:CAPTURE_LIMIT], stderr[:CAPTURE_LIMIT])
 
 
-def _end_leftovers_when_done(process: subprocess.Popen[str]) -> threading.Thread:
+def _end_leftovers_when_done(process: _Process) -> threading.Thread:
     """Once the child exits, what it left running in its group is stopped: a grandchild would
     otherwise hold the output pipes open (and the caller waiting) and outlive llm-sync."""
 
@@ -192,14 +193,20 @@ def run_streaming(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     on_stderr_line: Callable[[str], None] | None = None,
+    on_stderr_bytes: Callable[[bytes], None] | None = None,
 ) -> int:
     """Run with stdout shown as it comes; return the exit code (-N when signal N ended it).
 
     With ``on_stderr_line`` each stderr line is handed over as it arrives
     (build progress); without it stderr goes straight to the terminal.
+    With ``on_stderr_bytes`` (and a POSIX pseudo-terminal to be had) the child's
+    stderr is a pseudo-terminal instead, so it draws its own live progress and
+    colours, and its bytes are handed over as they come (see `run_in_terminal`).
     On Ctrl-C or SIGTERM (KeyboardInterrupt) the child's whole tree is stopped and
     the exception propagates.
     """
+    if on_stderr_bytes is not None and _pty_available():
+        return run_in_terminal(args, env=env, cwd=cwd, on_stderr_bytes=on_stderr_bytes)
     log.debug("run", argv=list(args), env=dict(env or {}), cwd=str(cwd) if cwd else None)
     with _popen(args, env=env, cwd=cwd, capture=False, stderr_pipe=on_stderr_line is not None) as process:
         watcher = _end_leftovers_when_done(process)
@@ -213,3 +220,77 @@ def run_streaming(
             raise
         finally:
             watcher.join(timeout=4 * LEFTOVER_GRACE)
+
+
+def _pty_available() -> bool:
+    return os.name == "posix"
+
+
+def _set_up_terminal(to_fd: int) -> None:
+    """The pseudo-terminal gets the size of the terminal llm-sync writes to (stderr), so
+    the child's progress bars fit it (80x24, the default, when there is none), and keeps
+    the child's newlines as they are."""
+    import fcntl  # noqa: PLC0415 - POSIX only, and only on this path
+    import termios  # noqa: PLC0415 - same
+
+    for fd in (2, 1, 0):
+        try:
+            size = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+        except OSError:
+            continue
+        fcntl.ioctl(to_fd, termios.TIOCSWINSZ, size)
+        break
+    attributes = termios.tcgetattr(to_fd)
+    attributes[1] &= ~termios.ONLCR  # "\n" stays "\n": the user's terminal adds its own "\r"
+    termios.tcsetattr(to_fd, termios.TCSANOW, attributes)
+
+
+def run_in_terminal(
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    on_stderr_bytes: Callable[[bytes], None],
+) -> int:
+    """Run with stderr on a new pseudo-terminal and hand its bytes over as they come
+    (carriage-return redraws and colour codes included); stdout and stdin are inherited.
+
+    The child sees a terminal, so a program like uv draws its live download bars; the
+    caller decides what reaches the user's terminal and reads the lines it needs.
+    """
+    import pty  # noqa: PLC0415 - POSIX only, and only on this path
+
+    log.debug("run", argv=list(args), env=dict(env or {}), cwd=str(cwd) if cwd else None, terminal=True)
+    controller, child_side = pty.openpty()
+    try:
+        _set_up_terminal(child_side)
+        process = subprocess.Popen(
+            list(args),
+            env=_environment(env),
+            cwd=cwd,
+            stderr=child_side,
+            start_new_session=True,  # its own group, as in run_streaming; the pty is not its controlling terminal
+        )
+    except BaseException:
+        os.close(controller)
+        raise
+    finally:
+        os.close(child_side)  # the child holds its own copy: reading ends when it (and its children) close it
+    with process:
+        watcher = _end_leftovers_when_done(process)
+        try:
+            while True:
+                try:
+                    data = os.read(controller, 65536)
+                except OSError:  # EIO: every holder of the other side has closed it (Linux)
+                    break
+                if not data:  # end of file (BSD, macOS)
+                    break
+                on_stderr_bytes(data)
+            return process.wait()
+        except BaseException:
+            stop_tree(process)
+            raise
+        finally:
+            watcher.join(timeout=4 * LEFTOVER_GRACE)
+            os.close(controller)

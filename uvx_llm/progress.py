@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, TextIO, final
 
+from uvx_llm import ttystream
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from pathlib import Path
@@ -169,6 +171,7 @@ class Progress:
         wall_clock: Callable[[], datetime] = lambda: datetime.now(tz=timezone.utc),
         columns: Callable[[], int] | None = None,
         tick_seconds: float = TICK_SECONDS,
+        raw: Callable[[bytes], None] | None = None,
     ) -> None:
         self.out = out
         self.terminal = terminal
@@ -178,6 +181,7 @@ class Progress:
         self.wall_clock = wall_clock
         self.columns = columns if columns is not None else lambda: _terminal_columns(out)
         self.tick_seconds = tick_seconds
+        self.raw = raw if raw is not None else self._write_bytes
         self.builds: list[Build] = []
         self.output: list[str] = []  # uv's own lines, for explaining a failed resolution
         self._status_shown = False
@@ -185,6 +189,8 @@ class Progress:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
+        self._splitter = ttystream.Splitter()
+        self._child_drew_at = float("-inf")  # when bytes from a child on a pseudo-terminal were last shown
 
     @property
     def current(self) -> Build | None:
@@ -220,6 +226,7 @@ class Progress:
         if self._ticker is not None and self._ticker is not threading.current_thread():
             self._ticker.join()
         with self._lock:
+            self._pieces(self._splitter.flush())
             self._clear_status()
             for build in self.builds:
                 if build.log is not None:
@@ -238,28 +245,57 @@ class Progress:
     # -- input ------------------------------------------------------------------------------------
 
     def feed(self, line: str) -> None:
+        """One line of uv's stderr, read from a pipe: shown here (build lines go to the logs)."""
         with self._lock:
-            if line.startswith("DEBUG "):
-                self._build_line(line[len("DEBUG ") :])
-                return
-            if _UV_DUMP.match(line) and self._in_failure_dump:
-                return  # already in the log file, and shown as a diagnosis
-            if len(self.output) < 2000:  # noqa: PLR2004 - a resolution explanation is far shorter
-                self.output.append(line)
-            building, built = _BUILDING.match(line), _BUILT.match(line)
-            build = self.current
-            if line.startswith("error: Failed to build"):
-                self._in_failure_dump = True
-                if build is not None and not build.ended:
-                    build.ended = build.failed = True
-            elif built:
-                for finished in self.builds:
-                    finished.ended = finished.ended or finished.package == built.group(1)
-            elif build is not None and build.total and build.done >= build.total:
-                build.ended = True  # uv's closing lines: the 100 % line is not drawn again under each
-            self._show(line)
-            if building:
-                self._start(building.group(1))
+            self._take(line, echo=True)
+
+    def feed_bytes(self, data: bytes) -> None:
+        """Bytes of uv's stderr, read from a pseudo-terminal: uv's own drawing (its live bars,
+        carriage returns, colours) reaches the terminal as it is, less the build lines;
+        the complete lines are read as `feed` reads them."""
+        with self._lock:
+            self._pieces(self._splitter.feed(data))
+
+    def _pieces(self, pieces: list[ttystream.Piece]) -> None:
+        for piece in pieces:
+            if piece.show:
+                self._clear_status()
+                self.raw(piece.show)
+                self._child_drew_at = self.clock()
+            if piece.line is not None:
+                self._take(piece.line, echo=False)
+
+    def _write_bytes(self, data: bytes) -> None:
+        self.out.flush()
+        buffer = getattr(self.out, "buffer", None)
+        if buffer is None:  # a text-only stream (tests): the text as the terminal would get it
+            self.out.write(data.decode("utf-8", errors="replace"))
+        else:
+            buffer.write(data)
+            buffer.flush()
+
+    def _take(self, line: str, *, echo: bool) -> None:
+        if line.startswith("DEBUG "):
+            self._build_line(line[len("DEBUG ") :])
+            return
+        if _UV_DUMP.match(line) and self._in_failure_dump:
+            return  # already in the log file, and shown as a diagnosis
+        if len(self.output) < 2000:  # noqa: PLR2004 - a resolution explanation is far shorter
+            self.output.append(line)
+        building, built = _BUILDING.match(line), _BUILT.match(line)
+        build = self.current
+        if line.startswith("error: Failed to build"):
+            self._in_failure_dump = True
+            if build is not None and not build.ended:
+                build.ended = build.failed = True
+        elif built:
+            for finished in self.builds:
+                finished.ended = finished.ended or finished.package == built.group(1)
+        elif build is not None and build.total and build.done >= build.total:
+            build.ended = True  # uv's closing lines: the 100 % line is not drawn again under each
+        self._show(line, echo=echo)
+        if building:
+            self._start(building.group(1))
 
     def tick(self) -> None:
         """Called every second by the timer: redraw the ticking status line on a
@@ -269,7 +305,7 @@ class Progress:
             if build is None or build.ended:
                 return
             if self.terminal:
-                if self._status_shown:
+                if self._status_shown or self.clock() - self._child_drew_at >= self.tick_seconds:
                     self._draw(build)
             elif self.clock() - build.last_reported_at >= PLAIN_EVERY_SECONDS:
                 self._plain(build)
@@ -331,10 +367,11 @@ class Progress:
 
     # -- output -----------------------------------------------------------------------------------
 
-    def _show(self, line: str) -> None:
-        self._clear_status()
-        self.out.write(line + "\n")
-        self.out.flush()
+    def _show(self, line: str, *, echo: bool) -> None:
+        if echo:  # from a pseudo-terminal, the line is on the terminal already
+            self._clear_status()
+            self.out.write(line + "\n")
+            self.out.flush()
         build = self.current
         if self.terminal and build is not None and not build.ended:
             self._draw(build)

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from uvx_llm.log import paint
 from uvx_llm.redact import redact_data
 
 if TYPE_CHECKING:
+    from uvx_llm import actions
     from uvx_llm.lockfile import Resolution
-    from uvx_llm.pipeline import Checked, Preview, Shown
+    from uvx_llm.machine import Machine
+    from uvx_llm.pipeline import Checked, Preview, Run, Shown
 
 PRECEDENCE = ("command line", "LLM_SYNC_* environment", "[tool.llm-sync]", "user config file", "default")
 
@@ -61,13 +64,29 @@ def resolution_text(resolution: Resolution) -> str:
     return "\n".join(lines)
 
 
-def plan_text(preview: Preview) -> str:
+def coloured_diff(diff: str, *, colour: bool) -> str:
+    """A unified diff with added lines green and removed lines red, as `git diff` shows it."""
+    if not colour:
+        return diff
+    lines = []
+    for line in diff.splitlines(keepends=True):
+        if line.startswith(("+++", "---")):
+            lines.append(paint(line.rstrip("\n"), "bold", colour=colour) + "\n" * line.endswith("\n"))
+        elif line.startswith(("+", "-")):
+            style = "added" if line.startswith("+") else "removed"
+            lines.append(paint(line.rstrip("\n"), style, colour=colour) + "\n" * line.endswith("\n"))
+        else:
+            lines.append(line)
+    return "".join(lines)
+
+
+def plan_text(preview: Preview, *, colour: bool = False) -> str:
     made, machine = preview.run.plan, preview.run.machine
     out: list[str] = []
     sections: list[tuple[str, list[str]]] = [
         ("Machine", machine.summary() if machine else []),
         ("Decisions", [f"{d.topic}: {d.choice}\n    {d.reason}" for d in made.decisions]),
-        ("Warnings", list(made.warnings)),
+        ("Warnings", [paint(w, "warning", colour=colour) for w in made.warnings]),
     ]
     for title, lines in sections:
         if lines:
@@ -75,7 +94,7 @@ def plan_text(preview: Preview) -> str:
             out.append("\n".join(f"  {line}" for line in lines))
     out.append("Changes to pyproject.toml:" + ("" if preview.diff else " none"))
     if preview.diff:
-        out.append(preview.diff.rstrip("\n"))
+        out.append(coloured_diff(preview.diff, colour=colour).rstrip("\n"))
     out.append("Would run:\n  " + " ".join(preview.command))
     if made.env:
         out.append("  with environment:")
@@ -127,3 +146,91 @@ def settings_text(shown: Shown) -> str:
         ),
     ]
     return "\n".join(lines)
+
+
+# --- what a default `llm-sync` run says of its own --------------------------------------------
+
+
+def machine_facts(machine: Machine | None) -> str:
+    """The facts the backend was chosen on, in a few words: ``driver 580.95, sm_90``."""
+    from uvx_llm.catalog import show_pair, show_sm  # noqa: PLC0415 - small, loaded with the plan
+
+    if machine is None:
+        return ""
+    if not machine.has_nvidia:
+        return "no NVIDIA GPU"
+    facts = []
+    if machine.driver_version:
+        facts.append(f"driver {machine.driver_version}")
+    elif machine.cuda_max:
+        facts.append(f"CUDA ≤ {show_pair(machine.cuda_max)}")
+    facts.extend(dict.fromkeys(show_sm(c) for c in machine.capabilities))
+    return ", ".join(facts)
+
+
+def _change(action: actions.Action) -> tuple[str, str] | None:
+    """One edit as (topic, item); None for an index (the routing line names it)."""
+    from uvx_llm import actions  # noqa: PLC0415 - `check` renders without the plan's vocabulary
+
+    found: tuple[str, str] | None
+    match action:
+        case actions.AddRequirement():
+            found = ("added", action.requirement)
+        case actions.SetSource():
+            found = ("routed", action.package)
+        case actions.SetBound() | actions.AddConstraint():
+            found = ("bounds", action.requirement)
+        case actions.SetConfig():
+            found = ("recorded", f"{action.key} {action.value}")
+        case actions.AddBuildDependencies() | actions.SetBuildVariables():
+            found = ("build settings for", action.package)
+        case actions.SetRequirement():
+            found = ("build settings for", action.new.split(";")[0].strip())
+        case actions.SetPathSource():
+            found = ("editable checkouts", action.package)
+        case actions.SetIndex():
+            found = None
+        case _:
+            found = ("framework relief", type(action).__name__)
+    return found
+
+
+def _changes(made_actions: tuple[actions.Action, ...]) -> list[str]:
+    """The plan's edits in a few words each, in plan order, repeats merged."""
+    from uvx_llm import actions  # noqa: PLC0415 - see _change
+
+    groups: dict[str, list[str]] = {}
+    for change in map(_change, made_actions):
+        if change is not None:
+            groups.setdefault(change[0], []).append(change[1])
+    gpu_indexes = [
+        a.name for a in made_actions if isinstance(a, actions.SetIndex) and a.name != "pytorch-cpu"
+    ]
+    if "routed" not in groups and gpu_indexes:
+        groups["indexes"] = gpu_indexes
+    routed_to = f" to {gpu_indexes[0]}" if gpu_indexes else ""
+    return [
+        f"{topic} {', '.join(dict.fromkeys(items))}{routed_to if topic == 'routed' else ''}"
+        for topic, items in groups.items()
+    ]
+
+
+def sync_summary(
+    run: Run, *, changed: bool, builds: tuple[str, ...] = (), jobs: str | None = None, colour: bool = False
+) -> list[str]:
+    """What a default `llm-sync` run says of its own before uv starts (decisions are for -v
+    and `plan`): the backend and the facts it was chosen on, whether pyproject.toml changed
+    and how, and what will be compiled. One line when nothing changes and nothing compiles."""
+    made = run.plan
+    facts = machine_facts(run.machine)
+    backend = paint(made.backend or "no torch", "bold", colour=colour)
+    head = f"llm-sync: {backend}" + (f" ({facts})" if facts else "")
+    lines = [f"{head} — pyproject.toml {'updated' if changed else 'unchanged'}"]
+    if changed:
+        lines.append("  " + "; ".join(_changes(made.actions)))
+    if builds:
+        with_jobs = f" with MAX_JOBS={jobs}" if jobs else ""
+        lines.append(
+            f"  will compile {', '.join(builds)}{with_jobs} (`llm-sync plan` shows the build settings)"
+        )
+    return lines

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name
 
-from uvx_llm import config
+from uvx_llm import config, prebuilt_plan
 from uvx_llm.actions import (
     AddRequirement,
     Builder,
@@ -173,6 +173,7 @@ def _pick_backend(
     scope: TorchScope,
     catalog: Catalog,
     out: Builder,
+    project: Project,
 ) -> str:
     def check_runs(backend: str) -> str | None:
         if machine is None or backend == CPU:
@@ -215,7 +216,9 @@ def _pick_backend(
         why = "macOS has no CUDA" if machine.system == "macos" else "no NVIDIA GPU or driver found"
         out.decide("backend", CPU, f"{why}: CPU wheels")
         return CPU
-    variant, reason = choose_variant(machine, scope, catalog)
+    variant, reason = prebuilt_plan.choose_preferring(
+        machine, scope, catalog, project=project, request=request
+    )
     out.decide("backend", variant, reason)
     return variant
 
@@ -393,6 +396,7 @@ def torch_plan(
         scope=scope,
         catalog=catalog,
         out=out,
+        project=project,
     )
     _torch_additions(lists, consumers, out)
     # Also every family package the file already routes, so torch, torchvision

@@ -10,11 +10,13 @@ uv's "No solution found", the packages involved and what llm-sync can do.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from uvx_llm import files, log, paths, pipeline
+from uvx_llm import files, log, paths, pipeline, render
 from uvx_llm.errors import ExitCode, LlmSyncError
 
 if TYPE_CHECKING:
@@ -41,34 +43,39 @@ def sync(
 
     run = pipeline.make_plan(options, detect=True)
     made, project = run.plan, run.project
-    pipeline.report(made)
+    refused = refusal(made, project, no_sync=no_sync, no_build_check=no_build_check)
+    # each decision: shown with -v, in JSON logs always; a refused build's reason only once, in the error
+    pipeline.report(made, except_warnings=made.build_blockers if refused else ())
+    if refused is not None:
+        raise refused
     new_text = patch_module.render(project, made.actions)
     uv = None
     if not no_sync:
-        if not no_build_check:
-            refuse_doomed_builds(made, project)
         uv = uv_module.find()
         uv_module.require(uv, made.uv_min_version)
-    if new_text != project.text:
+    changed = new_text != project.text
+    if changed:
         files.write(project.path, patch_module.encode(project, new_text), expected=project.raw)
-        logger.info(f"updated {project.path}")
+        logger.debug(f"updated {project.path}")
+    env = made.uv_environment()
+    announce(run, changed=changed, compiles=uv is not None, env=env)
     if uv is None:
         return ExitCode.OK
-    env = made.uv_environment()
+    env = {**env, **colour_environment()}
     if "--frozen" not in uv_args:
         with pipeline.stage("lock"):
-            code = lock_and_verify(uv, project, made, uv_args, env)
+            code = lock_phase(run, uv, uv_args, env)
         if code != 0:
             return uv_failed("uv lock", code)
         if "--locked" not in uv_args:
             uv_args = ("--locked", *uv_args)  # installs exactly what was just verified
     with pipeline.stage("sync"):
-        code, diagnosis = run_uv(uv, project, uv_args, env)
+        code, diagnosis = run_uv(uv, project, uv_args, env, made)
     if diagnosis is not None and diagnosis.kind == progress.OOM and not no_retry:
         halved = halve_jobs(env)
         if halved is not None:
             logger.warning(f"retrying once with MAX_JOBS={halved['MAX_JOBS']} (--no-retry turns this off)")
-            code, _ = run_uv(uv, project, uv_args, halved)
+            code, _ = run_uv(uv, project, uv_args, halved, made)
     return uv_failed("uv sync", code) if code != 0 else ExitCode.OK
 
 
@@ -100,6 +107,34 @@ def uv_failed(command: str, code: int) -> int:
     return ExitCode.DIFFERENCES
 
 
+def lock_phase(run: pipeline.Run, uv: uv_module.Uv, uv_args: tuple[str, ...], env: dict[str, str]) -> int:
+    """`uv lock` and the check against the plan; on a flat mirror with builds, the build's torch
+    pinned to the one just locked (the file written again) and the lock checked once more."""
+    from uvx_llm import patch as patch_module  # noqa: PLC0415 - see sync
+
+    code = lock_and_verify(uv, run.project, run.plan, uv_args, env)
+    flat = run.request is not None and run.request.index_format == "flat"
+    if code != 0 or not flat or not run.plan.built_packages:
+        return code
+    after = pipeline.replan(run)
+    if not after.plan.actions:
+        return code
+    pipeline.report(after.plan)
+    text = patch_module.render(after.project, after.plan.actions)
+    files.write(after.project.path, patch_module.encode(after.project, text), expected=after.project.raw)
+    return lock_and_verify(uv, after.project, after.plan, uv_args, env)
+
+
+def announce(run: pipeline.Run, *, changed: bool, compiles: bool, env: dict[str, str]) -> None:
+    """The run's own lines before uv starts (render.sync_summary)."""
+    builds = tuple(p for p in run.plan.built_packages if not installed(run.project, p)) if compiles else ()
+    colour = log.use_colour(sys.stderr)
+    for line in render.sync_summary(
+        run, changed=changed, builds=builds, jobs=env.get("MAX_JOBS"), colour=colour
+    ):
+        logger.info(line)
+
+
 # `uv sync` options that shape the resolution: they reach `uv lock` too (with their value, if any).
 LOCK_OPTIONS = {"--offline": 0, "--upgrade": 0, "-U": 0, "--refresh": 0, "--no-cache": 0, "--locked": 0}
 LOCK_OPTIONS_WITH_VALUE = ("--upgrade-package", "-P", "--prerelease", "--resolution", "--index-strategy")
@@ -129,22 +164,17 @@ def lock_and_verify(
 
     path = project.root / "uv.lock"
     before = path.read_bytes() if path.exists() else None
-    output: list[str] = []
-
-    def show(line: str) -> None:
-        output.append(line)
-        print(line, file=sys.stderr)
-
     args = lock_arguments(uv_args)
-    logger.info("running uv lock %s", " ".join(args))
-    code = uv_module.lock(uv, project_dir=project.root, uv_args=args, env=env, on_stderr_line=show)
+    logger.debug("running uv lock %s", " ".join(args))
+    with shown_progress(env) as shown:  # `uv lock` may build a package for its metadata
+        code = uv_module.lock(uv, project_dir=project.root, uv_args=args, env=env, **stderr_handlers(shown))
     if code != 0:
-        explain_unsatisfiable(output)
+        explain_failure(shown.output, project=project, made=made, uv_args=uv_args)
         return code
     python = lockfile.lowest_python(project.table("project").get("requires-python"))
     _, problems = lockfile.check(lockfile.read(path), made.expectation, python=python)
     if not problems:
-        logger.info("uv.lock agrees with the plan", python=python)
+        logger.debug("uv.lock agrees with the plan", python=python)
         return 0
     if before is None:
         path.unlink()
@@ -160,6 +190,17 @@ def lock_and_verify(
         ),
         exit_code=ExitCode.DIFFERENCES,
     )
+
+
+def colour_environment() -> dict[str, str]:
+    """What tells uv the run's --color: NO_COLOR for never, FORCE_COLOR for always (on a
+    terminal uv colours by itself)."""
+    choice = log.colour_choice()
+    if choice == "never":
+        return {"NO_COLOR": "1"}
+    if choice == "always":
+        return {"FORCE_COLOR": "1"}
+    return {}
 
 
 def resolve(run: pipeline.Run, *, uv_args: tuple[str, ...]) -> lockfile.Resolution:
@@ -206,24 +247,42 @@ def resolve(run: pipeline.Run, *, uv_args: tuple[str, ...]) -> lockfile.Resoluti
     return lockfile.Resolution(code, seconds, stacks, tuple(problems), tuple(output))
 
 
-def run_uv(
-    uv: uv_module.Uv, project: Project, args: tuple[str, ...], env: dict[str, str]
-) -> tuple[int, progress.Diagnosis | None]:
-    """One `uv sync` with build progress; (exit code, diagnosis of a failed build)."""
+def shown_progress(env: dict[str, str]) -> progress.Progress:
+    """Build progress for one uv run, on stderr (a status line on a terminal, plain lines elsewhere)."""
     from uvx_llm import progress  # noqa: PLC0415 - see sync
-    from uvx_llm import uv as uv_module  # noqa: PLC0415 - see sync
 
-    logger.info("running %s", " ".join(uv_module.sync_command(uv, project_dir=project.root, uv_args=args)))
-    shown = progress.Progress(
+    return progress.Progress(
         out=sys.stderr,
         terminal=sys.stderr.isatty(),
         log_dir=paths.log_dir() / "builds",
         jobs=progress.parallel_jobs(env),
     )
-    with shown:  # names each build's log at its start, and again on failure or Ctrl-C
-        code = uv_module.sync(uv, project_dir=project.root, uv_args=args, env=env, on_stderr_line=shown.feed)
+
+
+def stderr_handlers(shown: progress.Progress) -> dict[str, Any]:
+    """How uv's stderr reaches ``shown``: on a terminal through a pseudo-terminal (uv keeps its
+    live download bars and colours), elsewhere line by line from a pipe (CI logs)."""
+    if shown.terminal:
+        return {"on_stderr_bytes": shown.feed_bytes}
+    return {"on_stderr_line": shown.feed}
+
+
+def run_uv(
+    uv: uv_module.Uv,
+    project: Project,
+    args: tuple[str, ...],
+    env: dict[str, str],
+    made: Plan | None = None,
+) -> tuple[int, progress.Diagnosis | None]:
+    """One `uv sync` with build progress; (exit code, diagnosis of a failed build)."""
+    from uvx_llm import progress  # noqa: PLC0415 - see sync
+    from uvx_llm import uv as uv_module  # noqa: PLC0415 - see sync
+
+    logger.debug("running %s", " ".join(uv_module.sync_command(uv, project_dir=project.root, uv_args=args)))
+    with shown_progress(env) as shown:  # names each build's log at its start, and again on failure or Ctrl-C
+        code = uv_module.sync(uv, project_dir=project.root, uv_args=args, env=env, **stderr_handlers(shown))
     if code != 0:
-        explain_unsatisfiable(shown.output)
+        explain_failure(shown.output, project=project, made=made, uv_args=args)
     if code == 0 or not shown.builds:
         return code, None
     diagnosis = progress.diagnose(shown.builds[-1].lines)
@@ -232,8 +291,54 @@ def run_uv(
     return code, diagnosis
 
 
-def explain_unsatisfiable(output: list[str]) -> None:
-    """After uv's own explanation: the packages involved and what llm-sync can do about it."""
+FRAMEWORKS = ("verl", "openrlhf")  # the frameworks whose pins llm-sync can relieve (frameworks.py)
+_NETWORK = re.compile(
+    r"Failed to fetch|Request failed after|error sending request|tcp connect error|dns error"
+    r"|Connection refused|connection (?:reset|closed)|timed out|failed to lookup address|Could not connect",
+    re.IGNORECASE,
+)
+
+
+def explain_failure(
+    output: list[str], *, project: Project, made: Plan | None, uv_args: tuple[str, ...] = ()
+) -> None:
+    """After uv's own error: hints that fit it (an unreachable PyTorch index, no solution)."""
+    if made is not None and torch_index_unreachable(output, made):
+        hint_unreachable_index(project, made)
+        return
+    explain_unsatisfiable(output, offline="--offline" in uv_args)
+
+
+def torch_indexes(made: Plan) -> list[str]:
+    """The URLs of the PyTorch indexes the plan routes torch to."""
+    from uvx_llm import actions  # noqa: PLC0415 - see sync
+
+    return [a.url for a in made.actions if isinstance(a, actions.SetIndex) and a.name.startswith("pytorch-")]
+
+
+def torch_index_unreachable(output: list[str], made: Plan) -> bool:
+    """Whether uv failed to reach one of the PyTorch indexes (not a resolution failure)."""
+    hosts = {urlsplit(url).netloc for url in torch_indexes(made)} - {""}
+    text = "\n".join(output)
+    return bool(hosts) and bool(_NETWORK.search(text)) and any(host in text for host in hosts)
+
+
+def hint_unreachable_index(project: Project, made: Plan) -> None:
+    hosts = ", ".join(dict.fromkeys(urlsplit(url).netloc for url in torch_indexes(made)))
+    logger.info(
+        "hint",
+        text=(
+            f"uv could not reach the PyTorch index ({hosts}). {project.path.name} already routes torch "
+            f"there ({made.backend} builds). Behind a firewall or far from it, use a mirror: "
+            "`llm-sync --mirror tuna` (or nju, aliyun, or a URL) or `--torch-index-url URL`. "
+            f"To undo the routing: `git checkout {project.path.name}`, or run `llm-sync --backend cpu`."
+        ),
+    )
+
+
+def explain_unsatisfiable(output: list[str], *, offline: bool = False) -> None:
+    """After uv's own explanation: the packages involved and what llm-sync can do about it, only
+    the advice that fits (framework relief when a framework is involved, torch's index when torch is)."""
     from uvx_llm import progress  # noqa: PLC0415 - see sync
 
     names = progress.unsatisfiable(output)
@@ -241,12 +346,26 @@ def explain_unsatisfiable(output: list[str]) -> None:
         return
     involved = ", ".join(names) or "see uv's explanation above"
     logger.error(
-        f"uv found no set of versions that satisfies every requirement; packages involved: {involved}. "
-        "If a framework's hard pin is the cause, llm-sync can relieve it: keep the framework's checkout in "
-        "verl/ or OpenRLHF/ (or list it in [tool.llm-sync] checkouts) and run llm-sync again "
-        "(--relief override, the default, or --relief metadata). If torch is involved, `llm-sync plan` shows "
-        "which torch releases the backend's index offers."
+        f"uv found no set of versions that satisfies every requirement; packages involved: {involved}"
     )
+    if offline:
+        logger.info(
+            "hint",
+            text="with --offline uv uses only its cache: run once without --offline to download what is missing",
+        )
+        return
+    frameworks = [name for name in names if name in FRAMEWORKS]
+    if frameworks:
+        logger.info(
+            "hint",
+            text=(
+                f"if {', '.join(frameworks)}'s hard pin is the cause, llm-sync can relieve it: keep the "
+                "framework's checkout in verl/ or OpenRLHF/ (or list it in [tool.llm-sync] checkouts) and "
+                "run llm-sync again (--relief override, the default, or --relief metadata)"
+            ),
+        )
+    if "torch" in names:
+        logger.info("hint", text="`llm-sync plan` shows which torch releases the backend's index offers")
 
 
 def halve_jobs(env: dict[str, str]) -> dict[str, str] | None:
@@ -264,11 +383,35 @@ def installed(project: Project, package: str) -> bool:
     return any(project.root.glob(f".venv/lib/python*/site-packages/{dist}-*.dist-info"))
 
 
+def refusal(made: Plan, project: Project, *, no_sync: bool, no_build_check: bool) -> LlmSyncError | None:
+    """The error that stops a CUDA-extension build the plan knows cannot succeed, or None."""
+    if no_sync or no_build_check or not made.build_blockers:
+        return None
+    if all(installed(project, p) for p in made.built_packages):
+        return None
+    problems, fixes = zip(*(split_blocker(b) for b in made.build_blockers), strict=True)
+    fixes = tuple(f for f in fixes if f)
+    return LlmSyncError(
+        f"{', '.join(made.built_packages)} cannot be built on this machine; nothing was changed",
+        why="; ".join(problems),
+        fix="; ".join(fixes)
+        + ("; or " if fixes else "")
+        + "pass --no-build-check if a wheel built earlier is in uv's cache",
+    )
+
+
+def split_blocker(blocker: str) -> tuple[str, str]:
+    """A build blocker's sentence (build.toolkit_blockers) as (the problem, its fix): the fix is
+    what follows the last ". " or, in a one-sentence blocker, the last ": "."""
+    for mark in (". ", ": "):
+        problem, found, fix = blocker.rpartition(mark)
+        if found and problem and fix:
+            return problem.rstrip("."), fix.rstrip(".")
+    return blocker, ""
+
+
 def refuse_doomed_builds(made: Plan, project: Project) -> None:
     """Raise when a CUDA extension would be compiled and the plan knows the build cannot succeed."""
-    if made.build_blockers and not all(installed(project, p) for p in made.built_packages):
-        raise LlmSyncError(
-            "a CUDA extension would be compiled, and the build cannot succeed on this machine",
-            why="; ".join(made.build_blockers),
-            fix="do what the message says, or pass --no-build-check if a built wheel is already in uv's cache",
-        )
+    error = refusal(made, project, no_sync=False, no_build_check=False)
+    if error is not None:
+        raise error

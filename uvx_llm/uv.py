@@ -95,13 +95,16 @@ def lock(
     uv_args: Sequence[str],
     env: Mapping[str, str],
     on_stderr_line: Callable[[str], None] | None = None,
+    on_stderr_bytes: Callable[[bytes], None] | None = None,
 ) -> int:
-    """Run `uv lock` in the foreground; its exit code."""
+    """Run `uv lock` in the foreground; its exit code. With ``on_stderr_bytes``, uv's stderr
+    is a pseudo-terminal (its live progress and colours kept; see proc.run_in_terminal)."""
     return proc.run_streaming(
         [str(uv.path), "lock", "--project", str(project_dir), *uv_args],
         env=env,
         cwd=project_dir,
         on_stderr_line=on_stderr_line,
+        on_stderr_bytes=on_stderr_bytes,
     )
 
 
@@ -112,13 +115,16 @@ def sync(
     uv_args: Sequence[str],
     env: Mapping[str, str],
     on_stderr_line: Callable[[str], None] | None = None,
+    on_stderr_bytes: Callable[[bytes], None] | None = None,
 ) -> int:
-    """Run `uv sync` in the foreground; its exit code. Ctrl-C raises KeyboardInterrupt."""
+    """Run `uv sync` in the foreground; its exit code. Ctrl-C raises KeyboardInterrupt.
+    ``on_stderr_bytes``: as for `lock`."""
     return proc.run_streaming(
         sync_command(uv, project_dir=project_dir, uv_args=uv_args),
         env=env,
         cwd=project_dir,
         on_stderr_line=on_stderr_line,
+        on_stderr_bytes=on_stderr_bytes,
     )
 
 
@@ -163,3 +169,82 @@ def check_environment(uv: Uv, *, project_dir: Path, timeout: float = 60.0) -> Lo
         line for line in output.splitlines() if line.startswith("error:")
     ] or output.strip().splitlines()[-1:]
     return LockCheck(in_sync=False, problem=errors[0] if errors else f"exit code {result.returncode}")
+
+
+# `uv sync` options a user may type before `--` (`llm-sync --frozen`); from `uv sync --help`, uv 0.9.
+SYNC_OPTIONS = frozenset(
+    [
+        "--frozen",
+        "--locked",
+        "--offline",
+        "--no-cache",
+        "--refresh",
+        "--refresh-package",
+        "--upgrade",
+        "-U",
+        "--upgrade-package",
+        "-P",
+        "--dry-run",
+        "--check",
+        "--inexact",
+        "--exact",
+        "--active",
+        "--extra",
+        "--all-extras",
+        "--no-extra",
+        "--group",
+        "--all-groups",
+        "--no-group",
+        "--only-group",
+        "--dev",
+        "--no-dev",
+        "--only-dev",
+        "--no-default-groups",
+        "--no-install-project",
+        "--no-install-workspace",
+        "--no-install-package",
+        "--no-editable",
+        "--no-sources",
+        "--reinstall",
+        "--reinstall-package",
+        "--compile-bytecode",
+        "--link-mode",
+        "--python",
+        "-p",
+        "--python-preference",
+        "--index",
+        "--default-index",
+        "--index-url",
+        "--extra-index-url",
+        "--find-links",
+        "--index-strategy",
+        "--keyring-provider",
+        "--prerelease",
+        "--resolution",
+        "--no-build",
+        "--no-binary",
+        "--no-build-isolation",
+        "--no-build-isolation-package",
+        "--package",
+        "--all-packages",
+        "--script",
+        "--output-format",
+        "--config-setting",
+        "--native-tls",
+        "--allow-insecure-host",
+        "--exclude-newer",
+        "--fork-strategy",
+    ]
+)
+
+
+def misplaced_option(option: str, *, command: str) -> LlmSyncError | None:
+    """The error for a `uv sync` option given before `--` to a command that passes it on to uv
+    (sync and plan), else None (the command line's own "no such option" message stands)."""
+    name = option.split("=", 1)[0]
+    if command not in {"sync", "plan"} or name not in SYNC_OPTIONS:
+        return None
+    return LlmSyncError(
+        f"uv options go after `--`: `llm-sync {'plan ' if command == 'plan' else ''}-- {option}`",
+        why=f"{name} is an option of `uv sync`, which llm-sync runs; before `--` come llm-sync's own options",
+    )
