@@ -186,3 +186,13 @@ def test_a_hanging_uv_is_skipped_for_the_next_candidate(
     monkeypatch.setattr(uv, "VERSION_TIMEOUT", 1.0)
     found = uv.find({"UV": str(hanging), "PATH": str(tmp_path)})
     assert found.found_by == "PATH"
+
+
+@pytest.mark.usefixtures("project")
+def test_no_recorded_backend_suggests_no_particular_gpu_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 13, item 24: the fix named cu128 on machines where `plan` picks another backend."""
+    assert run(["check"]) == ExitCode.DIFFERENCES
+    err = capsys.readouterr().err
+    assert "--backend cu128" not in err
+    assert "llm-sync plan" in err
+    assert "--backend BACKEND" in err

@@ -209,7 +209,11 @@ def _pick_backend(
         raise NotYetPlannedError(
             "llm-sync has not chosen a PyTorch backend for this project yet",
             why="no [tool.llm-sync] backend is recorded, and `check` does not look at the machine",
-            fix="run `llm-sync` once on a target machine, or `llm-sync check --fix --backend cu128` (any backend)",
+            fix=(
+                "run `llm-sync` once on a target machine: it picks the backend that machine runs (`llm-sync plan` "
+                "shows which, without writing); or record one by hand: `llm-sync check --fix --backend BACKEND` "
+                f"({', '.join(catalog.backends)})"
+            ),
         )
     _refuse_a_broken_driver(machine)
     if not machine.has_nvidia:
