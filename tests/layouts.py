@@ -104,3 +104,22 @@ def verl_with_own_uv(root: Path) -> Path:
 
 def executed(folder: Path) -> bool:
     return (folder / "EXECUTED").exists()
+
+
+CHECKOUTS = Path(__file__).parent / "fixtures" / "checkouts"
+
+
+def real_checkout(root: Path, fixture: str, folder: str | None = None) -> Path:
+    """The packaging files of a real verl/OpenRLHF release (tests/fixtures/checkouts) as a
+    checkout folder: `setup.py.fixture` becomes setup.py with the trap in front."""
+    source = CHECKOUTS / fixture
+    target = root / (folder or fixture.split("-", maxsplit=1)[0])
+    for path in sorted(source.rglob("*")):
+        if path.is_file():
+            relative = path.relative_to(source)
+            destination = target / relative.parent / relative.name.removesuffix(".fixture")
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            text = path.read_text(encoding="utf-8")
+            destination.write_text(TRAP + text if destination.name == "setup.py" else text, encoding="utf-8")
+    (target / "README.md").write_text(f"# {fixture}\n", encoding="utf-8")
+    return target

@@ -170,7 +170,7 @@ def test_openrlhf_095_stack_comes_from_its_own_metadata(
     if warned:
         assert any(
             w.startswith(
-                "OpenRLHF 0.9.5 is known to work with vllm==0.17.0; the project asks for vllm==0.11.0"
+                "openrlhf 0.9.5 is known to work with vllm==0.17.0; the project asks for vllm==0.11.0"
             )
             for w in stack
         ), stack

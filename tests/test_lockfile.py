@@ -26,6 +26,18 @@ requires-python = ">=3.10"
 name = "app"
 version = "0.1.0"
 source = { virtual = "." }
+dependencies = [
+    { name = "flash-attn", marker = "sys_platform == 'linux'" },
+    { name = "torch", version = "2.9.0", source = { registry = "https://download.pytorch.org/whl/cpu" }, marker = "sys_platform != 'linux'" },
+    { name = "torch", version = "2.9.0+cu128", source = { registry = "https://download.pytorch.org/whl/cu128" }, marker = "sys_platform == 'linux'" },
+    { name = "verl" },
+    { name = "vllm" },
+]
+
+[[package]]
+name = "flash-attn"
+version = "2.8.3"
+source = { registry = "https://pypi.org/simple" }
 
 [[package]]
 name = "torch"
@@ -60,6 +72,8 @@ def test_a_universal_lock_is_read_per_platform() -> None:
     assert torch_mac is not None
     assert (str(torch_linux.version), torch_linux.local) == ("2.9.0+cu128", "cu128")
     assert str(torch_mac.version) == "2.9.0"
+    assert linux.get("flash-attn") is not None
+    assert mac.get("flash-attn") is None  # its dependency edge holds on Linux only
 
 
 def test_disagreements_name_the_package_the_version_and_the_bound() -> None:

@@ -73,6 +73,10 @@ REFUSED = {
         "checkouts names '.', which is not a checkout inside the project",
     ),
     "checkouts naming nothing": (BASE + '\n[tool.llm-sync]\ncheckouts = [""]\n', "checkouts names ''"),
+    "checkouts naming the folder above": (
+        BASE + '\n[tool.llm-sync]\ncheckouts = [{ path = "./.." }]\n',
+        "which is not a checkout inside the project",
+    ),
     "UTF-16 without a byte-order mark": (None, "it looks like UTF-16"),
     "a syntax error at the end": (BASE + "x = [1,\n", "the file ends before the value is complete"),
 }

@@ -207,3 +207,36 @@ def test_unknown_torch_constraint_is_a_clear_error(cat: Catalog) -> None:
 
 def test_redaction_hides_credentials() -> None:
     assert redact("https://user:secret@mirror.example/whl") == "https://***@mirror.example/whl"
+
+
+def test_a_cuda_11_torch_never_pairs_with_a_cuda_12_vllm(cat: Catalog) -> None:
+    """vllm 0.10.1.1 pins torch 2.7.1; its PyPI wheels link libcudart.so.12. On a CUDA 12.4
+    driver cu118 is the only torch 2.7 build it runs natively: minor-version compatibility
+    it is, and the decision says why."""
+    made = make(simple("vllm==0.10.1.1", "torch"), cat, gpu_machine((12, 4), (8, 0), driver="550.54.14"))
+    assert made.backend in {"cu126", "cu128"}
+    reason = backend_reason(made)
+    assert "minor-version compatibility" in reason
+    assert "not cu118: vllm's PyPI wheels for torch 2.7 are built for CUDA 12" in reason
+
+
+def test_vllm_keeps_the_torch_bound_to_its_cuda_major(cat: Catalog) -> None:
+    """An unpinned vllm on a CUDA 12.8 driver: cu128 torch 2.11 would need vllm >= 0.20, whose
+    wheels are CUDA 13 builds. The bound stops at torch 2.10."""
+    made = make(simple("vllm"), cat, gpu_machine((12, 8), (9, 0), driver="570.26"))
+    assert made.backend == "cu128"
+    bound = next(
+        a for a in made.actions if isinstance(a, actions.SetBound) and a.requirement.startswith("torch")
+    )
+    assert bound.requirement == "torch>=2.7,<2.11"
+    on_cuda_13 = make(simple("vllm"), cat, gpu_machine((13, 0), (10, 0), driver="580.65.06"))
+    bound = next(
+        a for a in on_cuda_13.actions if isinstance(a, actions.SetBound) and a.requirement.startswith("torch")
+    )
+    assert (on_cuda_13.backend, bound.requirement) == ("cu130", "torch>=2.11,<2.15")
+
+
+def test_vllm_built_for_cuda_12_on_a_cuda_13_machine(cat: Catalog) -> None:
+    made = make(simple("vllm==0.11.1", "torch"), cat, gpu_machine((13, 0), (10, 0), driver="580.65.06"))
+    assert made.backend == "cu128"  # torch 2.9.0 has cu130 too, but vllm 0.11.1 is a CUDA 12.8 build
+    assert "not cu130: vllm's PyPI wheels for torch 2.9 are built for CUDA 12" in backend_reason(made)

@@ -4,16 +4,20 @@ import heapq
 import io
 import itertools
 import random
+import subprocess
 import threading
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 import pytest
+from helpers import environment, uv_binary, write_project
 
 from uvx_llm import progress
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from pkgindex import PackageIndex
 
 
 class Clock:
@@ -488,3 +492,32 @@ def test_a_second_ninja_run_starts_a_new_count() -> None:
     shown.feed("DEBUG [1/3] c++ -c c1.cpp")  # and one without torch's announcement
     assert build.finished_at == [clock.now]
     assert build.compile_started == clock.now - 10
+
+
+@pytest.mark.uv
+def test_unsatisfiable_names_only_packages_in_real_uv_output(
+    package_index: PackageIndex, tmp_path: Path
+) -> None:
+    """Real uv output with markers (`torch{sys_platform == 'linux'}`), "one of:" and
+    "only ... is available": the hint lists packages, never those words."""
+    for version, torch in (("0.7.3", "2.5.1"), ("0.8.0", "2.6.0")):
+        if not any(p.name.startswith(f"vllm-{version}-") for p in package_index.prefixes.get("/simple", [])):
+            package_index.add("/simple", "vllm", version, requires=[f"torch=={torch}"])
+    project = write_project(
+        tmp_path / "app",
+        "vllm>=0.7.3,<=0.8.5",
+        "torch>=2.7 ; sys_platform == 'linux' and platform_machine == 'x86_64'",
+    )
+    locked = subprocess.run(
+        [uv_binary(), "lock"],
+        env=environment(package_index),
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "No solution found" in locked.stderr, locked.stderr
+    names = progress.unsatisfiable(locked.stderr.splitlines())
+    assert names is not None
+    assert set(names) <= {"vllm", "torch"}, (names, locked.stderr)
+    assert "vllm" in names

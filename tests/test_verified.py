@@ -24,11 +24,13 @@ pytestmark = pytest.mark.uv
 @pytest.fixture(scope="module")
 def real_shape_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackageIndex]:
     index = PackageIndex(tmp_path_factory.mktemp("real-shape"))
-    for version in ("2.9.0", "2.15.0"):
+    for version in ("2.9.0", "2.11.0", "2.15.0"):
         index.add("/whl/cu130", "torch", f"{version}+cu130")
         index.add("/whl/cpu", "torch", f"{version}+cpu")
     index.add("/simple", "vllm", "0.1.2")  # pins no torch: satisfies any unbounded plan
+    # Built against PyPI's torch 2.9.0 (CUDA 12.8): it must not pair with a cu130 torch.
     index.add("/simple", "vllm", "0.11.2", requires=["torch==2.9.0"])
+    index.add("/simple", "vllm", "0.24.0", requires=["torch==2.11.0"])  # CUDA 13.0, like torch 2.11
     for need in ("ninja", "packaging", "psutil"):
         index.add("/simple", need, "1.0")
     index.add_sdist("/simple", "flash-attn", "9.9.9", backend=STANDINS / "recording_backend.py")
@@ -65,8 +67,8 @@ def test_llm_sync_bounds_vllm_to_releases_that_pin_a_torch_of_the_plan(
     env = environment(real_shape_index)
     result = llm_sync(["--cuda", "13.0", "--arch", "10.0"], env=env, cwd=project)
     assert result.returncode == 0, result.stderr
-    assert installed_version(project, "vllm") == "0.11.2"
-    assert installed_version(project, "torch") == "2.9.0+cu130"
+    assert installed_version(project, "vllm") == "0.24.0"
+    assert installed_version(project, "torch") == "2.11.0+cu130"
     text = (project / "pyproject.toml").read_text(encoding="utf-8")
     assert "# llm-sync: bound:" in text
 
@@ -113,8 +115,8 @@ def test_plan_resolve_shows_the_locked_stack_and_writes_nothing(
     before = {p.name: p.read_bytes() for p in project.iterdir() if p.is_file()}
     result = llm_sync(["plan", "--resolve", "--cuda", "13.0", "--arch", "10.0"], env=env, cwd=project)
     assert result.returncode == 0, result.stderr
-    assert "linux (Python 3.10): torch 2.9.0+cu130, vllm 0.11.2" in result.stdout
-    assert "macos (Python 3.10): torch 2.9.0+cpu, vllm 0.11.2" in result.stdout
+    assert "linux (Python 3.10): torch 2.11.0+cu130, vllm 0.24.0" in result.stdout
+    assert "macos (Python 3.10): torch 2.11.0+cpu, vllm 0.24.0" in result.stdout
     assert "the lock agrees with the plan" in result.stdout
     assert {p.name: p.read_bytes() for p in project.iterdir() if p.is_file()} == before
     assert not (project / ".venv").exists()

@@ -127,15 +127,6 @@ class SetBound:
     old: str | None = None
 
 
-@dataclass(frozen=True)
-class SetEnvironments:
-    """Write [tool.uv] environments (the Pythons the lock is solved for), replacing ``old`` (llm-sync's own)."""
-
-    markers: tuple[str, ...]
-    comment: str
-    old: tuple[str, ...] = ()
-
-
 Action = (
     SetIndex
     | RemoveIndex
@@ -151,7 +142,6 @@ Action = (
     | SetDependencyMetadata
     | AddConstraint
     | SetBound
-    | SetEnvironments
 )
 
 

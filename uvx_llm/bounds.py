@@ -27,7 +27,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from uvx_llm.actions import SetBound, SetEnvironments
+from uvx_llm.actions import SetBound
 from uvx_llm.catalog import Catalog, Pair, TorchRelease, runs_on
 from uvx_llm.lockfile import Bound, Expectation
 
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from uvx_llm.project import Project
 
 MARK = "llm-sync: bound"
-PYTHON_MARK = "llm-sync: python range"
 MINORS = range(8, 17)  # the CPython 3.x minors a range is probed with; 3.16 stands for "and later"
 # Packages whose old releases pin no torch: a bound keeps uv from falling back to them.
 TORCH_CONSUMERS_WITH_PINS = ("vllm",)
@@ -172,55 +171,34 @@ def _minors(specifier: SpecifierSet) -> set[int]:
     return {m for m in MINORS if specifier.contains(f"3.{m}.0", prereleases=True)}
 
 
-def stack_pythons(bounds: tuple[Bound, ...], catalog: Catalog) -> tuple[set[int], str] | None:
-    """The Python minors some release of the bounded vllm supports (its Requires-Python), and why;
-    None when no bounded package says."""
-    torch = next((b for b in bounds if b.package == "torch"), None)
-    if torch is None or not any(b.package == "vllm" for b in bounds):
-        return None
-    fitting = [pin for pin in catalog.vllm if torch.specifier.contains(pin.torch)]
-    supported = set().union(*(_minors(pin.requires_python) for pin in fitting)) if fitting else set()
-    if not supported:
-        return None
-    return (
-        supported,
-        f"the vllm releases inside the bounds run on Python 3.{min(supported)}–3.{max(supported)}",
-    )
+def python_warning(project: Project, releases: tuple[TorchRelease, ...]) -> str | None:
+    """A warning when the project's own [tool.uv] environments make uv demand torch wheels for
+    Pythons the bounded torch releases have none for.
 
-
-def python_environments(
-    project: Project, bounds: tuple[Bound, ...], catalog: Catalog
-) -> tuple[SetEnvironments | None, str | None]:
-    """[tool.uv] environments limiting the lock to the Pythons the planned stack has releases for
-    (uv would otherwise also solve the Pythons beyond, where no bounded release exists, and fail
-    for everyone); or a warning when the project's own environments are in the way."""
-    found = stack_pythons(bounds, catalog)
-    if found is None:
-        return None, None
-    supported, reason = found
+    Without `environments`, uv ignores upper Requires-Python bounds and locks (checked with
+    uv 0.13.8 on real metadata: an open `>=3.12` with torch 2.7-2.11 and vllm locks); a
+    teammate on a newer Python gets uv's plain message at install. With `environments`, uv
+    wants a wheel for every Python they cover, and fails for all when there is none (a
+    `torch==2.8.0` template with `sys_platform == 'linux'` fails for Python 3.14)."""
+    existing = project.table("tool", "uv").get("environments")
+    supported = set().union(*(_minors(r.python) for r in releases)) if releases else set()
+    if not existing or not supported:
+        return None
     try:
         allowed = _minors(SpecifierSet(str(project.table("project").get("requires-python", ""))))
     except InvalidSpecifier:
-        return None, None
+        return None
     if allowed <= supported:
-        return None, None
+        return None
     parts = []
     if any(m < min(supported) for m in allowed):
         parts.append(f"python_full_version >= '3.{min(supported)}'")
     if any(m > max(supported) for m in allowed):
         parts.append(f"python_full_version < '3.{max(supported) + 1}'")
-    marker = " and ".join(parts)
-    ours = tuple(m["requirement"] for m in _OWNED_PYTHON.finditer(project.text))
-    existing = project.table("tool", "uv").get("environments", [])
-    theirs = [e for e in existing if e not in ours] if isinstance(existing, list) else []
-    if theirs:
-        return None, (
-            f"{reason}, but the project's requires-python also allows others and its own [tool.uv] "
-            f"environments do not exclude them: add `{marker}` to each entry, or cap requires-python"
-        )
-    if ours == (marker,):
-        return None, None
-    return SetEnvironments((marker,), f"{PYTHON_MARK}: {reason}", ours), None
-
-
-_OWNED_PYTHON = re.compile(r'^\s*"(?P<requirement>[^"]+)",?\s*#\s*' + re.escape(PYTHON_MARK), re.MULTILINE)
+    span = f"3.{min(supported)}–3.{max(supported)}"
+    first, last = releases[0].release, releases[-1].release
+    return (
+        f"torch {first if first == last else f'{first}–{last}'} has wheels for Python {span} only, and the "
+        "project's [tool.uv] environments make uv demand one for every Python requires-python allows: "
+        f"add `{' and '.join(parts)}` to each environments entry, or cap requires-python"
+    )

@@ -2,16 +2,24 @@
 running any of their code.
 
 Sources, first that answers: the PEP 621 [project] table of pyproject.toml (unless
-its dependencies are dynamic), setup.cfg, setup.py read with `ast` (literal
-install_requires / extras_require, names bound to literals, and the requirements
-files it reads), then requirements*.txt. A checkout's code is never executed: a
-setup.py is data here.
+its dependencies are dynamic; a pyproject.toml with only tool settings counts as
+absent), setup.cfg, setup.py read with `ast` (literal install_requires /
+extras_require, names bound to literals, the requirements files it reads, and a
+name or version returned by a small helper function: a literal, a file it reads, or
+a conditional between those, of which the default branch is taken), then
+requirements*.txt. The version also comes from `[tool.setuptools.dynamic]`'s file
+or a `version.txt`. A checkout's code is never executed: a setup.py is data here.
+
+What could not be read is said (``Checkout.unread``), and ``[tool.llm-sync]
+checkouts`` can declare it by hand: ``{ path = "vendor/OpenRLHF", name = "openrlhf",
+extras = ["vllm"] }`` (``Declared``).
 """
 
 from __future__ import annotations
 
 import ast
 import configparser
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,6 +32,53 @@ if TYPE_CHECKING:
 
 KNOWN_FRAMEWORKS = ("verl", "OpenRLHF")  # folders looked for at the project root
 _REQUIREMENTS_FILE = re.compile(r"requirements[\w.-]*\.txt$")
+_ENTRY = re.compile(r"^(?P<folder>[^\[\]]+?)(?:\[(?P<extras>[^\]]*)\])?$")
+_SMALL_FILE = 200  # bytes: a version file, not a module
+DECLARE_HINT = (
+    'declare it by hand in [tool.llm-sync]: checkouts = [{{ path = "{folder}", name = "<its package name>", '
+    'extras = ["vllm"] }}]'
+)
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One [tool.llm-sync] checkouts entry: "verl[vllm]" or { path, name, version, extras }."""
+
+    folder: str
+    extras: tuple[str, ...] = ()
+    name: str | None = None  # given by hand: wins over what is read
+    version: str | None = None
+
+
+def parse_entry(entry: str) -> tuple[str, tuple[str, ...]]:
+    """ "verl[vllm,gpu]" -> ("verl", ("vllm", "gpu"))."""
+    match = _ENTRY.match(entry.strip())
+    if not match:
+        return entry.strip(), ()
+    extras = tuple(e.strip() for e in (match.group("extras") or "").split(",") if e.strip())
+    return match.group("folder").strip().rstrip("/"), extras
+
+
+def declared(value: object) -> list[Declared]:
+    """The [tool.llm-sync] checkouts entries (validated by config: strings or tables)."""
+    found = []
+    for entry in value if isinstance(value, list) else []:
+        if isinstance(entry, str):
+            folder, extras = parse_entry(entry)
+            found.append(Declared(folder, extras))
+        elif isinstance(entry, dict) and isinstance(entry.get("path"), str):
+            folder, inline = parse_entry(str(entry["path"]))
+            extras = tuple(str(e) for e in entry.get("extras", ()) if isinstance(e, str)) or inline
+            name, version = entry.get("name"), entry.get("version")
+            found.append(
+                Declared(
+                    folder,
+                    extras,
+                    name if isinstance(name, str) else None,
+                    version if isinstance(version, str) else None,
+                )
+            )
+    return found
 
 
 log = get_logger("llm-sync")
@@ -38,6 +93,9 @@ class Checkout:
     read_from: str = ""
     own_uv_config: bool = False  # extras per backend, conflicts, its own indexes
     version: str | None = None  # when readable without running anything
+    unread: tuple[str, ...] = ()  # what could not be read without running it
+    missing: bool = False  # listed in [tool.llm-sync] checkouts, but no such folder
+    own_sources: tuple[str, ...] = ()  # packages its own [tool.uv.sources] routes
 
 
 def requirements_file(path: Path, seen: frozenset[Path] = frozenset()) -> tuple[str, ...]:
@@ -65,6 +123,8 @@ class _SetupReader:
     def __init__(self, tree: ast.Module, folder: Path) -> None:
         self.folder = folder
         self.names: dict[str, ast.expr] = {}
+        self.functions: dict[str, ast.FunctionDef] = {}
+        self.body = tree.body
         for node in tree.body:
             if (
                 isinstance(node, ast.Assign)
@@ -72,6 +132,8 @@ class _SetupReader:
                 and isinstance(node.targets[0], ast.Name)
             ):
                 self.names[node.targets[0].id] = node.value
+            elif isinstance(node, ast.FunctionDef):
+                self.functions[node.name] = node
         self.call = next(
             (n for n in ast.walk(tree) if isinstance(n, ast.Call) and _called_name(n) == "setup"), None
         )
@@ -105,27 +167,43 @@ class _SetupReader:
         return None
 
     def text(self, name: str) -> str | None:
-        node = self.keyword(name)
+        """The keyword's value: a literal, a name bound to one, a small file it reads, or what a
+        helper function returns (its default branch), all without running anything."""
+        return self.value(self.keyword(name), self.body, depth=0)
+
+    def value(self, node: ast.expr | None, scope: list[ast.stmt], depth: int) -> str | None:  # noqa: PLR0911 - one return per expression kind read
+        if node is None or depth > 4:  # noqa: PLR2004 - helpers calling helpers: a few levels
+            return None
+        if isinstance(node, ast.Constant):
+            return node.value if isinstance(node.value, str) else None
+        if isinstance(node, ast.IfExp):  # "a-nightly" if _is_nightly() else "a": the default is the else
+            return self.value(node.orelse, scope, depth + 1)
+        if isinstance(node, ast.Call):
+            called = _called_name(node)
+            if isinstance(node.func, ast.Name) and called in self.functions:
+                function = self.functions[called]
+                return self.value(_returned(function.body), function.body, depth + 1)
+            return self.file_text(node)  # open("version.txt").read().strip()
         if isinstance(node, ast.Name):
-            node = self.names.get(node.id)
-        return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+            binding = _binding(node.id, scope) or _binding(node.id, self.body)
+            if isinstance(binding, ast.Assign):
+                return self.value(binding.value, scope, depth + 1)
+            if binding is not None:  # with open(...) as f: version = f.read().strip()
+                return self.file_text(binding)
+        return None
+
+    def file_text(self, node: ast.AST) -> str | None:
+        """The stripped text of the one small file inside the checkout that ``node`` names."""
+        for constant in ast.walk(node):
+            if isinstance(constant, ast.Constant) and isinstance(constant.value, str):
+                text = small_file(self.folder, constant.value)
+                if text:
+                    return text
+        return None
 
     def version(self) -> str | None:
-        """A literal version, or the text of the version file it reads (verl's pattern)."""
-        literal = self.text("version")
-        if literal:
-            return literal
-        node = self.keyword("version")
-        files = (
-            [c.value for c in ast.walk(node) if isinstance(c, ast.Constant) and isinstance(c.value, str)]
-            if node
-            else []
-        )
-        for name in files:
-            path = self.folder / name
-            if path.is_file() and path.stat().st_size < 100:  # noqa: PLR2004 - a version file, not a module
-                return path.read_text(encoding="utf-8").strip() or None
-        return None
+        """A literal version, a helper's, or the text of the version file it reads (verl's pattern)."""
+        return self.text("version")
 
     def extras(self) -> dict[str, tuple[str, ...]]:
         node = self.keyword("extras_require")
@@ -140,6 +218,48 @@ class _SetupReader:
                 if found is not None:
                     extras[key.value] = found
         return extras
+
+
+def small_file(folder: Path, name: str) -> str | None:
+    """The stripped text of a small file inside ``folder`` (never outside it), or None."""
+    if not name or "\n" in name or len(name) > 200:  # noqa: PLR2004 - a path, not prose
+        return None
+    try:
+        path = (folder / name).resolve()
+        if not path.is_relative_to(folder.resolve()) or not path.is_file():
+            return None
+        if path.stat().st_size > _SMALL_FILE:
+            return None
+        return path.read_text(encoding="utf-8").strip() or None
+    except (OSError, ValueError):
+        return None
+
+
+def _returned(body: list[ast.stmt]) -> ast.expr | None:
+    """What a function body returns by default: its last return, or the else branch of a
+    closing if/else (``if nightly: return "a-nightly"`` / ``return "a"``)."""
+    for statement in reversed(body):
+        if isinstance(statement, ast.Return):
+            return statement.value
+        if isinstance(statement, ast.If) and statement.orelse:
+            return _returned(statement.orelse)
+    return None
+
+
+def _binding(name: str, body: list[ast.stmt]) -> ast.stmt | None:
+    """The last statement of ``body`` that binds ``name`` unconditionally: an assignment, or a
+    ``with`` block (``with open(...) as f: name = f.read()``). Conditional changes (``if
+    nightly: version += ".dev"``) are the non-default branch and are skipped."""
+    for statement in reversed(body):
+        if isinstance(statement, ast.Assign):
+            if any(isinstance(t, ast.Name) and t.id == name for t in statement.targets):
+                return statement
+        elif isinstance(statement, (ast.With, ast.Try)) and any(
+            isinstance(t, ast.Name) and t.id == name and isinstance(t.ctx, ast.Store)
+            for t in ast.walk(statement)
+        ):
+            return statement
+    return None
 
 
 def _called_name(call: ast.Call) -> str | None:
@@ -207,10 +327,27 @@ def _has_own_uv_config(data: dict[str, Any]) -> bool:
     return bool(uv.get("conflicts") or uv.get("index") or uv.get("sources"))
 
 
-def read(folder: Path, written_as: str) -> Checkout:
-    """What a checkout requires, without running it."""
+def _own_sources(data: dict[str, Any]) -> tuple[str, ...]:
+    sources = data.get("tool", {}).get("uv", {}).get("sources", {})
+    return tuple(sorted(str(k) for k in sources)) if isinstance(sources, dict) else ()
+
+
+def _dynamic_version(folder: Path, data: dict[str, Any]) -> str | None:
+    """[tool.setuptools.dynamic] version = { file = ... } (verl's pyproject.toml)."""
+    dynamic = data.get("tool", {}).get("setuptools", {}).get("dynamic", {})
+    spec = dynamic.get("version") if isinstance(dynamic, dict) else None
+    files = spec.get("file") if isinstance(spec, dict) else None
+    for name in [files] if isinstance(files, str) else files if isinstance(files, list) else []:
+        text = small_file(folder, str(name))
+        if text:
+            return text
+    return None
+
+
+def _read(folder: Path, written_as: str) -> Checkout:
     data = _pyproject(folder)
     project = data.get("project", {})
+    project = project if isinstance(project, dict) else {}
     own = _has_own_uv_config(data)
     if project and "dependencies" not in project.get("dynamic", []):
         extras = {k: tuple(v) for k, v in project.get("optional-dependencies", {}).items()}
@@ -244,14 +381,45 @@ def read(folder: Path, written_as: str) -> Checkout:
         {},
         ", ".join(f.name for f in files) or "nothing readable",
         own,
+        project.get("version"),
     )
 
 
-def find(root: Path, configured: list[str]) -> list[Checkout]:
-    """Checkouts at the project root (verl/, OpenRLHF/) and those listed in [tool.llm-sync] checkouts."""
+def read(folder: Path, written_as: str, declared: Declared | None = None) -> Checkout:
+    """What a checkout requires, without running it; what it could not read, said."""
+    found = _read(folder, written_as)
+    data = _pyproject(folder)
+    version = (
+        (declared.version if declared else None)
+        or found.version
+        or _dynamic_version(folder, data)
+        or small_file(folder, "version.txt")
+    )
+    name = (declared.name if declared else None) or found.name
+    unread = []
+    if not name:
+        unread.append(f"its package name ({found.read_from})")
+    if found.read_from == "nothing readable":
+        unread.append(
+            "its requirements (no pyproject.toml [project], setup.cfg, setup.py or requirements*.txt)"
+        )
+    return dataclasses.replace(
+        found, name=name, version=version, unread=tuple(unread), own_sources=_own_sources(data)
+    )
+
+
+def find(root: Path, configured: list[Declared]) -> list[Checkout]:
+    """Checkouts at the project root (verl/, OpenRLHF/) and those listed in [tool.llm-sync] checkouts;
+    a listed folder that is not there comes back ``missing``, never dropped in silence."""
+    by_folder = {d.folder: d for d in configured}
     folders = [name for name in KNOWN_FRAMEWORKS if (root / name).is_dir()]
-    folders += [c for c in configured if c not in folders]
-    return [_read_or_warn(root / folder, folder) for folder in folders if (root / folder).is_dir()]
+    folders += [d.folder for d in configured if d.folder not in folders]
+    return [
+        _read_or_warn(root / folder, folder, by_folder.get(folder))
+        if (root / folder).is_dir()
+        else Checkout(folder, None, (), read_from="no such folder", missing=True)
+        for folder in folders
+    ]
 
 
 # What a broken or absurd checkout makes the readers raise: an unparsable setup.cfg, a setup.py
@@ -267,11 +435,11 @@ _UNREADABLE = (
 )
 
 
-def _read_or_warn(folder: Path, written_as: str) -> Checkout:
+def _read_or_warn(folder: Path, written_as: str, declared: Declared | None) -> Checkout:
     """A checkout whose files cannot be read is a warning and an empty reading, never a crash:
     checkouts are found automatically, so one broken file would otherwise stop every command."""
     try:
-        return read(folder, written_as)
+        return read(folder, written_as, declared)
     except _UNREADABLE as error:
         reason = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
         log.warning(

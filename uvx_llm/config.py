@@ -157,7 +157,7 @@ SPEC_BY_KEY = {spec.key: spec for spec in SPECS}
 PROJECT_KEYS = {
     "backend": "the backend llm-sync recorded for this project (written by llm-sync)",
     "cuda-archs": 'the GPU architectures the team builds for, e.g. "8.0;9.0" (written by llm-sync, only widened)',
-    "checkouts": 'framework checkouts to install editable, e.g. ["verl[vllm]", "vendor/OpenRLHF"]',
+    "checkouts": 'framework checkouts to install editable, e.g. ["verl[vllm]", { path = "vendor/OpenRLHF", name = "openrlhf" }]',
 } | {s.key: s.help for s in SPECS if s.in_project}
 USER_KEYS = {s.key: s.help for s in SPECS if s.in_user}
 
@@ -195,17 +195,32 @@ def environment_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def _checkout_entry_ok(entry: object) -> bool:
+    """ "verl[vllm]", or { path = "vendor/OpenRLHF", name = "openrlhf", version = "0.11.0", extras = ["vllm"] }."""
+    if isinstance(entry, str):
+        return True
+    if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+        return False
+    if set(entry) - {"path", "name", "version", "extras"}:
+        return False
+    extras = entry.get("extras", [])
+    texts = all(isinstance(entry.get(k, ""), str) for k in ("name", "version"))
+    return texts and isinstance(extras, list) and all(isinstance(e, str) for e in extras)
+
+
 def _check_keys(table: Mapping[str, Any], known: Mapping[str, str], where: str) -> None:
     for key, value in table.items():
         if key == "checkouts" and key in known:
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            if not isinstance(value, list) or not all(_checkout_entry_ok(v) for v in value):
                 raise LlmSyncError(
-                    f"{where} checkouts must be a list of folder names",
-                    fix='write it as checkouts = ["verl[vllm]", "vendor/OpenRLHF"]',
+                    f"{where} checkouts must be a list of folder names or tables",
+                    why="a table takes path (required), name, version (text) and extras (a list of text)",
+                    fix='write it as checkouts = ["verl[vllm]", { path = "vendor/OpenRLHF", name = "openrlhf", extras = ["vllm"] }]',
                 )
             for entry in value:
-                folder = entry.split("[", 1)[0].strip().rstrip("/")
-                if folder in {"", "."} or folder.startswith(".."):
+                path = entry.get("path", "") if isinstance(entry, dict) else entry.split("[", 1)[0]
+                # the project itself or a folder above it: every part is "." or ".." (or nothing)
+                if not set(str(path).strip().replace("\\", "/").split("/")) - {"", ".", ".."}:
                     raise LlmSyncError(
                         f"{where} checkouts names {entry!r}, which is not a checkout inside the project",
                         why="each entry is a framework checkout's folder under the project; the project itself "

@@ -16,17 +16,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from uvx_llm.actions import AddOverride, SetDependencyMetadata, SetPathSource
+from uvx_llm.checkouts import DECLARE_HINT, Checkout
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
-    from uvx_llm.checkouts import Checkout
     from uvx_llm.project import Project
-
-_ENTRY = re.compile(r"^(?P<folder>[^\[\]]+?)(?:\[(?P<extras>[^\]]*)\])?$")
 
 
 @dataclass(frozen=True)
@@ -49,15 +48,6 @@ class Outcome:
     added: list[str] = field(default_factory=list)  # requirements added to [project] dependencies
 
 
-def parse_entry(entry: str) -> tuple[str, tuple[str, ...]]:
-    """ "verl[vllm,gpu]" -> ("verl", ("vllm", "gpu"))."""
-    match = _ENTRY.match(entry.strip())
-    if not match:
-        return entry.strip(), ()
-    extras = tuple(e.strip() for e in (match.group("extras") or "").split(",") if e.strip())
-    return match.group("folder").strip().rstrip("/"), extras
-
-
 def _requirement(line: str) -> Requirement | None:
     try:
         return Requirement(line)
@@ -68,6 +58,38 @@ def _requirement(line: str) -> Requirement | None:
 def parse_lenient(lines: Iterable[str]) -> list[Requirement]:
     """The parseable ones: a checkout's files may hold lines that are not requirements."""
     return [r for r in map(_requirement, lines) if r is not None]
+
+
+def checkout_requirements(
+    checkouts: tuple[Checkout, ...], wanted: Mapping[str, tuple[str, ...]]
+) -> list[tuple[Requirement, str]]:
+    """What editable checkouts require, with the extras asked for (their own `name[extra]`
+    references followed), each with where it comes from."""
+    found: list[tuple[Requirement, str]] = []
+    for checkout in checkouts:
+        if checkout.own_uv_config or checkout.missing:
+            continue
+        name = canonicalize_name(checkout.name) if checkout.name else None
+        label = (
+            f"{checkout.name} {checkout.version}" if checkout.name and checkout.version else checkout.folder
+        )
+        pending = [(line, "its requirements") for line in checkout.requires]
+        pending += [
+            (line, f"its {e!r} extra")
+            for e in wanted.get(checkout.folder, ())
+            for line in checkout.extras.get(e, ())
+        ]
+        seen = set(wanted.get(checkout.folder, ()))
+        while pending:
+            line, where = pending.pop(0)
+            for requirement in parse_lenient((line,)):
+                if name is not None and canonicalize_name(requirement.name) == name:  # verl[verl-core]
+                    for extra in sorted(requirement.extras - seen):
+                        seen.add(extra)
+                        pending += [(x, f"its {extra!r} extra") for x in checkout.extras.get(extra, ())]
+                    continue
+                found.append((requirement, f"{label}, {where}, read from {checkout.folder}/"))
+    return found
 
 
 def _pinned(requirement: Requirement) -> str | None:
@@ -150,6 +172,29 @@ def _relieve(project: Project, checkout: Checkout, found: list[Conflict], relief
         )
 
 
+def _own_uv_config(checkout: Checkout, extras: tuple[str, ...], out: Outcome) -> None:
+    """A checkout that carries its own uv integration (verl >= 0.9: extras per backend,
+    conflicts, a wheel index, git sources, overrides): uv reads none of its [tool.uv] when it
+    is a dependency, so adding it as a path source would lose all of that. Said as a warning,
+    not in silence, with the way to use it."""
+    routed = f" (routes {', '.join(checkout.own_sources)})" if checkout.own_sources else ""
+    extra = f" --extra {extras[0]}" if extras else " --extra vllm"
+    label = f"{checkout.name} {checkout.version}" if checkout.name and checkout.version else checkout.folder
+    out.warnings.append(
+        f"{checkout.folder}/ ({label}) not added: its pyproject.toml has its own [tool.uv] "
+        f"(extras per backend, conflicts, indexes, sources{routed}), which uv ignores when it is a "
+        f"dependency, so the project would lock without them. Use it where it is: "
+        f"`cd {checkout.folder} && uv sync{extra}`; or remove it from [tool.llm-sync] checkouts"
+    )
+    out.decisions.append(
+        (
+            "checkout",
+            f"{checkout.folder}: left to its own uv configuration",
+            f"{checkout.folder}/pyproject.toml has its own [tool.uv], which uv ignores for a dependency",
+        )
+    )
+
+
 def plan(
     *,
     project: Project,
@@ -162,24 +207,28 @@ def plan(
     sources = {canonicalize_name(k): v for k, v in project.uv_sources.items()}
     declared = project.declared()
     for checkout in found:
-        if checkout.own_uv_config:
-            out.decisions.append(
-                (
-                    "checkout",
-                    f"{checkout.folder}: left to its own uv configuration",
-                    (
-                        f"{checkout.folder}/pyproject.toml has its own [tool.uv] (extras per backend, conflicts, "
-                        f"indexes), which uv ignores for a dependency: use it where it is, e.g. "
-                        f"`cd {checkout.folder} && uv sync --extra vllm`"
-                    ),
-                )
+        if checkout.missing:
+            out.warnings.append(
+                f"[tool.llm-sync] checkouts lists {checkout.folder}/, but there is no such folder next to "
+                "pyproject.toml: clone it there or correct the path; nothing added for it"
             )
             continue
+        if checkout.own_uv_config:
+            _own_uv_config(checkout, extras_wanted.get(checkout.folder, ()), out)
+            continue
+        hint = DECLARE_HINT.format(folder=checkout.folder)
         if not checkout.name:
             out.warnings.append(
-                f"{checkout.folder}: no package name found (read from {checkout.read_from}); not added"
+                f"{checkout.folder}/ not added: llm-sync could not read {' or '.join(checkout.unread)} "
+                f"without running its code; {hint}"
             )
             continue
+        if checkout.unread:
+            out.warnings.append(
+                f"{checkout.folder}/: could not read {' or '.join(checkout.unread)} without running its code, "
+                "so the plan does not see what it requires (uv still reads it when it locks); "
+                "list its torch/vllm needs in the project's dependencies if they matter"
+            )
         name = canonicalize_name(checkout.name)
         wanted = {"path": checkout.folder, "editable": True}
         current = sources.get(name)
@@ -211,3 +260,80 @@ def plan(
             )
         _relieve(project, checkout, conflicts(project, checkout, extras, name), relief, out)
     return out
+
+
+# --- frameworks installed from an index ------------------------------------------------------
+
+# uv's "No solution found" explanation, e.g. "Because all versions of openrlhf depend on
+# transformers==4.55.2" or "openrlhf==0.11.2 depends on transformers==4.55.2" (uv 0.13).
+_DEPENDS_ON = re.compile(
+    r"(?:all versions of |only )?(?P<framework>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?"
+    r"(?:==(?P<version>[^\s,]+))? depends? on (?P<pin>[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[^\]]*\])?==[^\s,]+)"
+)
+
+
+def index_conflicts(project: Project, uv_output: Iterable[str]) -> list[Conflict]:
+    """The project's own pins that a framework from an index contradicts, as uv's explanation
+    states them: the framework's metadata is read by uv while it locks, never fetched at plan
+    time. Only frameworks the project declares directly, only pins the project contradicts."""
+    text = " ".join(line.strip() for line in uv_output)  # uv wraps long explanations
+    declared = project.declared()
+    ours = [r for dep_list in project.dependency_lists() for r in dep_list.requirements]
+    found: list[Conflict] = []
+    for match in _DEPENDS_ON.finditer(text):
+        framework = canonicalize_name(match["framework"])
+        theirs = _requirement(match["pin"])
+        if framework not in declared or theirs is None:
+            continue
+        label = f"{framework} {match['version']}" if match["version"] else framework
+        for our in ours:
+            same = canonicalize_name(our.name) == canonicalize_name(theirs.name)
+            if same and _contradicts(our, theirs) and all(c.ours != our for c in found):
+                found.append(Conflict(label, our, theirs))
+    return found
+
+
+def index_relief(project: Project, found: list[Conflict]) -> Outcome:
+    """Relief for frameworks from an index: `override-dependencies` for the project's pin (their
+    metadata is not readable at plan time, so dependency-metadata is not an option here)."""
+    out = Outcome()
+    _relieve(project, _FROM_INDEX, found, "override", out)
+    return out
+
+
+_FROM_INDEX = Checkout("", None, (), read_from="the index")
+
+
+# --- CUDA-only packages a framework brings ---------------------------------------------------
+
+
+def platform_overrides(
+    project: Project, theirs: list[tuple[Requirement, str]], markers: Mapping[str, str]
+) -> list[tuple[AddOverride, str]]:
+    """A CUDA-only package (``markers``: name -> "sys_platform == 'linux'") that an editable
+    checkout requires reaches the macOS/Windows side of the universal lock as a source-only
+    package, and a teammate's `uv sync` there would try to compile it. A requirement's own
+    marker cannot be added from outside, but an override replaces every requirement on the
+    package: it is written with the marker and the versions every known requirement allows
+    (the checkout's and the project's), so Linux keeps them and other platforms skip it.
+    (override to write, decision reason)."""
+    existing = _existing_overrides(project)
+    ours = [r for dep_list in project.dependency_lists() for r in dep_list.requirements]
+    found = []
+    for name, marker in markers.items():
+        wanted = [(r, origin) for r, origin in theirs if canonicalize_name(r.name) == name]
+        if not wanted or name in existing:
+            continue
+        specifier = SpecifierSet()
+        for requirement in [r for r, _ in wanted] + [r for r in ours if canonicalize_name(r.name) == name]:
+            specifier &= requirement.specifier
+        items = sorted(specifier, key=lambda s: (not s.operator.startswith(">"), s.version))
+        entry = f"{name}{','.join(str(s) for s in items)} ; {marker}"
+        origins = "; ".join(f"{r} ({origin})" for r, origin in wanted)
+        comment = f"llm-sync: CUDA-only, required by a checkout ({origins}): other platforms skip it instead of compiling it"
+        reason = (
+            f"{origins}: without the marker a macOS/Windows `uv sync` of the one universal uv.lock compiles it; "
+            "an override keeps these versions on Linux and replaces every other requirement on it"
+        )
+        found.append((AddOverride(entry, comment), reason))
+    return found

@@ -177,17 +177,70 @@ def _marker_holds(text: str, environment: Mapping[str, str]) -> bool:
         return True  # a marker this packaging cannot read: count the fork rather than hide it
 
 
-def stack(packages: list[dict[str, Any]], *, platform: str, python: str) -> Stack:
-    """The versions a ``platform`` machine with ``python`` ("3.11") installs from the lock."""
-    environment = {
+def _environment(platform: str, python: str) -> dict[str, str]:
+    return {
         **PLATFORMS[platform],
         "python_version": python,
         "python_full_version": f"{python}.0",
         "implementation_name": "cpython",
         "platform_python_implementation": "CPython",
+        "extra": "",
     }
-    found: dict[str, Locked] = {}
+
+
+def _is_root(table: Mapping[str, Any]) -> bool:
+    source = table.get("source")
+    return isinstance(source, dict) and any(source.get(k) == "." for k in ("virtual", "editable"))
+
+
+def _edges(table: Mapping[str, Any], *, everything: bool, extras: set[str]) -> list[dict[str, Any]]:
+    """A package's dependency entries: its own, those of the extras asked for, and for the
+    project itself every extra and group (any of them may be synced)."""
+    edges = [d for d in table.get("dependencies", []) if isinstance(d, dict)]
+    for key in ("optional-dependencies", "dev-dependencies"):
+        groups = table.get(key, {})
+        for group, entries in groups.items() if isinstance(groups, dict) else ():
+            if everything or group in extras:
+                edges += [d for d in entries if isinstance(d, dict)]
+    return edges
+
+
+def _reachable(packages: list[dict[str, Any]], environment: Mapping[str, str]) -> list[dict[str, Any]] | None:
+    """The package tables a machine with ``environment`` installs: walked from the project
+    along the dependency entries whose markers hold there (a `flash-attn ; sys_platform ==
+    'linux'` never reaches macOS). None when the lock names no project to start from."""
+    by_name: dict[str, list[dict[str, Any]]] = {}
     for table in packages:
+        by_name.setdefault(canonicalize_name(str(table.get("name", ""))), []).append(table)
+    roots = [t for t in packages if _is_root(t)]
+    if not roots:
+        return None
+    seen: dict[int, dict[str, Any]] = {}
+    queue: list[tuple[dict[str, Any], set[str], bool]] = [(r, set(), True) for r in roots]
+    while queue:
+        table, extras, is_root = queue.pop()
+        seen[id(table)] = table
+        for edge in _edges(table, everything=is_root, extras=extras):
+            if not _marker_holds(str(edge.get("marker", "python_version >= '0'")), environment):
+                continue
+            candidates = by_name.get(canonicalize_name(str(edge.get("name", ""))), [])
+            if "version" in edge:
+                candidates = [c for c in candidates if str(c.get("version")) == str(edge["version"])]
+            candidates = [c for c in candidates if _applies(c, environment)] or candidates
+            wanted = set(edge.get("extra", []))
+            for target in candidates[:1]:
+                if id(target) not in seen or wanted:
+                    queue.append((target, wanted, False))
+                    seen[id(target)] = target
+    return list(seen.values())
+
+
+def stack(packages: list[dict[str, Any]], *, platform: str, python: str) -> Stack:
+    """The versions a ``platform`` machine with ``python`` ("3.11") installs from the lock."""
+    environment = _environment(platform, python)
+    reachable = _reachable(packages, environment)
+    found: dict[str, Locked] = {}
+    for table in reachable if reachable is not None else packages:
         name, version = table.get("name"), table.get("version")
         if not isinstance(name, str) or not _applies(table, environment):
             continue

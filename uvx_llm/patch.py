@@ -30,7 +30,6 @@ from uvx_llm.actions import (
     SetBuildVariables,
     SetConfig,
     SetDependencyMetadata,
-    SetEnvironments,
     SetIndex,
     SetPathSource,
     SetRequirement,
@@ -240,21 +239,6 @@ def _data_bound(data: dict[str, Any], action: SetBound) -> None:
     uv["constraint-dependencies"] = [*kept, action.requirement]
 
 
-def _doc_environments(doc: Container, action: SetEnvironments) -> None:
-    if action.old:
-        entries = _table(doc, "tool", "uv")["environments"]
-        for old in action.old:  # each with its comment
-            del entries[[str(item) for item in entries].index(old)]
-    for marker in action.markers:
-        _add_commented(doc, "environments", marker, action.comment)
-
-
-def _data_environments(data: dict[str, Any], action: SetEnvironments) -> None:
-    uv = _plain_dict(data, "tool", "uv")
-    kept = [e for e in uv.get("environments", []) if e not in action.old]
-    uv["environments"] = [*kept, *action.markers]
-
-
 def _data_constraint(data: dict[str, Any], action: AddConstraint) -> None:
     uv = _plain_dict(data, "tool", "uv")
     uv["constraint-dependencies"] = [*uv.get("constraint-dependencies", []), action.requirement]
@@ -452,7 +436,6 @@ STEPS: dict[type, tuple[Callable[[Container, Any], None], Callable[[dict[str, An
     SetDependencyMetadata: (_doc_metadata, _data_metadata),
     AddConstraint: (_doc_constraint, _data_constraint),
     SetBound: (_doc_bound, _data_bound),
-    SetEnvironments: (_doc_environments, _data_environments),
 }
 
 

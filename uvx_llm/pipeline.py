@@ -161,11 +161,9 @@ def request(
 
 def checkouts(project: project_module.Project) -> tuple[Checkout, ...]:
     """Framework checkouts at the project root and those [tool.llm-sync] checkouts lists."""
-    from uvx_llm import checkouts, frameworks  # noqa: PLC0415 - see the module docstring
+    from uvx_llm import checkouts  # noqa: PLC0415 - see the module docstring
 
-    listed = project.config.get("checkouts", [])
-    folders = [frameworks.parse_entry(entry)[0] for entry in listed] if isinstance(listed, list) else []
-    return tuple(checkouts.find(project.root, folders))
+    return tuple(checkouts.find(project.root, checkouts.declared(project.config.get("checkouts"))))
 
 
 @contextlib.contextmanager

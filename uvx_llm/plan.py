@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from packaging.utils import canonicalize_name
 
 from uvx_llm import bounds, build, config, frameworks, guards, prebuilt_plan
+from uvx_llm import checkouts as checkouts_module
 from uvx_llm.actions import (
     AddRequirement,
     Builder,
@@ -30,6 +31,7 @@ from uvx_llm.routing import torch_plan
 from uvx_llm.torch_fit import CPU, TorchScope
 
 if TYPE_CHECKING:
+    from packaging.requirements import Requirement
     from packaging.version import Version
 
     from uvx_llm.checkouts import Checkout
@@ -166,17 +168,10 @@ def _bound_plan(
     for action, bound in bounds.actions(project, planned):
         out.actions.append(action)
         out.decide("bound", action.requirement, bound.reason)
-    environments, warning = bounds.python_environments(project, planned, catalog)
-    if environments is not None:
-        out.actions.append(environments)
-        out.decide(
-            "python range",
-            ", ".join(environments.markers),
-            environments.comment.removeprefix(f"{bounds.PYTHON_MARK}: ")
-            + ": the lock is solved for these Pythons only; uv tells a teammate on another one plainly",
-        )
-    if warning is not None:
-        out.warnings.append(warning)
+    if backend is not None:
+        warning = bounds.python_warning(project, bounds.torch_releases(backend, releases, team))
+        if warning is not None:
+            out.warnings.append(warning)
     editable = [a.package for a in out.actions if isinstance(a, SetPathSource)]
     editable += [
         canonicalize_name(name)
@@ -194,7 +189,7 @@ def _guard_plan(
     backend: str | None,
     catalog: Catalog,
     checkouts: tuple[Checkout, ...],
-    wanted: dict[str, tuple[str, ...]],
+    theirs: list[tuple[Requirement, str]],
     releases: tuple[TorchRelease, ...],
     out: Builder,
 ) -> None:
@@ -205,23 +200,14 @@ def _guard_plan(
         out.actions.append(action)
         out.decide("version guard", action.requirement, reason)
     ours = [r for dep_list in project.dependency_lists() for r in dep_list.requirements]
-    theirs = [
-        r
-        for checkout in checkouts
-        if not checkout.own_uv_config
-        for r in frameworks.parse_lenient(
-            (
-                *checkout.requires,
-                *(x for e in wanted.get(checkout.folder, ()) for x in checkout.extras.get(e, ())),
-            )
-        )
-    ]
     in_play = (
         releases
         if backend is None
         else tuple(r for r in releases if r.archs(backend) is not None) or releases
     )
-    out.warnings.extend(guards.known_bad(requirements=[*ours, *theirs], releases=in_play, catalog=catalog))
+    out.warnings.extend(
+        guards.known_bad(requirements=[*ours, *(r for r, _ in theirs)], releases=in_play, catalog=catalog)
+    )
     out.warnings.extend(guards.stack_warnings(requirements=ours, found=list(checkouts)))
 
 
@@ -267,10 +253,15 @@ def make(
     """
     config.validate_table(project.config, catalog)
     out = Builder()
-    wanted = dict(frameworks.parse_entry(e) for e in project.config.get("checkouts", []))
+    wanted = {d.folder: d.extras for d in checkouts_module.declared(project.config.get("checkouts"))}
     project = _checkout_plan(project=project, found=checkouts, wanted=wanted, request=request, out=out)
+    theirs = frameworks.checkout_requirements(checkouts, wanted)
+    markers = {b.name: b.platform_marker for b in catalog.builds if b.platform_marker}
+    for override, reason in frameworks.platform_overrides(project, theirs, markers):
+        out.actions.append(override)
+        out.decide("platform marker", override.requirement, reason)
     backend, routing_uv_min, scope = torch_plan(
-        machine=machine, project=project, catalog=catalog, request=request, out=out
+        machine=machine, project=project, catalog=catalog, request=request, out=out, theirs=theirs
     )
     routed, narrowed = prebuilt_plan.plan(
         machine=machine,
@@ -293,7 +284,7 @@ def make(
         backend=backend,
         catalog=catalog,
         checkouts=checkouts,
-        wanted=wanted,
+        theirs=theirs,
         releases=scope.releases if scope else catalog.torch,
         out=out,
     )

@@ -492,7 +492,28 @@ _NOT_PACKAGES = {
     "that",
     "which",
     "there",
+    "one",
+    "only",
+    "following",
+    "available",
+    "can",
+    "conclude",
+    "is",
+    "are",
+    "no",
+    # marker variables: uv prints `pkg{sys_platform == 'linux'}` and `platform_machine == ...`-compatible
+    "sys_platform",
+    "platform_machine",
+    "platform_system",
+    "python_version",
+    "python_full_version",
+    "implementation_name",
+    "platform_python_implementation",
+    "os_name",
+    "extra",
 }
+# Markers and quoted text in uv's explanation: never package names.
+_NOT_NAMES = re.compile(r"\{[^}]*\}|`[^`]*`|'[^']*'")
 
 
 def unsatisfiable(lines: Iterable[str]) -> list[str] | None:
@@ -503,7 +524,7 @@ def unsatisfiable(lines: Iterable[str]) -> list[str] | None:
         return None
     names: list[str] = []
     for line in text[start:]:
-        for match in _NAMED.finditer(line):
+        for match in _NAMED.finditer(_NOT_NAMES.sub(" ", line)):
             name = (match.group(1) or match.group(2) or "").lower()
             if name and name not in _NOT_PACKAGES and name not in names:
                 names.append(name)

@@ -5,6 +5,7 @@ platform to CPU wheels. Pure, no I/O; the edits are actions that ``patch`` appli
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,9 +25,10 @@ from uvx_llm.actions import (
 )
 from uvx_llm.errors import LlmSyncError, NotYetPlannedError
 from uvx_llm.redact import redact, split_credentials, uv_index_variable
-from uvx_llm.torch_fit import CPU, TorchScope, choose_variant, evaluate, torch_scope
+from uvx_llm.torch_fit import CPU, TorchScope, choose_variant, evaluate, torch_scope, vllm_cuda_fit
 
 if TYPE_CHECKING:
+    from packaging.requirements import Requirement
     from packaging.version import Version
 
     from uvx_llm.catalog import Catalog
@@ -117,7 +119,10 @@ def _per_extra_plan(
         )
     if machine is not None and machine.has_nvidia:
         gpu_variants = [v for v in routing.variants if v != CPU and v in catalog.variants]
-        fits = [evaluate(v, machine, scope.releases, catalog, scope.description) for v in gpu_variants]
+        fits = [
+            evaluate(v, machine, scope.releases, catalog, scope.description, vllm=scope.vllm)
+            for v in gpu_variants
+        ]
         if fits and not any(f.ok for f in fits):
             out.warnings.append(
                 "this machine cannot run the project's torch variants: "
@@ -178,7 +183,7 @@ def _pick_backend(
     def check_runs(backend: str) -> str | None:
         if machine is None or backend == CPU:
             return None
-        fit = evaluate(backend, machine, scope.releases, catalog, scope.description)
+        fit = evaluate(backend, machine, scope.releases, catalog, scope.description, vllm=scope.vllm)
         return fit.problems[0] if fit.problems else None
 
     requested = request.backend
@@ -365,8 +370,15 @@ def _drop_old_index(old: str, backend: str, project: Project, kept: list[str], o
 
 
 def torch_plan(
-    *, machine: Machine | None, project: Project, catalog: Catalog, request: Request, out: Builder
+    *,
+    machine: Machine | None,
+    project: Project,
+    catalog: Catalog,
+    request: Request,
+    out: Builder,
+    theirs: list[tuple[Requirement, str]] | None = None,
 ) -> tuple[str | None, Version | None, TorchScope | None]:
+    """``theirs``: what editable checkouts require (with the extras asked for), with its origin."""
     """PyTorch routing: (backend, minimum uv, the torch releases in play; None when nothing is routed)."""
     index_base = request.index_base or config.Setting(
         str(project.config.get("torch-index-url", catalog.index_base)).rstrip("/"), "[tool.llm-sync]"
@@ -385,7 +397,7 @@ def torch_plan(
     if machine is None:  # `check`: no machine to fit, so the torch scope is not needed
         scope = TorchScope(catalog.torch, "any torch release")
     else:
-        scope, scope_warnings = torch_scope(project, catalog)
+        scope, scope_warnings = torch_scope(project, catalog, theirs)
         out.warnings.extend(scope_warnings)
     routing = existing_routing(project, catalog)
     if routing.per_extra:  # a design of the project's own, not a disagreement: even --force keeps it
@@ -419,4 +431,7 @@ def torch_plan(
     )
     if recorded != backend:
         out.actions.append(SetConfig("backend", backend))
+    if scope.vllm and backend != CPU:  # the bounds keep to torch releases whose vllm loads here
+        fitting, _ = vllm_cuda_fit(backend, scope.releases, catalog)
+        scope = dataclasses.replace(scope, releases=fitting or scope.releases)
     return backend, catalog.uv_min_routing, scope

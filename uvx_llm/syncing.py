@@ -168,6 +168,12 @@ def lock_and_verify(
     logger.debug("running uv lock %s", " ".join(args))
     with shown_progress(env) as shown:  # `uv lock` may build a package for its metadata
         code = uv_module.lock(uv, project_dir=project.root, uv_args=args, env=env, **stderr_handlers(shown))
+    if code != 0 and relieve_index_pins(project, shown.output):
+        logger.debug("running uv lock %s (with the relief)", " ".join(args))
+        with shown_progress(env) as shown:
+            code = uv_module.lock(
+                uv, project_dir=project.root, uv_args=args, env=env, **stderr_handlers(shown)
+            )
     if code != 0:
         explain_failure(shown.output, project=project, made=made, uv_args=uv_args)
         return code
@@ -289,6 +295,29 @@ def run_uv(
     excerpt = "\n".join(f"    {line}" for line in diagnosis.excerpt)
     logger.error(f"{shown.builds[-1].package} failed to build: {diagnosis.summary}\n{excerpt}")
     return code, diagnosis
+
+
+def relieve_index_pins(project: Project, output: list[str]) -> bool:
+    """After "No solution found": when uv's explanation shows a framework from an index pinning
+    what the project pins otherwise (openrlhf: transformers==4.55.2, the project 4.56.0), the
+    same relief as for a checkout: the project's pin written to override-dependencies, with its
+    reason. Whether anything was written (then the lock runs once more)."""
+    from uvx_llm import frameworks  # noqa: PLC0415 - see sync
+    from uvx_llm import patch as patch_module  # noqa: PLC0415 - same
+    from uvx_llm import project as project_module  # noqa: PLC0415 - same
+
+    current = project_module.load(project.path)
+    found = frameworks.index_conflicts(current, output)
+    relief = frameworks.index_relief(current, found)
+    if not relief.actions:
+        return False
+    edits = tuple(a for a in relief.actions if not isinstance(a, str))
+    files.write(
+        current.path, patch_module.encode(current, patch_module.render(current, edits)), expected=current.raw
+    )
+    for _, choice, reason in relief.decisions:
+        logger.warning(f"conflict relief: {choice} — {reason}; written to {current.path}, locking again")
+    return True
 
 
 FRAMEWORKS = ("verl", "openrlhf")  # the frameworks whose pins llm-sync can relieve (frameworks.py)

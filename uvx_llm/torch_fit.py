@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
+from uvx_llm.bounds import FRAMEWORKS_BRINGING_VLLM
 from uvx_llm.catalog import Catalog, Pair, TorchRelease, runs_on, show_pair, show_sm
 from uvx_llm.errors import LlmSyncError
 
@@ -22,12 +23,14 @@ if TYPE_CHECKING:
     from uvx_llm.project import Project
 
 CPU = "cpu"
+VLLM_CUDA = "vllm's PyPI wheels"
 
 
 @dataclass(frozen=True)
 class TorchScope:
     releases: tuple[TorchRelease, ...]
     description: str
+    vllm: bool = False  # vllm is in play: its PyPI wheels are built for one CUDA major
 
 
 def _span(releases: tuple[TorchRelease, ...]) -> str:
@@ -49,11 +52,15 @@ def _vllm_torch_pins(requirement: Requirement, catalog: Catalog) -> list[Version
     return pins
 
 
-def torch_scope(project: Project, catalog: Catalog) -> tuple[TorchScope, list[str]]:
-    """Torch releases allowed by the project's torch requirements and its declared vllm."""
+def torch_scope(
+    project: Project, catalog: Catalog, theirs: list[tuple[Requirement, str]] | None = None
+) -> tuple[TorchScope, list[str]]:
+    """Torch releases allowed by the project's torch requirements and its declared vllm, and by
+    what editable checkouts require with the extras asked for (``theirs``: requirement, origin)."""
     warnings: list[str] = []
-    requirements = [r for dep_list in project.dependency_lists() for r in dep_list.requirements]
-    torch_specs = [r for r in requirements if canonicalize_name(r.name) == "torch" and r.specifier]
+    requirements = [(r, "") for dep_list in project.dependency_lists() for r in dep_list.requirements]
+    requirements += theirs or []
+    torch_specs = [r for r, _ in requirements if canonicalize_name(r.name) == "torch" and r.specifier]
     combined = SpecifierSet()
     for requirement in torch_specs:
         combined &= requirement.specifier
@@ -61,20 +68,23 @@ def torch_scope(project: Project, catalog: Catalog) -> tuple[TorchScope, list[st
     if torch_specs and not releases:  # extras that pin different torches: any of them
         releases = tuple(r for r in catalog.torch if any(r.allows(t.specifier) for t in torch_specs))
     descriptions = [f"torch{combined}"] if torch_specs else []
-    for requirement in (r for r in requirements if canonicalize_name(r.name) == "vllm"):
+    vllm = [(r, origin) for r, origin in requirements if canonicalize_name(r.name) == "vllm"]
+    for requirement, origin in vllm:
         pins = _vllm_torch_pins(requirement, catalog)
+        source = f"{requirement} ({origin})" if origin else str(requirement)
         if not pins:
             warnings.append(
-                f"{requirement} is outside the catalog's vllm releases: its torch pin is not taken into account"
+                f"{source} is outside the catalog's vllm releases: its torch pin is not taken into account"
             )
             continue
         releases = tuple(r for r in releases if any((pin.major, pin.minor) == r.series() for pin in pins))
         shown = ", ".join(sorted({str(p) for p in pins}))
         descriptions.append(
-            f"torch=={shown} (pinned by {requirement})"
+            f"torch=={shown} (pinned by {source})"
             if len(pins) == 1
-            else f"torch in {{{shown}}} (pinned by {requirement})"
+            else f"torch in {{{shown}}} (pinned by {source})"
         )
+    in_play = bool(vllm) or any(name in project.declared() for name in FRAMEWORKS_BRINGING_VLLM)
     if not releases:
         raise LlmSyncError(
             "no torch release in llm-sync's catalog satisfies the project's requirements",
@@ -82,7 +92,26 @@ def torch_scope(project: Project, catalog: Catalog) -> tuple[TorchScope, list[st
             fix="relax the torch/vllm requirements, or pass --backend to route without checking",
         )
     description = " and ".join(descriptions) if descriptions else "any torch release"
-    return TorchScope(releases, description), warnings
+    return TorchScope(releases, description, in_play), warnings
+
+
+def vllm_cuda_fit(
+    variant: str, releases: tuple[TorchRelease, ...], catalog: Catalog
+) -> tuple[tuple[TorchRelease, ...], str | None]:
+    """The releases whose vllm can load next to ``variant``'s torch: vllm pins torch exactly and
+    its PyPI wheels are built against that torch's PyPI build (CUDA 12.x up to vllm 0.19, 13.0
+    from 0.20), so the variant's CUDA major must be that build's. (releases, problem if none)."""
+    if variant == CPU:
+        return releases, None
+    major = catalog.cuda_of(variant)[0]
+    fitting = tuple(r for r in releases if r.pypi_cuda is None or r.pypi_cuda[0] == major)
+    if fitting or not releases:
+        return fitting, None
+    built = "/".join(sorted({str(r.pypi_cuda[0]) for r in releases if r.pypi_cuda}))
+    return (), (
+        f"{VLLM_CUDA} for {_span(releases)} are built for CUDA {built} and do not load next to "
+        f"a CUDA {major} torch"
+    )
 
 
 # --- how well a variant fits ------------------------------------------------------------------
@@ -135,13 +164,23 @@ def _covers(archs: tuple[Pair, ...] | None, capabilities: tuple[Pair, ...]) -> b
 
 
 def evaluate(
-    variant: str, machine: Machine | None, releases: tuple[TorchRelease, ...], catalog: Catalog, scope: str
+    variant: str,
+    machine: Machine | None,
+    releases: tuple[TorchRelease, ...],
+    catalog: Catalog,
+    scope: str,
+    *,
+    vllm: bool = False,
 ) -> Fit:
     if variant == CPU:
         return Fit(CPU, releases, ())
     with_variant = tuple(r for r in releases if r.archs(variant) is not None)
     if not with_variant:
         return Fit(variant, (), (f"not built for {scope}",))
+    if vllm:
+        with_variant, problem = vllm_cuda_fit(variant, with_variant, catalog)
+        if problem:
+            return Fit(variant, (), (problem,), cuda=catalog.cuda_of(variant))
     if machine is None:
         return Fit(variant, with_variant, ())
     problems = []
@@ -196,7 +235,8 @@ def _no_fit_error(machine: Machine, scope: TorchScope, fits: list[Fit], catalog:
     unlimited = dataclasses.replace(machine, cuda_max=None)
     # The smallest driver update that would do: oldest fitting variant first.
     for fit in (
-        evaluate(v, unlimited, scope.releases, catalog, scope.description) for v in reversed(catalog.variants)
+        evaluate(v, unlimited, scope.releases, catalog, scope.description, vllm=scope.vllm)
+        for v in reversed(catalog.variants)
     ):
         if fit.ok:
             cuda = catalog.cuda_of(fit.variant)
@@ -211,12 +251,29 @@ def _no_fit_error(machine: Machine, scope: TorchScope, fits: list[Fit], catalog:
     )
 
 
+def _ruled_out(fits: list[Fit], chosen: Fit, newer: Fit | None, machine: Machine) -> str:
+    """The builds vllm's CUDA ruled out, and, when minor-version compatibility decided, why
+    nothing the driver runs natively would do."""
+    limit = machine.cuda_max or (0, 0)
+    told = [
+        f
+        for f in fits
+        if f is not newer
+        and f.problems
+        and (f.problems[0].startswith(VLLM_CUDA) or (chosen.compat and f.cuda != (0, 0) and f.cuda <= limit))
+    ]
+    return "".join(f"; not {f.variant}: {f.problems[0]}" for f in told)
+
+
 def choose_variant(machine: Machine, scope: TorchScope, catalog: Catalog) -> tuple[str, str]:
     """The newest variant the driver runs that covers every GPU and the torch scope."""
-    fits = [evaluate(v, machine, scope.releases, catalog, scope.description) for v in catalog.variants]
+    fits = [
+        evaluate(v, machine, scope.releases, catalog, scope.description, vllm=scope.vllm)
+        for v in catalog.variants
+    ]
     for wanted_compat in (False, True):
         for position, fit in enumerate(fits):
             if fit.ok and fit.compat == wanted_compat:
                 newer = fits[position - 1] if position else None
-                return fit.variant, _fit_reason(fit, machine, newer)
+                return fit.variant, _fit_reason(fit, machine, newer) + _ruled_out(fits, fit, newer, machine)
     raise _no_fit_error(machine, scope, fits, catalog)
