@@ -134,7 +134,10 @@ def test_existing_build_settings_are_completed_not_replaced(cat: Catalog) -> Non
 
 def test_prebuilt_from_an_index_needs_no_build_settings(cat: Catalog) -> None:
     project = simple(
-        "flash-attn", "torch", extra='[tool.uv.sources]\nflash-attn = { index = "wheelhouse" }\n'
+        "flash-attn",
+        "torch",
+        extra='[tool.uv.sources]\nflash-attn = { index = "wheelhouse" }\n\n'
+        '[[tool.uv.index]]\nname = "wheelhouse"\nurl = "https://wheels.example/simple"\nexplicit = true\n',
     )
     made = make(project, cat)
     assert not any(isinstance(a, actions.AddBuildDependencies) for a in made.actions)

@@ -229,3 +229,74 @@ def test_nvidia_smi_csv_recorded_on_a_real_h100() -> None:
     assert gpus[0].capability == (9, 0)
     assert gpus[0].memory_bytes is not None
     assert abs(gpus[0].memory_bytes - expected["memory_bytes"]) < 2**20
+
+
+# --- a broken driver, odd nvidia-smi output (issue 13, items 18 and 19) ---------------------
+
+MISMATCH = "Failed to initialize NVML: Driver/library version mismatch\nNVML library version: 580.159\n"
+
+
+def test_a_broken_driver_is_trouble_not_a_machine_without_gpus(
+    cat: Catalog, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    use_nvml(monkeypatch, RecordedNvml(recorded(), fail_with=pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH))
+    fake_nvidia_smi(tmp_path, monkeypatch, output=MISMATCH, code=18)
+    (tmp_path / "nvidia").mkdir()  # /proc/driver/nvidia is there, its version file is not readable
+    found = machine.detect(cat, env={}, platform="linux", proc_version=tmp_path / "nvidia" / "version")
+    assert not found.has_nvidia
+    assert "differ in version" in found.trouble[0]
+    assert "Driver/library version mismatch" in found.trouble[1]
+    assert "kernel driver is loaded" in found.trouble[2]
+
+
+def test_no_nvidia_software_at_all_is_no_trouble(
+    cat: Catalog, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_proc: Path
+) -> None:
+    use_nvml(monkeypatch, RecordedNvml(recorded(), fail_with=pynvml.NVML_ERROR_LIBRARY_NOT_FOUND))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert machine.detect(cat, env={}, platform="linux", proc_version=no_proc).trouble == ()
+
+
+def test_odd_nvidia_smi_output_is_handled(
+    cat: Catalog, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_proc: Path
+) -> None:
+    use_nvml(monkeypatch, RecordedNvml(recorded(), fail_with=pynvml.NVML_ERROR_DRIVER_NOT_LOADED))
+    script = tmp_path / "nvidia-smi"
+    script.write_bytes(
+        b"#!/bin/sh\n"
+        b"printf 'x, NVIDIA H100 80GB HBM3, 580.95.05, 9.0, 81559\\n'\n"  # not an integer index
+        b"printf '1, NVIDIA \\377\\376 H100, 580.95.05, 9.0, [N/A]\\n'\n"  # bytes that are not UTF-8
+        b"printf '2, NVIDIA H100, 580.95.05, \\357\\274\\231.0, \\302\\262\\n'\n"  # full-width 9, superscript 2
+        b"head -c 50000000 /dev/zero | tr '\\0' a\n"  # a 50 MB line
+        b"echo\n"
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    found = machine.detect(cat, env={}, platform="linux", proc_version=no_proc)
+    assert [gpu.index for gpu in found.gpus] == [0, 1, 2]
+    assert found.gpus[1].name == "NVIDIA \ufffd\ufffd H100"
+    assert found.gpus[1].memory_bytes is None
+    assert found.gpus[2].capability is None
+    assert found.gpus[2].memory_bytes is None
+    assert found.capabilities == ((9, 0),)
+
+
+@pytest.mark.parametrize(
+    ("text", "meant"),
+    [("12", "did you mean 12.0?"), ("-12.8", ""), ("１２.８", ""), ("12.8a", ""), ("", "")],
+)
+def test_cuda_values_are_major_minor_in_plain_digits(text: str, meant: str) -> None:
+    with pytest.raises(LlmSyncError, match="not a CUDA version") as refused:
+        machine.parse_cuda(text)
+    assert meant in refused.value.what
+
+
+@pytest.mark.parametrize("bad", ["99.0", "9.10", "sm_990", "0.5", "-9.0", "９.０"])
+def test_capabilities_no_gpu_has_are_refused(bad: str) -> None:
+    with pytest.raises(LlmSyncError, match="compute capabilities"):
+        machine.parse_arch_list(bad)
+
+
+@pytest.mark.parametrize("spelled", ["9.0a", "sm_90a", "9.0", "sm_90", "90", "compute_90", "9.0f"])
+def test_arch_specific_spellings_name_the_same_gpus(spelled: str) -> None:
+    assert machine.parse_arch_list(f"8.0;{spelled}") == ((8, 0), (9, 0))

@@ -153,7 +153,7 @@ def test_a_read_back_mismatch_writes_nothing(cat: Catalog, monkeypatch: pytest.M
     original = simple("torch")
     made = make(original, cat)
     monkeypatch.setattr(patch, "apply_to_data", lambda data, _actions: data)
-    with pytest.raises(LlmSyncError, match="could not edit"):
+    with pytest.raises(LlmSyncError, match="cannot edit"):
         patch.render(original, made.actions)
 
 

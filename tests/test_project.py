@@ -52,7 +52,7 @@ def test_invalid_requirement_is_named() -> None:
 
 
 def test_requirements_must_be_a_list() -> None:
-    with pytest.raises(LlmSyncError, match="is not a list"):
+    with pytest.raises(LlmSyncError, match="must be an array of requirement strings"):
         proj('[project]\nname = "x"\ndependencies = "torch"\n').dependency_lists()
 
 

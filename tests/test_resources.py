@@ -134,3 +134,50 @@ def test_this_machine() -> None:
     found = resources.detect()
     assert found.cpus >= 1
     assert found.memory_bytes is None or found.memory_bytes > 0
+
+
+# memory.stat as the H100 machine's cgroup showed it after a 56 GiB file was written
+# (issue 13, item 23): most of memory.current was inactive page cache.
+V2_STAT = (
+    "anon 6442450944\nfile 62277025792\nkernel 402653184\nshmem 0\n"
+    "active_anon 6039797760\ninactive_anon 0\nactive_file 2147483648\ninactive_file 60129542144\n"
+    "unevictable 0\nslab_reclaimable 268435456\n"
+)
+
+
+def test_v2_reclaimable_page_cache_counts_as_free(tmp_path: Path) -> None:
+    root = v2(
+        tmp_path,
+        "/docker/abc",
+        memory_max=f"{128 * GIB}\n",
+        memory_current=f"{(6 + 58 + 1) * GIB}\n",
+        memory_stat=V2_STAT,
+    )
+    found = resources.detect(root, affinity=16)
+    # 128 GiB - (65 GiB in use - 56 GiB inactive file cache) = 119 GiB, then MemAvailable's 100 binds
+    assert found.memory_bytes == 100 * GIB
+    assert resources._v2_memory_room(root / "sys/fs/cgroup/docker/abc") == 119 * GIB
+
+
+def test_v1_reclaimable_page_cache_counts_as_free(tmp_path: Path) -> None:
+    root = tree(
+        tmp_path,
+        {
+            "proc/self/cgroup": "4:memory:/docker/abc\n",
+            "proc/meminfo": MEMINFO,
+            "sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes": f"{24 * GIB}\n",
+            "sys/fs/cgroup/memory/docker/abc/memory.usage_in_bytes": f"{20 * GIB}\n",
+            "sys/fs/cgroup/memory/docker/abc/memory.stat": (
+                f"cache {15 * GIB}\nrss {5 * GIB}\ninactive_file {GIB}\n"
+                f"total_cache {15 * GIB}\ntotal_rss {5 * GIB}\ntotal_inactive_file {12 * GIB}\n"
+            ),
+        },
+    )
+    assert resources.detect(root, affinity=16).memory_bytes == 16 * GIB  # 24 - (20 - 12)
+
+
+def test_garbage_in_cgroup_files_is_no_limit(tmp_path: Path) -> None:
+    root = v2(
+        tmp_path, "/docker/abc", memory_max="lots\n", memory_current="x\n", memory_stat="inactive_file y\n"
+    )
+    assert resources.detect(root, affinity=16).memory_bytes == 100 * GIB

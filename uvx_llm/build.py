@@ -27,7 +27,7 @@ from uvx_llm.actions import (
     SetBuildVariables,
     SetRequirement,
 )
-from uvx_llm.catalog import BuildPackage, Catalog, Pair, parse_pair, show_pair, show_sm
+from uvx_llm.catalog import BuildPackage, Catalog, Pair, parse_capability, show_pair, show_sm
 from uvx_llm.prebuilt import ours
 
 if TYPE_CHECKING:
@@ -230,7 +230,7 @@ def recorded_archs(project: Project) -> tuple[Pair, ...]:
 def parse_arch_text(text: str) -> tuple[Pair, ...]:
     """ "8.0;9.0" (or "sm_80 sm_90") -> ((8, 0), (9, 0)); () when any entry is not an architecture."""
     try:
-        return tuple(sorted({parse_pair(part) for part in re.split(r"[,;\s]+", text) if part}))
+        return tuple(sorted({parse_capability(part) for part in re.split(r"[,;\s]+", text) if part}))
     except ValueError:
         return ()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -19,15 +20,44 @@ from uvx_llm.errors import ExitCode, LlmSyncError
 Pair = tuple[int, int]
 
 
+_VERSION_PAIR = re.compile(
+    r"([0-9]{1,3})\.([0-9]{1,3})"
+)  # ASCII digits only: never "-12.8" or full-width digits
+# A compute capability as TORCH_CUDA_ARCH_LIST, nvcc and the docs write it: 9.0, 9.0a, sm_90, sm_90a,
+# compute_90, 90. The a/f suffix (arch- or family-specific features) names the same GPUs.
+_CAPABILITY = re.compile(r"(?:sm_|compute_)?(?:([0-9]{1,2})\.([0-9])|([0-9]{1,2})([0-9]))[af]?")
+# Compute capabilities that exist or may: majors 1 (Tesla) to 19 (room for GPUs to come);
+# the minor is one digit, else sm_XY would not say which is which.
+MAX_CAPABILITY_MAJOR = 19
+
+
 def parse_pair(text: str) -> Pair:
-    """ "12.8" -> (12, 8); also accepts "sm_90"/"90" forms of compute capabilities."""
-    cleaned = text.strip().lower().removeprefix("sm_").removeprefix("compute_")
-    if "." in cleaned:
-        major, _, minor = cleaned.partition(".")
-        return int(major), int(minor)
-    if cleaned.isdigit() and len(cleaned) >= 2:  # noqa: PLR2004 - "90" is sm_90
-        return int(cleaned[:-1]), int(cleaned[-1])
-    raise ValueError(f"not a MAJOR.MINOR pair: {text!r}")
+    """ "12.8" -> (12, 8); also accepts the compute-capability forms of parse_capability."""
+    found = _VERSION_PAIR.fullmatch(text.strip())
+    if found:
+        return int(found.group(1)), int(found.group(2))
+    return parse_capability(text)
+
+
+def parse_version_pair(text: str) -> Pair:
+    """A CUDA version, MAJOR.MINOR in ASCII digits: "12.8" -> (12, 8); "12", "-12.8" raise ValueError."""
+    found = _VERSION_PAIR.fullmatch(text.strip())
+    if not found:
+        raise ValueError(f"not a MAJOR.MINOR version: {text!r}")
+    return int(found.group(1)), int(found.group(2))
+
+
+def parse_capability(text: str) -> Pair:
+    """A compute capability: "9.0", "9.0a", "sm_90", "sm_90a", "90" -> (9, 0); ValueError for anything
+    else, and for majors no GPU has or will soon have (99.0 would read as sm_990)."""
+    found = _CAPABILITY.fullmatch(text.strip().lower())
+    if not found:
+        raise ValueError(f"not a compute capability: {text!r}")
+    major, minor = (found.group(1), found.group(2)) if found.group(1) else (found.group(3), found.group(4))
+    pair = int(major), int(minor)
+    if not 1 <= pair[0] <= MAX_CAPABILITY_MAJOR:
+        raise ValueError(f"no GPU has compute capability {pair[0]}.{pair[1]}")
+    return pair
 
 
 def show_pair(pair: Pair) -> str:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from uvx_llm import tomlread
+from uvx_llm.log import get_logger
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -78,6 +79,9 @@ def declared(value: object) -> list[Declared]:
                 )
             )
     return found
+
+
+log = get_logger("llm-sync")
 
 
 @dataclass(frozen=True)
@@ -292,7 +296,7 @@ def _from_setup_cfg(folder: Path) -> Checkout | None:
     path = folder / "setup.cfg"
     if not path.is_file():
         return None
-    parser = configparser.ConfigParser()
+    parser = configparser.ConfigParser(interpolation=None)  # a "%" in a requirement is no template
     parser.read(path, encoding="utf-8")
     if not parser.has_option("options", "install_requires"):
         return None
@@ -411,8 +415,34 @@ def find(root: Path, configured: list[Declared]) -> list[Checkout]:
     folders = [name for name in KNOWN_FRAMEWORKS if (root / name).is_dir()]
     folders += [d.folder for d in configured if d.folder not in folders]
     return [
-        read(root / folder, folder, by_folder.get(folder))
+        _read_or_warn(root / folder, folder, by_folder.get(folder))
         if (root / folder).is_dir()
         else Checkout(folder, None, (), read_from="no such folder", missing=True)
         for folder in folders
     ]
+
+
+# What a broken or absurd checkout makes the readers raise: an unparsable setup.cfg, a setup.py
+# nested past the parser's limits or holding NUL bytes, values of the wrong type.
+_UNREADABLE = (
+    configparser.Error,
+    RecursionError,
+    MemoryError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    OSError,
+)
+
+
+def _read_or_warn(folder: Path, written_as: str, declared: Declared | None) -> Checkout:
+    """A checkout whose files cannot be read is a warning and an empty reading, never a crash:
+    checkouts are found automatically, so one broken file would otherwise stop every command."""
+    try:
+        return read(folder, written_as, declared)
+    except _UNREADABLE as error:
+        reason = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
+        log.warning(
+            f"cannot read the checkout {folder}'s requirements ({reason}); it is left out of the plan"
+        )
+        return Checkout(written_as, None, (), {}, f"nothing readable ({reason})")

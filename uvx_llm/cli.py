@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,13 +12,33 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from uvx_llm import __version__, config, log, paths, pipeline, render
-from uvx_llm.errors import ExitCode, LlmSyncError
+from uvx_llm.errors import ExitCode, Interrupted, LlmSyncError
 from uvx_llm.pipeline import Options
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 logger = log.get_logger("llm-sync")
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _output_error(error: OSError) -> LlmSyncError:
+    return LlmSyncError(
+        f"cannot write the output: {error.strerror or error}",
+        why="standard output was closed (a pipe whose reader stopped) or its device is full",
+        fix="give the output somewhere to go, e.g. a file on a disk with space",
+        exit_code=ExitCode.OUTPUT,
+    )
+
+
+def _print(text: str, *, colour: bool | None = None) -> None:
+    """A command's result on stdout, flushed and checked: a closed pipe (`| head -0`) or a full
+    disk (`> /dev/full`) is an error with its own exit code, never a silent exit 0."""
+    try:
+        click.echo(text, color=colour)
+        sys.stdout.flush()
+    except OSError as error:
+        raise _output_error(error) from None
 
 
 def _setting_option(spec: config.Spec) -> Any:
@@ -62,10 +83,22 @@ _COLOR = click.option(
 )
 
 
+_TARGET_KEYS = ("cuda", "arch")  # what `check`, being machine-independent, does not take
+
+
 def _common_options(function: Any) -> Any:
+    return _shared_options(function, target=True)
+
+
+def _check_options(function: Any) -> Any:
+    return _shared_options(function, target=False)
+
+
+def _shared_options(function: Any, *, target: bool) -> Any:
+    keys = [spec.key for spec in config.SPECS if target or spec.key not in _TARGET_KEYS]
     options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         _PROJECT,
-        _setting_options(),
+        _setting_options(*keys),
         click.option(
             "--force", is_flag=True, help="Replace hand-written torch routing that disagrees with the plan."
         ),
@@ -102,7 +135,7 @@ JSON_FORMAT = 1  # the "version" of every JSON document: raised when a field cha
 def _echo_json(document: dict[str, Any]) -> None:
     import json  # noqa: PLC0415 - only the JSON outputs need it
 
-    click.echo(json.dumps({"version": JSON_FORMAT, **document}, indent=2))
+    _print(json.dumps({"version": JSON_FORMAT, **document}, indent=2))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -159,9 +192,9 @@ def plan(as_json: bool, resolve: bool, uv_args: tuple[str, ...], **kwargs: Any) 
         _echo_json(render.plan_document(preview, resolution))
     else:
         colour = log.use_colour(sys.stdout)
-        click.echo(render.plan_text(preview, colour=colour), color=colour)
+        _print(render.plan_text(preview, colour=colour), colour=colour)
         if resolution is not None:
-            click.echo(render.resolution_text(resolution))
+            _print(render.resolution_text(resolution))
     return ExitCode.DIFFERENCES if resolution is not None and not resolution.ok else ExitCode.OK
 
 
@@ -172,7 +205,7 @@ def _status(message: str, *, quiet: int) -> None:
 
 
 @cli.command()
-@_common_options
+@_check_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
 @click.option(
     "--fix",
@@ -185,10 +218,6 @@ def check(fix: bool, as_json: bool, **kwargs: Any) -> int:
     Machine-independent: no detection, no network.
     """
     options = _options(kwargs)
-    if pipeline.target_given(options):
-        raise click.UsageError(
-            "check is machine-independent: --cuda/--arch do not apply (use `llm-sync plan`)"
-        )
     checked = pipeline.check(options, fix=fix)
     project = checked.run.project
     if as_json:
@@ -199,7 +228,7 @@ def check(fix: bool, as_json: bool, **kwargs: Any) -> int:
     if checked.up_to_date:
         _status(f"{project.path} is up to date", quiet=options.quiet)
     else:
-        click.echo(checked.diff.rstrip("\n"))
+        _print(checked.diff.rstrip("\n"))
         hint = f"fixed {project.path}" if fix else "run `llm-sync check --fix` (or `llm-sync`) to apply"
         _status(hint, quiet=options.quiet)
     return ExitCode.OK if checked.up_to_date else ExitCode.DIFFERENCES
@@ -225,7 +254,7 @@ def doctor(python: Path | None, timeout: float, as_json: bool, **kwargs: Any) ->
         _echo_json(report.to_json())
     else:
         colour = log.use_colour(sys.stdout)
-        click.echo(report.render(colour=colour), color=colour)
+        _print(report.render(colour=colour), colour=colour)
     return ExitCode.DIFFERENCES if report.has_errors else ExitCode.OK
 
 
@@ -238,7 +267,7 @@ def show_config(as_json: bool, **kwargs: Any) -> int:
     if as_json:
         _echo_json(render.settings_document(shown))
     else:
-        click.echo(render.settings_text(shown))
+        _print(render.settings_text(shown))
     return ExitCode.OK
 
 
@@ -255,7 +284,7 @@ def detect(as_json: bool, **kwargs: Any) -> int:
     if as_json:
         _echo_json(machine.to_json())
     else:
-        click.echo("\n".join([*machine.summary(), *(f"note: {n}" for n in machine.notes)]))
+        _print("\n".join([*machine.summary(), *(f"note: {n}" for n in machine.notes)]))
     return ExitCode.OK
 
 
@@ -273,15 +302,40 @@ def _value_options() -> set[str]:
     }
 
 
+def _no_such_command(word: str) -> click.UsageError:
+    import difflib  # noqa: PLC0415 - only for this message
+
+    close = difflib.get_close_matches(word, list(cli.commands), n=1)
+    hint = f" — did you mean {close[0]!r}?" if close else ""
+    return click.UsageError(
+        f"no such command {word!r}{hint}\n"
+        f"  commands: {', '.join(sorted(cli.commands))}; uv arguments go after `--` "
+        f"(llm-sync -- {word}); nothing was written"
+    )
+
+
 def with_default_command(argv: list[str]) -> list[str]:
-    """`llm-sync [options] [-- uv args]` means `llm-sync sync ...`; a command may follow options."""
+    """`llm-sync [options] [-- uv args]` means `llm-sync sync ...`; a command may follow options.
+
+    A bare word before `--` that is neither a command nor an option's value is a usage error
+    (`llm-sync chek`), found before anything is read or written: uv's arguments go after `--`.
+    """
     previous = ""
+    command: tuple[int, str] | None = None
     for position, word in enumerate(argv):
         if word == "--":
             break
-        if word in cli.commands and previous not in _value_options():
-            return [word, *argv[:position], *argv[position + 1 :]]
-        previous = word
+        takes_value = previous in _value_options()
+        previous = "" if takes_value else word
+        if takes_value or word.startswith("-"):
+            continue
+        if command is None and word in cli.commands:
+            command = (position, word)
+            continue
+        raise _no_such_command(word)
+    if command is not None:
+        position, word = command
+        return [word, *argv[:position], *argv[position + 1 :]]
     if any(token in {"--help", "-h", "--version"} for token in argv[:1]):
         return argv
     return ["sync", *argv]
@@ -321,6 +375,60 @@ def _write_crash_log(error: BaseException) -> Path | None:
     return None
 
 
+def _explain_unknown_option(error: click.NoSuchOption) -> click.UsageError:
+    """An unknown option is most often uv's (`sync --frozen`): say where uv's options go, and
+    suggest one of ours only when it is a near miss (not --force for --frozen)."""
+    import difflib  # noqa: PLC0415 - only for this message
+
+    name, ctx = error.option_name, error.ctx
+    command = ctx.info_name if ctx is not None else None
+    if command == "check" and name in {"--cuda", "--arch"}:
+        return click.UsageError(
+            "check is machine-independent: --cuda/--arch do not apply (use `llm-sync plan`)", ctx
+        )
+    ours = sorted({opt for param in (ctx.command.params if ctx else []) for opt in param.opts})
+    close = difflib.get_close_matches(name, ours, n=1, cutoff=0.8)
+    message = f"No such option: {name}" + (f" — did you mean {close[0]}?" if close else "")
+    if command in {"sync", "plan"}:
+        message += f"\n  uv options go after `--` (llm-sync {command} -- {name})"
+    return click.UsageError(message + "; nothing was written", ctx)
+
+
+def _raise_interrupted(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _signals_as_interrupts() -> Iterator[None]:
+    """SIGTERM (docker stop, CI cancel, `timeout`) and SIGHUP (a closed terminal) stop the run as
+    Ctrl-C does: uv's process tree is taken down, and the exit code is 128 + the signal."""
+    previous: dict[int, Any] = {}
+    try:
+        for signum in _STOP_SIGNALS:
+            previous[signum] = signal.signal(signum, _raise_interrupted)
+    except ValueError:  # not the main thread (an embedding program): its handlers stay
+        pass
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _interrupted_by(error: BaseException) -> int:
+    """The signal behind a KeyboardInterrupt (click wraps it in Abort)."""
+    cause = error.__cause__ if isinstance(error, click.exceptions.Abort) else error
+    return cause.signum if isinstance(cause, Interrupted) else signal.SIGINT
+
+
+def _silence_stdout() -> None:
+    """After stdout failed, point it at /dev/null: Python's own flush at exit must not fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def uv_option_before_dashes(option: str, args: list[str]) -> LlmSyncError | None:
     """The error for an option of `uv sync` given to llm-sync's own command line (before `--`)."""
     from uvx_llm import uv as uv_module  # noqa: PLC0415 - only on this error's path
@@ -331,24 +439,40 @@ def uv_option_before_dashes(option: str, args: list[str]) -> LlmSyncError | None
 
 def run(argv: list[str] | None = None) -> None:
     """Run the command line and exit with its code."""
-    args = with_default_command(sys.argv[1:] if argv is None else argv)
+    with _signals_as_interrupts():
+        code = _run(sys.argv[1:] if argv is None else argv)
+        try:
+            sys.stdout.flush()  # what click printed itself (--help, --version)
+        except OSError as error:
+            _silence_stdout()
+            click.echo(_output_error(error).render(), err=True)
+            code = ExitCode.OUTPUT
+    sys.exit(code)
+
+
+def _run(argv: list[str]) -> int:
     pipeline.reset()  # the user config file is read once per run, never carried over to the next
     log.configure()  # nor are the last run's verbosity and colour
     try:
+        args = with_default_command(argv)
         code = cli.main(args=args, prog_name="llm-sync", standalone_mode=False)
     except LlmSyncError as error:
+        if error.exit_code == ExitCode.OUTPUT:
+            _silence_stdout()
         colour = log.use_colour(sys.stderr)
         click.echo(error.render(colour=colour), err=True, color=colour)
         code = error.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        click.echo("interrupted", err=True)
-        code = ExitCode.INTERRUPTED
+    except (KeyboardInterrupt, click.exceptions.Abort) as error:
+        signum = _interrupted_by(error)
+        shown = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+        click.echo(f"interrupted{shown}", err=True)
+        code = ExitCode.SIGNAL + signum
     except click.exceptions.Exit as done:
         code = done.exit_code
     except click.NoSuchOption as error:
         misplaced = uv_option_before_dashes(error.option_name, args)
         if misplaced is None:
-            error.show()
+            _explain_unknown_option(error).show()
         else:
             colour = log.use_colour(sys.stderr)
             click.echo(misplaced.render(colour=colour), err=True, color=colour)
@@ -366,4 +490,4 @@ def run(argv: list[str] | None = None) -> None:
             err=True,
         )
         code = ExitCode.INTERNAL
-    sys.exit(code if isinstance(code, int) else ExitCode.OK)
+    return code if isinstance(code, int) else ExitCode.OK

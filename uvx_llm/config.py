@@ -75,7 +75,7 @@ SPECS = (
     ),
     Spec(
         "cuda",
-        "plan for a driver that runs CUDA X.Y instead of this machine's (check ignores it)",
+        "plan for a driver that runs CUDA X.Y (e.g. 12.8) instead of this machine's; not for check",
         metavar="X.Y",
         in_project=False,
         in_user=False,
@@ -83,7 +83,7 @@ SPECS = (
     ),
     Spec(
         "arch",
-        "plan for GPUs of these compute capabilities instead of this machine's (check ignores it)",
+        "plan for GPUs of these compute capabilities (8.0,9.0; 9.0a and sm_90 name the same GPUs) instead of this machine's; not for check",
         metavar="X.Y[,X.Y]",
         in_project=False,
         in_user=False,
@@ -105,7 +105,6 @@ SPECS = (
         "torch-index-format",
         "simple (PEP 503, the default) or flat (a mirror serving one plain file listing)",
         choices=("simple", "flat"),
-        flag=False,
         check="choice",
         noun="index format",
         fix="flat for a mirror listing all wheels on one page, else simple",
@@ -218,6 +217,16 @@ def _check_keys(table: Mapping[str, Any], known: Mapping[str, str], where: str) 
                     why="a table takes path (required), name, version (text) and extras (a list of text)",
                     fix='write it as checkouts = ["verl[vllm]", { path = "vendor/OpenRLHF", name = "openrlhf", extras = ["vllm"] }]',
                 )
+            for entry in value:
+                path = entry.get("path", "") if isinstance(entry, dict) else entry.split("[", 1)[0]
+                # the project itself or a folder above it: every part is "." or ".." (or nothing)
+                if not set(str(path).strip().replace("\\", "/").split("/")) - {"", ".", ".."}:
+                    raise LlmSyncError(
+                        f"{where} checkouts names {entry!r}, which is not a checkout inside the project",
+                        why="each entry is a framework checkout's folder under the project; the project itself "
+                        "(or a folder above it) would make it depend on itself",
+                        fix='name the checkout\'s folder, e.g. checkouts = ["verl"], or remove the entry',
+                    )
             continue
         if key not in known:
             raise LlmSyncError(
@@ -274,6 +283,12 @@ def load_user_config(path: Path) -> dict[str, Any]:
         return {}
     except OSError as error:
         raise LlmSyncError(f"cannot read {path}: {error.strerror}", fix="check its permissions") from None
+    except UnicodeDecodeError as error:
+        raise LlmSyncError(
+            f"{path} is not UTF-8 text (byte {error.start})",
+            why="TOML files must be UTF-8",
+            fix=f"re-save it as UTF-8, or delete {path} to use the defaults",
+        ) from None
     try:
         table = tomlread.loads(text)
     except ValueError as error:
@@ -305,6 +320,13 @@ def resolve(
     """Every setting from the first source that has it, validated, with its origin."""
     resolved = {}
     for spec in SPECS:
+        given = cli.get(spec.key) if spec.flag else None
+        if given is not None and not given.strip():
+            raise LlmSyncError(
+                f"{spec.option} was given an empty value",
+                why="an empty value would silently mean 'not set' (an unset variable in `--cuda $CUDA`)",
+                fix=f"give {spec.option} a value, or leave the option out",
+            )
         candidates = [
             (cli.get(spec.key) if spec.flag else None, spec.option),
             (env.get(spec.env, "").strip() or None, spec.env),

@@ -9,10 +9,21 @@ class ExitCode(enum.IntEnum):
     """Exit codes of the `llm-sync` command (docs/exit-codes.md)."""
 
     OK = 0
-    DIFFERENCES = 1  # `check` found differences; `sync` uses uv's own code when uv fails
+    DIFFERENCES = 1  # `check` found differences; `sync`: uv failed, or locked what the plan forbids
     USAGE = 2  # usage error or bad input: nothing was written
     INTERNAL = 3  # a bug in llm-sync: a short message, details in a log file
-    INTERRUPTED = 130  # Ctrl-C
+    OUTPUT = 4  # the output could not be written (stdout closed or full)
+    SIGNAL = 128  # 128 + N: a signal ended the run (llm-sync's own SIGINT/SIGTERM, or uv's)
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, as Ctrl-C raises KeyboardInterrupt: every
+    clean-up that runs for Ctrl-C (the uv process tree, the held-back write) runs for these too."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 class LlmSyncError(Exception):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from packaging.version import InvalidVersion, Version
 
 from uvx_llm import proc
-from uvx_llm.catalog import Catalog, Pair, parse_pair, show_pair, show_sm
+from uvx_llm.catalog import Catalog, Pair, parse_capability, parse_version_pair, show_pair, show_sm
 from uvx_llm.errors import LlmSyncError
 from uvx_llm.log import get_logger
 
@@ -33,6 +33,9 @@ log = get_logger(__name__)
 PROC_VERSION = Path("/proc/driver/nvidia/version")
 _PROC_DRIVER = re.compile(r"Kernel Module(?:\s+for\s+\S+)?\s+(\d+\.\d+(?:\.\d+)?)")
 _SMI_FIELDS = "index,name,driver_version,compute_cap,memory.total"
+_SMI_LINE_LIMIT = 4096  # a real row is ~80 characters
+_SMI_NUMBER = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,6})?")
+_SMI_INDEX = re.compile(r"[0-9]{1,4}")
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,9 @@ class Machine:
     gpus: tuple[Gpu, ...] = ()
     archs_known: bool = True
     notes: tuple[str, ...] = field(default=())
+    # Notes saying NVIDIA software is here but failing (a driver/library mismatch, a driver that
+    # does not load): then "no GPU" is not a fact to record for the team.
+    trouble: tuple[str, ...] = field(default=())
 
     @property
     def has_nvidia(self) -> bool:
@@ -136,11 +142,13 @@ def _example(origin: str, value: str) -> str:
 
 def parse_cuda(text: str, *, origin: str = "--cuda") -> Pair:
     try:
-        cuda = parse_pair(text)
+        cuda = parse_version_pair(text)
     except ValueError:
+        whole = text.strip()
+        meant = f" (did you mean {whole}.0?)" if whole.isascii() and whole.isdigit() else ""
         raise LlmSyncError(
-            f"{origin} {text!r} is not a CUDA version",
-            why="it must look like MAJOR.MINOR",
+            f"{origin} {text!r} is not a CUDA version{meant}",
+            why="it must be MAJOR.MINOR in plain digits, with the minor spelled out: 12 could be any 12.x",
             fix=f"give the highest CUDA the target driver runs, e.g. {_example(origin, '12.8')}",
         ) from None
     return cuda
@@ -148,13 +156,15 @@ def parse_cuda(text: str, *, origin: str = "--cuda") -> Pair:
 
 def parse_arch_list(text: str, *, origin: str = "--arch") -> tuple[Pair, ...]:
     try:
-        archs = tuple(sorted({parse_pair(part) for part in re.split(r"[,;\s]+", text) if part}))
-    except ValueError:
-        archs = ()
+        archs = tuple(sorted({parse_capability(part) for part in re.split(r"[,;\s]+", text) if part}))
+        problem = ""
+    except ValueError as error:
+        archs, problem = (), str(error)
     if not archs:
         raise LlmSyncError(
-            f"{origin} {text!r} is not a list of compute capabilities",
-            why="each entry must look like MAJOR.MINOR (8.0) or sm_80",
+            f"{origin} {text!r} is not a list of compute capabilities" + (f": {problem}" if problem else ""),
+            why="each entry must look like MAJOR.MINOR (8.0, 9.0a) or sm_80 (sm_90a), with a one-digit minor; "
+            "an a/f suffix names the same GPUs",
             fix=f"give the target GPUs' compute capabilities, e.g. {_example(origin, '8.0,9.0')}",
         )
     return archs
@@ -201,6 +211,10 @@ def for_run(
 
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+_NVML_ABSENT = "NVML unusable: the NVML library"
+_SMI_FAILED = "nvidia-smi failed"
 
 
 def _nvml_failure(nvml: ModuleType, error: Exception) -> str:
@@ -278,20 +292,37 @@ def load_nvml() -> ModuleType | str:
 # --- nvidia-smi and /proc -------------------------------------------------------------
 
 
+def _smi_rows(text: str) -> list[list[str]]:
+    """The CSV rows of the answer; a line no GPU would print (longer than any real one, or not
+    CSV) is skipped rather than trusted or fatal."""
+    rows: list[list[str]] = []
+    for line in text.splitlines():
+        if len(line) > _SMI_LINE_LIMIT:
+            continue
+        try:
+            rows.extend(csv.reader(io.StringIO(line), skipinitialspace=True))
+        except csv.Error:
+            continue
+    return rows
+
+
 def parse_smi_csv(text: str) -> tuple[tuple[Gpu, ...], str | None]:
     """GPUs and driver version from `--query-gpu=index,name,driver_version,compute_cap,memory.total
-    --format=csv,noheader,nounits`."""
-    gpus, drivers = [], []
-    for row in csv.reader(io.StringIO(text), skipinitialspace=True):
+    --format=csv,noheader,nounits`. Fields that are not what they should be ("[N/A]", garbage)
+    become unknowns, never errors."""
+    gpus: list[Gpu] = []
+    drivers: list[str] = []
+    for row in _smi_rows(text):
         if len(row) < len(_SMI_FIELDS.split(",")):
             continue
         index, name, driver, cap, memory = (cell.strip() for cell in row[:5])
         try:
-            capability: Pair | None = parse_pair(cap)
+            capability: Pair | None = parse_capability(cap)
         except ValueError:
             capability = None
-        memory_bytes = int(float(memory) * 2**20) if memory.replace(".", "", 1).isdigit() else None
-        gpus.append(Gpu(index=int(index), name=name, capability=capability, memory_bytes=memory_bytes))
+        memory_bytes = int(float(memory) * 2**20) if _SMI_NUMBER.fullmatch(memory) else None
+        position = int(index) if _SMI_INDEX.fullmatch(index) else len(gpus)
+        gpus.append(Gpu(index=position, name=name, capability=capability, memory_bytes=memory_bytes))
         drivers.append(driver)
     return tuple(gpus), (drivers[0] if drivers else None)
 
@@ -302,8 +333,10 @@ def from_nvidia_smi(catalog: Catalog, *, system: str) -> Machine | str:
     if result.failure is not None:
         return f"nvidia-smi unusable: {result.failure}"
     if result.returncode != 0:
-        last_line = (result.stderr or result.stdout).strip().splitlines()[-1:]
-        return f"nvidia-smi failed: {last_line[0] if last_line else f'exit code {result.returncode}'}"
+        # The first line says what failed ("Failed to initialize NVML: Driver/library version
+        # mismatch"); what follows are details.
+        first_line = (result.stderr or result.stdout).strip().splitlines()[:1]
+        return f"nvidia-smi failed: {first_line[0][:300] if first_line else f'exit code {result.returncode}'}"
     gpus, driver = parse_smi_csv(result.stdout)
     machine = Machine(
         system=system,
@@ -346,7 +379,7 @@ def _apply_env_overrides(machine: Machine, catalog: Catalog, env: Mapping[str, s
     uv_driver = env.get("UV_CUDA_DRIVER_VERSION", "").strip()
     if conda:
         try:
-            return replace(machine, cuda_max=parse_pair(conda), cuda_source="CONDA_OVERRIDE_CUDA")
+            return replace(machine, cuda_max=parse_version_pair(conda), cuda_source="CONDA_OVERRIDE_CUDA")
         except ValueError:
             raise LlmSyncError(
                 f"CONDA_OVERRIDE_CUDA={conda!r} is not a CUDA version",
@@ -380,16 +413,23 @@ def detect(
         machine = Machine(system=system, source="platform", notes=("macOS has no CUDA",))
         return _apply_env_overrides(machine, catalog, env)
     notes: list[str] = []
+    trouble: list[str] = []
     nvml = load_nvml()
     found: Machine | str = nvml if isinstance(nvml, str) else from_nvml(nvml, system=system)
     if isinstance(found, str):
         notes.append(found)
+        if not isinstance(nvml, str) and not found.startswith(_NVML_ABSENT):
+            trouble.append(found)
         found = from_nvidia_smi(catalog, system=system)
     if isinstance(found, str):
         notes.append(found)
+        if found.startswith(_SMI_FAILED):  # it ran and failed: the driver is there, and broken
+            trouble.append(found)
         found = from_proc(catalog, proc_version, system=system)
     if isinstance(found, str):
         notes.append(found)
+        if proc_version.parent.name == "nvidia" and proc_version.parent.is_dir():
+            trouble.append(f"{proc_version.parent} exists: the NVIDIA kernel driver is loaded")
         found = Machine(system=system, source="none")
-    machine = replace(found, notes=(*found.notes, *notes))
+    machine = replace(found, notes=(*found.notes, *notes), trouble=tuple(trouble) if not found.gpus else ())
     return _apply_env_overrides(machine, catalog, env)

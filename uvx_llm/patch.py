@@ -14,8 +14,10 @@ import difflib
 from typing import TYPE_CHECKING, Any
 
 import tomlkit
-from tomlkit.items import AoT, Array, Table
+from packaging.utils import canonicalize_name
+from tomlkit.items import AoT, Array, InlineTable, Table
 
+from uvx_llm import tomlread
 from uvx_llm.actions import (
     Action,
     AddBuildDependencies,
@@ -91,14 +93,37 @@ def _append_at_end(doc: Container, keys: tuple[str, ...], item: Any) -> None:
     doc.append(keys[0], item)
 
 
+def _inline_parent(doc: Container, keys: tuple[str, ...]) -> tuple[Any, tuple[str, ...]] | None:
+    """When the nearest existing parent of ``keys`` is written inline (`[tool] uv = { ... }`,
+    `tool = { uv = { ... } }`): that inline table and the keys still missing under it."""
+    for depth in range(len(keys) - 1, 0, -1):
+        parent = _get(doc, keys[:depth])
+        if parent is not None:
+            return (parent, keys[depth:]) if isinstance(parent, InlineTable) else None
+    return None
+
+
+def _place(doc: Container, keys: tuple[str, ...], item: Any, inline_item: Any) -> Any:
+    """Put a new ``item`` at ``keys``: inside an inline parent as ``inline_item`` (a section
+    cannot go inside an inline table), else as a new section at the end of the file."""
+    inline = _inline_parent(doc, keys)
+    if inline is None:
+        _append_at_end(doc, keys, item)
+        return item
+    node, missing = inline
+    for key in missing[:-1]:
+        node[key] = tomlkit.inline_table()
+        node = node[key]
+    node[missing[-1]] = inline_item
+    return node[missing[-1]]
+
+
 def _table(doc: Container, *keys: str) -> Any:
-    """The table at ``keys``, created at the end of the file when missing."""
+    """The table at ``keys``, created when missing: at the end of the file, or inside an inline parent."""
     existing = _get(doc, keys)
     if existing is not None:
         return existing
-    table = tomlkit.table()
-    _append_at_end(doc, keys, table)
-    return table
+    return _place(doc, keys, tomlkit.table(), tomlkit.inline_table())
 
 
 def _inline_text(value: Any) -> str:
@@ -132,11 +157,14 @@ def _requirement_array(doc: Container, action: AddRequirement | SetRequirement) 
 
 
 def _set_index(doc: Container, action: SetIndex) -> None:
-    indexes: AoT | None = _get(doc, ("tool", "uv", "index"))
+    indexes: AoT | Array | None = _get(doc, ("tool", "uv", "index"))
     fresh = indexes is None
     if indexes is None:
-        indexes = tomlkit.aot()
-        _append_at_end(doc, ("tool", "uv", "index"), indexes)
+        indexes = _place(doc, ("tool", "uv", "index"), tomlkit.aot(), tomlkit.array())
+    if isinstance(indexes, Array):  # index = [{ ... }]: entries stay inline tables
+        _set_inline_index(indexes, action)
+        return
+    assert isinstance(indexes, AoT)  # noqa: S101 - shapes.check let only arrays of tables through
     for table in indexes:
         if table.get("name") == action.name:
             table["url"] = action.url
@@ -160,6 +188,18 @@ def _set_index(doc: Container, action: SetIndex) -> None:
     table.trivia.indent = ""  # tomlkit indents tables appended to a new array itself
     if followed_by_blank and not fresh:
         table.add(tomlkit.nl())
+
+
+def _set_inline_index(indexes: Array, action: SetIndex) -> None:
+    entry = {"name": action.name, "url": action.url, "explicit": True}
+    if action.format:
+        entry["format"] = action.format
+    for position, table in enumerate(indexes):
+        if table.get("name") == action.name:
+            kept = {k: v for k, v in table.unwrap().items() if k not in {"url", "explicit", "format"}}
+            indexes[position] = _item({**kept, **entry})
+            return
+    indexes.append(_item(entry))
 
 
 def _remove_index(doc: Container, action: RemoveIndex) -> None:
@@ -228,12 +268,19 @@ def _doc_metadata(doc: Container, action: SetDependencyMetadata) -> None:
     metadata.append(table)
 
 
+def _same_package(table: Any, package: str) -> str:
+    """The key ``table`` already has for ``package`` (`Torch` for torch), else ``package``."""
+    wanted = canonicalize_name(package)
+    return next((str(key) for key in table if canonicalize_name(str(key)) == wanted), package)
+
+
 def _doc_source(doc: Container, action: SetSource) -> None:
     sources = _table(doc, "tool", "uv", "sources")
+    key = _same_package(sources, action.package)
     if action.value is None:  # llm-sync's own entries withdrawn (release wheels that no longer fit)
-        sources.remove(action.package)
+        sources.remove(key)
     else:
-        sources[action.package] = _item(action.value)
+        sources[key] = _item(action.value)
 
 
 def _doc_add_requirement(doc: Container, action: AddRequirement) -> None:
@@ -320,10 +367,11 @@ def _index_in_data(uv: dict[str, Any], action: SetIndex | RemoveIndex) -> None:
 
 def _data_source(data: dict[str, Any], action: SetSource) -> None:
     sources = _plain_dict(data, "tool", "uv", "sources")
+    key = _same_package(sources, action.package)
     if action.value is None:
-        sources.pop(action.package, None)
+        sources.pop(key, None)
     else:
-        sources[action.package] = action.value
+        sources[key] = action.value
 
 
 def _data_index(data: dict[str, Any], action: SetIndex | RemoveIndex) -> None:
@@ -404,16 +452,31 @@ def render(project: Project, actions: tuple[Action, ...]) -> str:
     if not actions:
         return project.text
     doc = project.document()
-    apply_to_document(doc, actions)
-    text = tomlkit.dumps(doc)
     expected = apply_to_data(project.data, actions)
-    if tomlkit.parse(text).unwrap() != expected:
-        raise LlmSyncError(
-            f"llm-sync could not edit {project.path} safely; nothing was written",
-            why="the edited file would not read back as planned (an unusual layout tomlkit cannot edit in place)",
-            fix="please report this with the file attached; meanwhile apply the diff from `llm-sync plan -v` by hand",
-        )
+    try:
+        apply_to_document(doc, actions)
+        text = tomlkit.dumps(doc)
+        read_back = tomlkit.parse(text).unwrap()
+        strict_read = tomlread.loads(text)  # what the next run, and tools with a strict reader, see
+    except Exception as error:  # noqa: BLE001 - tomlkit raises many kinds (KeyAlreadyPresent, TypeError, AttributeError) for layouts it cannot edit; each is this refusal, never a crash
+        raise _cannot_edit(
+            project, f"the TOML editor failed on this layout ({type(error).__name__}: {error})"
+        ) from None
+    if read_back != expected or strict_read != expected:
+        raise _cannot_edit(project, "the edited file would not read back as planned")
     return text
+
+
+def _cannot_edit(project: Project, why: str) -> LlmSyncError:
+    return LlmSyncError(
+        f"llm-sync cannot edit {project.path} safely in its current spelling; nothing was written",
+        why=why,
+        fix=(
+            "write the [tool.uv] / [tool.llm-sync] tables as sections ([tool.uv], [[tool.uv.index]], "
+            "[tool.uv.sources]) rather than inline or dotted, and run llm-sync again; please report the "
+            "layout so that it can be supported"
+        ),
+    )
 
 
 def diff(project: Project, new_text: str) -> str:

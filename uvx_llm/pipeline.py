@@ -102,11 +102,6 @@ def set_up_logging(options: Options) -> None:
     )
 
 
-def target_given(options: Options) -> bool:
-    """Whether --cuda/--arch were given (LLM_SYNC_CUDA/LLM_SYNC_ARCH are for image builds)."""
-    return bool(options.given.get("cuda") or options.given.get("arch"))
-
-
 def machine(options: Options, catalog: catalog_module.Catalog) -> machine_module.Machine:
     """The target machine (--cuda/--arch, else LLM_SYNC_CUDA/LLM_SYNC_ARCH), else this one."""
     from uvx_llm import machine as machine_module  # noqa: PLC0415 - see the module docstring
@@ -122,7 +117,9 @@ def machine(options: Options, catalog: catalog_module.Catalog) -> machine_module
         arch_origin=arch.origin,
     )
     for note in found.notes:
-        quiet_note = note.startswith("NVML unusable: the NVML library") or not found.has_nvidia
+        quiet_note = not found.trouble and (
+            note.startswith("NVML unusable: the NVML library") or not found.has_nvidia
+        )
         (logger.debug if quiet_note else logger.warning)(note)
     return found
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 PYPROJECT = "pyproject.toml"
 _TOMLLIB_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+_TOMLKIT_POSITION = re.compile(r"\s*at line \d+ col \d+")
 TOOL_KEY = "llm-sync"
 
 
@@ -67,8 +68,17 @@ class Project:
     def document(self) -> TOMLDocument:
         """A fresh, editable tomlkit document of the file (tomlkit loads only when editing)."""
         import tomlkit  # noqa: PLC0415 - see _read_toml
+        import tomlkit.exceptions  # noqa: PLC0415 - same
 
-        return tomlkit.parse(self.text)
+        try:
+            return tomlkit.parse(self.text)
+        except (tomlkit.exceptions.ParseError, RecursionError) as error:
+            # tomllib read it; the editor refuses it (values nested past 100 levels)
+            raise LlmSyncError(
+                f"llm-sync cannot edit {self.path}: {str(error).splitlines()[0][:200]}",
+                why="the file is valid TOML, but the TOML editor llm-sync uses refuses it",
+                fix="simplify the value it names (nesting under 100 levels); nothing was written",
+            ) from None
 
     def table(self, *keys: str) -> dict[str, Any]:
         node: Any = self.data
@@ -84,7 +94,8 @@ class Project:
 
     @property
     def uv_sources(self) -> dict[str, Any]:
-        return self.table("tool", "uv", "sources")
+        """[tool.uv.sources] by canonical package name (`Torch` is torch's source)."""
+        return {canonicalize_name(k): v for k, v in self.table("tool", "uv", "sources").items()}
 
     @property
     def uv_indexes(self) -> list[dict[str, Any]]:
@@ -173,6 +184,12 @@ def locate(project_dir: Path | None, *, cwd: Path) -> Path:
     # (as with `cd` there), and writing goes through to its target.
     if project_dir.name == PYPROJECT and not project_dir.is_dir():
         candidate = project_dir.parent.resolve() / PYPROJECT
+    elif project_dir.exists() and not project_dir.is_dir():
+        raise LlmSyncError(
+            f"--project {project_dir} is a file, not a project folder or a {PYPROJECT}",
+            why=f"--project names the folder that holds {PYPROJECT}, or that file itself",
+            fix=f"pass the project's folder (or its {PYPROJECT})",
+        )
     else:
         candidate = project_dir.resolve() / PYPROJECT
     if not candidate.is_file():
@@ -185,6 +202,12 @@ def locate(project_dir: Path | None, *, cwd: Path) -> Path:
 
 
 def _decode(raw: bytes, path: Path) -> tuple[str, bool]:
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in raw[:4096]:
+        raise LlmSyncError(
+            f"{path} is not UTF-8 text: it looks like UTF-16 (NUL bytes between its characters)",
+            why="TOML files must be UTF-8",
+            fix="re-save the file as UTF-8 (e.g. `iconv -f UTF-16 -t UTF-8`)",
+        )
     bom = raw.startswith(codecs.BOM_UTF8)
     try:
         text = raw[len(codecs.BOM_UTF8) :].decode("utf-8") if bom else raw.decode("utf-8")
@@ -232,6 +255,11 @@ def _read_toml(text: str, path: Path) -> dict[str, Any]:
         tomlkit.parse(text)
     except tomlkit.exceptions.ParseError as error:
         message = str(error.args[0]) if error.args else str(error)
+        message = _TOMLKIT_POSITION.sub("", message).strip()  # the position is said once, below
+        # tomlkit's way of saying the text ran out
+        message = message.replace(
+            "Unexpected character: '\\x00'", "the file ends before the value is complete"
+        )
         raise _syntax_error(path, message, error.line, error.col) from None
     # tomllib refused what tomlkit accepts: trust the stricter one
     raise _syntax_error(path, "rejected by Python's TOML parser", "?", "?")
@@ -247,6 +275,9 @@ def parse(raw: bytes, path: Path) -> Project:
             why="uv sync needs a PEP 621 project; a Poetry-only or tool-only pyproject.toml is not one",
             fix="add a [project] table with name, version and dependencies (`uv init --bare` writes a minimal one), or migrate with `uvx migrate-to-uv`",
         )
+    from uvx_llm import shapes  # noqa: PLC0415 - keeps this module's import list short
+
+    shapes.check(data, path)
     return Project(path=path, raw=raw, text=text, newline=newline, bom=bom, data=data)
 
 

@@ -109,20 +109,37 @@ def _mem_available(root: Path) -> int | None:
     return None
 
 
+def _stat_value(folder: Path, file: str, key: str) -> int:
+    """One counter of a cgroup's memory.stat (0 when absent or unreadable)."""
+    for line in (_read(folder / file) or "").splitlines():
+        name, _, value = line.partition(" ")
+        if name == key and value.strip().isdigit():
+            return int(value)
+    return 0
+
+
+def _number(text: str | None) -> int | None:
+    return int(text) if text and text.isascii() and text.isdigit() else None
+
+
 def _v2_memory_room(folder: Path) -> int | None:
-    limit = _read(folder / "memory.max")
-    if not limit or limit == "max":
+    """memory.max minus what is in use; the inactive page cache (``inactive_file``) is not in use:
+    the kernel reclaims it before it kills anything, as `docker stats` and the kubelet count it."""
+    limit = _number(_read(folder / "memory.max"))
+    if limit is None:  # "max", or unreadable
         return None
-    current = int(_read(folder / "memory.current") or 0)
-    return max(0, int(limit) - current)
+    current = _number(_read(folder / "memory.current")) or 0
+    reclaimable = _stat_value(folder, "memory.stat", "inactive_file")
+    return max(0, limit - max(0, current - reclaimable))
 
 
 def _v1_memory_room(folder: Path) -> int | None:
-    limit = _read(folder / "memory.limit_in_bytes")
-    if not limit or int(limit) >= _UNLIMITED_V1:
+    limit = _number(_read(folder / "memory.limit_in_bytes"))
+    if limit is None or limit >= _UNLIMITED_V1:
         return None
-    usage = int(_read(folder / "memory.usage_in_bytes") or 0)
-    return max(0, int(limit) - usage)
+    usage = _number(_read(folder / "memory.usage_in_bytes")) or 0
+    reclaimable = _stat_value(folder, "memory.stat", "total_inactive_file")
+    return max(0, limit - max(0, usage - reclaimable))
 
 
 def usable_memory(root: Path) -> tuple[int | None, str]:
@@ -132,13 +149,13 @@ def usable_memory(root: Path) -> tuple[int | None, str]:
     mount = root / "sys/fs/cgroup"
     if v2 is not None and (mount / "cgroup.controllers").exists():
         rooms += [
-            (r, "cgroup v2 memory.max minus memory.current")
+            (r, "cgroup v2 memory.max minus memory.current (less reclaimable page cache)")
             for f in _ancestors(mount, v2)
             if (r := _v2_memory_room(f)) is not None
         ]
     if "memory" in v1 and (mount / "memory").is_dir():
         rooms += [
-            (r, "cgroup v1 memory limit minus usage")
+            (r, "cgroup v1 memory limit minus usage (less reclaimable page cache)")
             for f in _ancestors(mount / "memory", v1["memory"])
             if (r := _v1_memory_room(f)) is not None
         ]

@@ -155,6 +155,20 @@ def _inferred_backend(routing: Routing) -> str | None:
     return None
 
 
+def _refuse_a_broken_driver(machine: Machine) -> None:
+    """No GPU found because the NVIDIA software here fails: `cpu` would be recorded for the team."""
+    if not machine.has_nvidia and machine.trouble:
+        raise LlmSyncError(
+            "the NVIDIA driver on this machine is not working; llm-sync will not record `cpu` for the team",
+            why="; ".join(machine.trouble),
+            fix=(
+                "repair the driver (after a driver update: reboot, or reload the nvidia kernel modules) and run "
+                "llm-sync again; or plan for the GPUs it should have with --cuda X.Y --arch X.Y, or ask for CPU "
+                "wheels on purpose with --backend cpu"
+            ),
+        )
+
+
 def _pick_backend(
     *,
     request: Request,
@@ -200,8 +214,13 @@ def _pick_backend(
         raise NotYetPlannedError(
             "llm-sync has not chosen a PyTorch backend for this project yet",
             why="no [tool.llm-sync] backend is recorded, and `check` does not look at the machine",
-            fix="run `llm-sync` once on a target machine, or `llm-sync check --fix --backend cu128` (any backend)",
+            fix=(
+                "run `llm-sync` once on a target machine: it picks the backend that machine runs (`llm-sync plan` "
+                "shows which, without writing); or record one by hand: `llm-sync check --fix --backend BACKEND` "
+                f"({', '.join(catalog.backends)})"
+            ),
         )
+    _refuse_a_broken_driver(machine)
     if not machine.has_nvidia:
         why = "macOS has no CUDA" if machine.system == "macos" else "no NVIDIA GPU or driver found"
         out.decide("backend", CPU, f"{why}: CPU wheels")
@@ -243,7 +262,14 @@ def _route(
     previous = desired_source(recorded) if recorded and recorded != backend else None
     kept = []
     routed_by_us = False
+    by_url = direct_url_packages(project)
     for package in packages:
+        if package in by_url:
+            out.warnings.append(
+                f"left {package} alone: {by_url[package]} is a direct-URL requirement, and a source llm-sync "
+                "added would override that URL; remove the URL to let llm-sync route it"
+            )
+            continue
         current = sources.get(package)
         if current == want:
             routed_by_us = True
@@ -282,6 +308,16 @@ def _route(
         )
     if previous is not None:
         _drop_old_index(recorded or "", backend, project, kept, out)
+
+
+def direct_url_packages(project: Project) -> dict[str, str]:
+    """Packages a requirement names with a URL (`torch @ https://...whl`): the user's own choice."""
+    return {
+        canonicalize_name(requirement.name): str(requirement)
+        for dep_list in project.dependency_lists()
+        for requirement in dep_list.requirements
+        if requirement.url
+    }
 
 
 def _indexes(

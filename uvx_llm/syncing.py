@@ -66,7 +66,7 @@ def sync(
         with pipeline.stage("lock"):
             code = lock_phase(run, uv, uv_args, env)
         if code != 0:
-            return code
+            return uv_failed("uv lock", code)
         if "--locked" not in uv_args:
             uv_args = ("--locked", *uv_args)  # installs exactly what was just verified
     with pipeline.stage("sync"):
@@ -76,7 +76,35 @@ def sync(
         if halved is not None:
             logger.warning(f"retrying once with MAX_JOBS={halved['MAX_JOBS']} (--no-retry turns this off)")
             code, _ = run_uv(uv, project, uv_args, halved, made)
-    return code
+    return uv_failed("uv sync", code) if code != 0 else ExitCode.OK
+
+
+# What a signal that killed uv most likely means.
+_SIGNAL_CAUSES = {"SIGKILL": "the OOM killer?", "SIGSEGV": "a crash inside uv", "SIGBUS": "a crash inside uv"}
+
+
+def uv_failed(command: str, code: int) -> int:
+    """llm-sync's exit code for a uv that failed: 1 (uv's own message is above), or, for a uv a signal
+    killed, an error naming the signal with 128 + its number. uv's own exit code is never passed
+    on as it is: its 2 would read as llm-sync's "bad input, nothing written" (docs/exit-codes.md)."""
+    from uvx_llm import proc  # noqa: PLC0415 - see sync
+
+    if code < 0:
+        name = proc.signal_name(-code)
+        cause = _SIGNAL_CAUSES.get(name)
+        raise LlmSyncError(
+            f"{command} was killed by {name}" + (f" ({cause})" if cause else ""),
+            why="uv did not finish; pyproject.toml keeps llm-sync's changes, the environment may be partly installed",
+            fix=(
+                "look for 'Out of memory' in `dmesg` or `journalctl -k`; give the build more memory or fewer "
+                "jobs (MAX_JOBS=2) and run llm-sync again"
+                if name == "SIGKILL"
+                else "run llm-sync again; if it happens again, report it to uv with `uv sync -v` output"
+            ),
+            exit_code=ExitCode.SIGNAL - code,
+        )
+    logger.error(f"{command} failed (uv's exit code {code}); uv's message is above")
+    return ExitCode.DIFFERENCES
 
 
 def lock_phase(run: pipeline.Run, uv: uv_module.Uv, uv_args: tuple[str, ...], env: dict[str, str]) -> int:

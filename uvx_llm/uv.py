@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
 _VERSION = re.compile(r"\buv (\d+\.\d+\.\d+\S*)")
+# `uv --version` answers in milliseconds; one that hangs is skipped for the next candidate.
+VERSION_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ def _candidates(env: Mapping[str, str]) -> list[tuple[str, str]]:
 
 
 def version_of(path: str) -> Version | None:
-    result = proc.run([path, "--version"], timeout=30)
+    result = proc.run([path, "--version"], timeout=VERSION_TIMEOUT)
     if result.failure is not None:
         return None
     match = _VERSION.search(result.stdout)
