@@ -55,6 +55,10 @@ def child_env(uv_cache: Path) -> dict[str, str]:
     env["UV_CACHE_DIR"] = str(uv_cache)
     # Not UV_NO_CONFIG: uv then ignores [tool.uv] extra-build-dependencies (llm-sync says so).
     env["UV_PYTHON"] = PYTHON
+    # The compile route: flash-attn's prebuilt wheels live on github.com, which this machine
+    # cannot reach, and `uv lock` downloads a URL source to hash it. The prebuilt route is
+    # tested offline with stand-in release assets (tests/test_prebuilt_sync.py).
+    env["LLM_SYNC_PREFER"] = "newest"
     # pyenv keeps interpreters outside PATH (its shims answer for one version only).
     pyenv = sorted(Path.home().glob(".pyenv/versions/3.1[0-9]*/bin"))
     env["PATH"] = os.pathsep.join([*map(str, pyenv), env.get("PATH", "")])
