@@ -397,8 +397,10 @@ def torch_plan(
     if machine is None:  # `check`: no machine to fit, so the torch scope is not needed
         scope = TorchScope(catalog.torch, "any torch release")
     else:
-        scope, scope_warnings = torch_scope(project, catalog, theirs)
+        scope, scope_warnings = torch_scope(project, catalog, theirs, dict(request.unread))
         out.warnings.extend(scope_warnings)
+        for choice, source in scope.learned:
+            out.decide("vllm pin", choice, source)
     routing = existing_routing(project, catalog)
     if routing.per_extra:  # a design of the project's own, not a disagreement: even --force keeps it
         _per_extra_plan(routing, machine, scope, catalog, out)
