@@ -194,6 +194,8 @@ class Request:
     prebuilt_url: str = "https://github.com"  # the release-wheel download prefix (credentials split off)
     # The Linux torch uv.lock holds (read only for a flat PyTorch mirror, whose builds need it pinned).
     locked_torch: str | None = None
+    # Releases newer than the catalog whose METADATA could not be read: (requirement, why).
+    unread: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
