@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,7 +170,14 @@ def request(
         environment=dict(os.environ),
         prefer=resolved["prefer"].value,
         prebuilt_url=resolved["prebuilt-url"].value,
+        vllm_build=resolved["vllm-build"].value,
+        compiler_launcher=compiler_launcher(os.environ),
     )
+
+
+def compiler_launcher(env: Mapping[str, str]) -> str | None:
+    """sccache, else ccache, when on PATH (vLLM's setup.py prefers them in that order)."""
+    return next((name for name in ("sccache", "ccache") if shutil.which(name, path=env.get("PATH"))), None)
 
 
 def checkouts(project: project_module.Project) -> tuple[Checkout, ...]:
