@@ -47,6 +47,7 @@ def _setting_option(spec: config.Spec) -> Any:
         spec.option,
         spec.param,
         metavar=spec.metavar,
+        multiple=spec.multiple,
         type=click.Choice(spec.choices) if spec.choices else None,
         help=f"{spec.help[0].upper()}{spec.help[1:].rstrip('.')}. [env: {spec.env}]",
     )
@@ -116,9 +117,16 @@ def _shared_options(function: Any, *, target: bool) -> Any:
     return function
 
 
+def _joined(value: str | tuple[str, ...] | None) -> str | None:
+    """A repeatable option's values as one setting value (os.pathsep between them, as in PATH)."""
+    if isinstance(value, tuple):
+        return os.pathsep.join(value) if value else None
+    return value
+
+
 def _options(kwargs: dict[str, Any]) -> Options:
     """The shared options out of a command's keywords, set up logging as they say."""
-    given = {spec.key: kwargs.pop(spec.param) for spec in config.SPECS if spec.param in kwargs}
+    given = {spec.key: _joined(kwargs.pop(spec.param)) for spec in config.SPECS if spec.param in kwargs}
     switches = {
         key: kwargs.pop(key)
         for key in ("project", "force", "all_archs", "verbose", "quiet", "color")

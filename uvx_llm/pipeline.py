@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from uvx_llm import doctor as doctor_module
     from uvx_llm import findings
+    from uvx_llm import fleet as fleet_module
     from uvx_llm import machine as machine_module
     from uvx_llm.checkouts import Checkout
     from uvx_llm.resources import Resources
@@ -65,6 +66,7 @@ class Run:
     host: Resources | None = None
     toolkit: Toolkit | None = None
     checkouts: tuple[Checkout, ...] = ()
+    fleet: fleet_module.Fleet | None = None  # --machines: the nodes the machine stands for
 
 
 def reset() -> None:
@@ -177,17 +179,53 @@ def stage(name: str) -> Iterator[None]:
             logger.info("stage", stage=name, seconds=round(time.perf_counter() - started, 4))
 
 
+def fleet(options: Options, project: project_module.Project) -> fleet_module.Fleet | None:
+    """The fleet the `machines` setting names (None when it is not set); exit 2 for a bad document."""
+    resolved = settings(options, project.config)
+    chosen = resolved["machines"]
+    if not chosen.value:
+        return None
+    targets = [s for s in (resolved["cuda"], resolved["arch"]) if s.value]
+    if targets:
+        raise LlmSyncError(
+            f"{chosen.origin} and {targets[0].origin} both describe what to plan for",
+            why="--machines plans for the machines its documents describe; --cuda/--arch for one target",
+            fix="give one of them (a target machine can be a document: `llm-sync detect --json "
+            "--cuda 12.8 --arch 9.0 > facts/target.json`)",
+        )
+    from uvx_llm import fleet as fleet_module  # noqa: PLC0415 - see the module docstring
+
+    base = project.root if chosen.origin == "[tool.llm-sync]" else Path.cwd()
+    return fleet_module.combine(fleet_module.read(fleet_module.paths_of(chosen.value, base=base)))
+
+
+def _with_fleet(made: actions.Plan, planned: fleet_module.Fleet | None) -> actions.Plan:
+    if planned is None:
+        return made
+    return dataclasses.replace(
+        made,
+        decisions=(*planned.decisions, *made.decisions),
+        warnings=(*planned.warnings, *made.warnings),
+    )
+
+
 def make_plan(options: Options, *, detect: bool) -> Run:
-    """Load the project, detect the machine (when ``detect``), and plan."""
+    """Load the project, detect the machine (when ``detect``), and plan.
+
+    With the `machines` setting, the plan is for that fleet (read from files: `check` too);
+    the build tuning is still this machine's (it runs the builds)."""
     with stage("load"):
         catalog = catalog_module.load()
         project = load_project(options)
-    found, host, found_toolkit = None, None, None
+        planned_fleet = fleet(options, project)
+    found = planned_fleet.machine if planned_fleet else None
+    host, found_toolkit = None, None
     if detect:
         from uvx_llm import resources, toolkit  # noqa: PLC0415 - see the module docstring
 
         with stage("detect"):
-            found = machine(options, catalog)
+            if planned_fleet is None:
+                found = machine(options, catalog)
             host, found_toolkit = resources.detect(), toolkit.find(os.environ)
     asked = request(options, project, catalog)
     found_checkouts = checkouts(project)
@@ -201,7 +239,16 @@ def make_plan(options: Options, *, detect: bool) -> Run:
             toolkit=found_toolkit,
             checkouts=found_checkouts,
         )
-    return Run(project, made, found, asked, host, found_toolkit, found_checkouts)
+    return Run(
+        project,
+        _with_fleet(made, planned_fleet),
+        found,
+        asked,
+        host,
+        found_toolkit,
+        found_checkouts,
+        planned_fleet,
+    )
 
 
 def replan(run: Run) -> Run:
@@ -219,7 +266,7 @@ def replan(run: Run) -> Run:
         toolkit=run.toolkit,
         checkouts=run.checkouts,
     )
-    return dataclasses.replace(run, project=project, plan=made, request=asked)
+    return dataclasses.replace(run, project=project, plan=_with_fleet(made, run.fleet), request=asked)
 
 
 def locked_torch(project: project_module.Project) -> str | None:
