@@ -254,10 +254,24 @@ def check(fix: bool, as_json: bool, **kwargs: Any) -> int:
     "--timeout", type=float, default=60.0, show_default=True, help="Seconds the interpreter gets to answer."
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="auto",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Probe every alive node of a running Ray cluster (default address: auto, or RAY_ADDRESS) and "
+    "compare them; Ray runs in the project's interpreter.",
+)
 @_COLOR
-def doctor(python: Path | None, timeout: float, as_json: bool, **kwargs: Any) -> int:
+def doctor(python: Path | None, timeout: float, as_json: bool, ray_address: str | None, **kwargs: Any) -> int:
     """Check the machine and the project's environment; say how to fix each problem."""
-    report = pipeline.diagnose(_options(kwargs), python=python, timeout=timeout)
+    options = _options(kwargs)
+    if ray_address is not None:
+        report = pipeline.diagnose_cluster(options, address=ray_address, python=python, timeout=timeout)
+    else:
+        report = pipeline.diagnose(options, python=python, timeout=timeout)
     if as_json:
         _echo_json(report.to_json())
     else:

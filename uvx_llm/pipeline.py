@@ -405,3 +405,34 @@ def diagnose(options: Options, *, python: Path | None, timeout: float) -> doctor
         env=os.environ,
         timeout=timeout,
     )
+
+
+def diagnose_cluster(
+    options: Options, *, address: str, python: Path | None, timeout: float
+) -> doctor_module.Report:
+    """`llm-sync doctor --ray`: every alive node of a Ray cluster probed, and their differences
+    (docs/doctor.md#a-ray-cluster). Ray runs in the project's interpreter (or ``python``)."""
+    from uvx_llm import cluster  # noqa: PLC0415 - see the module docstring
+    from uvx_llm import interpreter as interpreter_module  # noqa: PLC0415 - see the module docstring
+
+    loaded = project_if_any(options)
+    if loaded is None:
+        raise LlmSyncError(
+            "doctor --ray needs the project: each node is probed in the project's environment at the same path",
+            fix="run it in the project folder, or give --project",
+        )
+    if python is not None and not python.exists():
+        raise LlmSyncError(
+            f"--python {python} does not exist",
+            fix="give the path of a Python interpreter that has the cluster's ray, e.g. .venv/bin/python",
+        )
+    driver = interpreter_module.interpreter_of(loaded.root, python, os.environ)
+    if driver is None:
+        where = interpreter_module.project_environment(loaded.root, os.environ)
+        raise LlmSyncError(
+            f"no environment to drive Ray with: {where} does not exist",
+            why="llm-sync drives Ray through the project's interpreter, which has the cluster's ray",
+            fix="run `llm-sync` to create the environment, or give --python an interpreter with ray",
+        )
+    document = cluster.run_driver(driver, address=address, project_root=loaded.root, timeout=timeout)
+    return cluster.report(document, catalog_module.load(), address=address, timeout=timeout)
