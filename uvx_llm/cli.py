@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
@@ -11,24 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from uvx_llm import __version__, config, log, paths, pipeline, render
+from uvx_llm import __version__, config, lifecycle, log, pipeline, render
 from uvx_llm.errors import ExitCode, Interrupted, LlmSyncError
 from uvx_llm.pipeline import Options
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
 logger = log.get_logger("llm-sync")
-_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-def _output_error(error: OSError) -> LlmSyncError:
-    return LlmSyncError(
-        f"cannot write the output: {error.strerror or error}",
-        why="standard output was closed (a pipe whose reader stopped) or its device is full",
-        fix="give the output somewhere to go, e.g. a file on a disk with space",
-        exit_code=ExitCode.OUTPUT,
-    )
 
 
 def _print(text: str, *, colour: bool | None = None) -> None:
@@ -38,7 +27,7 @@ def _print(text: str, *, colour: bool | None = None) -> None:
         click.echo(text, color=colour)
         sys.stdout.flush()
     except OSError as error:
-        raise _output_error(error) from None
+        raise lifecycle.output_error(error) from None
 
 
 def _setting_option(spec: config.Spec) -> Any:
@@ -363,40 +352,6 @@ def with_default_command(argv: list[str]) -> list[str]:
     return ["sync", *argv]
 
 
-def _write_crash_log(error: BaseException) -> Path | None:
-    """A new file per crash (never an earlier one overwritten), credentials masked; None
-    when it cannot be written, and then no empty file is left behind."""
-    import traceback  # noqa: PLC0415 - see the imports
-    from datetime import datetime, timezone  # noqa: PLC0415 - see the imports
-
-    from uvx_llm.redact import redact, redact_data  # noqa: PLC0415 - see the imports
-
-    text = redact(
-        f"llm-sync {__version__}\nargv: {redact_data(list(sys.argv))}\n\n"
-        + "".join(traceback.format_exception(error))
-    ).encode("utf-8", errors="backslashreplace")
-    stamp = datetime.now(tz=timezone.utc).strftime("%Y%m%dT%H%M%S")
-    created: Path | None = None
-    try:
-        folder = paths.log_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        for attempt in range(100):
-            path = folder / f"crash-{stamp}-{os.getpid()}{f'-{attempt}' if attempt else ''}.log"
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                continue
-            created = path
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(text)
-            return path
-    except OSError:
-        if created is not None:
-            with contextlib.suppress(OSError):
-                created.unlink()
-    return None
-
-
 def _explain_unknown_option(error: click.NoSuchOption) -> click.UsageError:
     """An unknown option is most often uv's (`sync --frozen`): say where uv's options go, and
     suggest one of ours only when it is a near miss (not --force for --frozen)."""
@@ -416,58 +371,21 @@ def _explain_unknown_option(error: click.NoSuchOption) -> click.UsageError:
     return click.UsageError(message + "; nothing was written", ctx)
 
 
-def _raise_interrupted(signum: int, _frame: object) -> None:
-    raise Interrupted(signum)
-
-
-@contextlib.contextmanager
-def _signals_as_interrupts() -> Iterator[None]:
-    """SIGTERM (docker stop, CI cancel, `timeout`) and SIGHUP (a closed terminal) stop the run as
-    Ctrl-C does: uv's process tree is taken down, and the exit code is 128 + the signal."""
-    previous: dict[int, Any] = {}
-    try:
-        for signum in _STOP_SIGNALS:
-            previous[signum] = signal.signal(signum, _raise_interrupted)
-    except ValueError:  # not the main thread (an embedding program): its handlers stay
-        pass
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 def _interrupted_by(error: BaseException) -> int:
     """The signal behind a KeyboardInterrupt (click wraps it in Abort)."""
     cause = error.__cause__ if isinstance(error, click.exceptions.Abort) else error
     return cause.signum if isinstance(cause, Interrupted) else signal.SIGINT
 
 
-def _silence_stdout() -> None:
-    """After stdout failed, point it at /dev/null: Python's own flush at exit must not fail again."""
-    with contextlib.suppress(OSError, ValueError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-
-
-def uv_option_before_dashes(option: str, args: list[str]) -> LlmSyncError | None:
-    """The error for an option of `uv sync` given to llm-sync's own command line (before `--`)."""
-    from uvx_llm import uv as uv_module  # noqa: PLC0415 - only on this error's path
-
-    command = args[0] if args else ""
-    return uv_module.misplaced_option(option, command=command)
-
-
 def run(argv: list[str] | None = None) -> None:
     """Run the command line and exit with its code."""
-    with _signals_as_interrupts():
+    with lifecycle.signals_as_interrupts():
         code = _run(sys.argv[1:] if argv is None else argv)
         try:
             sys.stdout.flush()  # what click printed itself (--help, --version)
         except OSError as error:
-            _silence_stdout()
-            click.echo(_output_error(error).render(), err=True)
+            lifecycle.silence_stdout()
+            click.echo(lifecycle.output_error(error).render(), err=True)
             code = ExitCode.OUTPUT
     sys.exit(code)
 
@@ -480,7 +398,7 @@ def _run(argv: list[str]) -> int:
         code = cli.main(args=args, prog_name="llm-sync", standalone_mode=False)
     except LlmSyncError as error:
         if error.exit_code == ExitCode.OUTPUT:
-            _silence_stdout()
+            lifecycle.silence_stdout()
         colour = log.use_colour(sys.stderr)
         click.echo(error.render(colour=colour), err=True, color=colour)
         code = error.exit_code
@@ -492,7 +410,9 @@ def _run(argv: list[str]) -> int:
     except click.exceptions.Exit as done:
         code = done.exit_code
     except click.NoSuchOption as error:
-        misplaced = uv_option_before_dashes(error.option_name, args)
+        from uvx_llm import uv as uv_module  # noqa: PLC0415 - only on this error's path
+
+        misplaced = uv_module.misplaced_option(error.option_name, command=args[0] if args else "")
         if misplaced is None:
             _explain_unknown_option(error).show()
         else:
@@ -503,7 +423,7 @@ def _run(argv: list[str]) -> int:
         error.show()
         code = ExitCode.USAGE if error.exit_code == ExitCode.USAGE else error.exit_code
     except Exception as error:  # noqa: BLE001 - the one place unexpected errors become a message
-        crash_log = _write_crash_log(error)
+        crash_log = lifecycle.write_crash_log(error)
         where = f"details in {crash_log}" if crash_log else "run with -v for details"
         from uvx_llm.redact import redact  # noqa: PLC0415 - see the imports
 
