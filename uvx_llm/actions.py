@@ -192,6 +192,7 @@ class Request:
     prebuilt_url: str = "https://github.com"  # the release-wheel download prefix (credentials split off)
     # The Linux torch uv.lock holds (read only for a flat PyTorch mirror, whose builds need it pinned).
     locked_torch: str | None = None
+    wheelhouse: str = ""  # a folder the team shares built CUDA-extension wheels through ("": none)
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,12 @@ SPECS = (
         default="https://github.com",
     ),
     Spec(
+        "wheelhouse",
+        "a folder the team shares (NFS, a mounted bucket): a CUDA extension built here is copied there, and a machine with the same package, version, torch, GPU architectures and Python installs it without compiling",
+        metavar="PATH",
+        check="at-use",
+    ),
+    Spec(
         "log-format",
         "human, or json (one JSON object per event)",
         choices=("human", "json"),

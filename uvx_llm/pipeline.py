@@ -156,6 +156,7 @@ def request(
         environment=dict(os.environ),
         prefer=resolved["prefer"].value,
         prebuilt_url=resolved["prebuilt-url"].value,
+        wheelhouse=resolved["wheelhouse"].value,
     )
 
 
