@@ -49,6 +49,7 @@ class AddRequirement:
     kind: str
     list_name: str | None
     requirement: str
+    member: str | None = None  # a uv workspace member's list (its folder); None: the root's
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class SetRequirement:
     list_name: str | None
     old: str
     new: str
+    member: str | None = None  # a uv workspace member's list (its folder); None: the root's
 
 
 @dataclass(frozen=True)
@@ -190,9 +192,13 @@ class Request:
     environment: Mapping[str, str] = field(default_factory=dict)  # the user's: values set there win
     prefer: str = "prebuilt"  # where torch is open: the newest torch with release wheels, or the newest
     prebuilt_url: str = "https://github.com"  # the release-wheel download prefix (credentials split off)
+    vllm_build: str = "precompiled"  # a vLLM checkout: its commit's published binaries, or a full build
+    compiler_launcher: str | None = None  # sccache or ccache on PATH: a full vLLM build's compiler launcher
     # The Linux torch uv.lock holds (read only for a flat PyTorch mirror, whose builds need it pinned).
     locked_torch: str | None = None
     wheelhouse: str = ""  # a folder the team shares built CUDA-extension wheels through ("": none)
+    # Releases newer than the catalog whose METADATA could not be read: (requirement, why).
+    unread: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

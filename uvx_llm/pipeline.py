@@ -14,12 +14,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from uvx_llm import actions, config, files, log, paths
+from uvx_llm import actions, config, log, paths
 from uvx_llm import catalog as catalog_module
 from uvx_llm import plan as plan_module
 from uvx_llm import project as project_module
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from uvx_llm import doctor as doctor_module
     from uvx_llm import findings
     from uvx_llm import machine as machine_module
+    from uvx_llm import newer as newer_module
     from uvx_llm.checkouts import Checkout
     from uvx_llm.resources import Resources
     from uvx_llm.toolkit import Toolkit
@@ -65,6 +67,7 @@ class Run:
     host: Resources | None = None
     toolkit: Toolkit | None = None
     checkouts: tuple[Checkout, ...] = ()
+    catalog: catalog_module.Catalog | None = None  # with pins read from the index (newer.py)
 
 
 def reset() -> None:
@@ -125,8 +128,19 @@ def machine(options: Options, catalog: catalog_module.Catalog) -> machine_module
 
 
 def load_project(options: Options) -> project_module.Project:
+    """The project; inside a uv workspace member, the workspace root (where uv reads [tool.uv]),
+    with the members' files."""
+    from uvx_llm import workspace  # noqa: PLC0415 - see the module docstring
+
     path = project_module.locate(options.project, cwd=Path.cwd())
-    return project_module.load(path)
+    root = workspace.root_of(path)
+    if root is None:
+        return project_module.load(path)
+    logger.info(
+        f"{path.parent.name} is a member of the uv workspace at {root.parent}: "
+        f"planning and writing {root} (uv reads [tool.uv] only there)"
+    )
+    return dataclasses.replace(project_module.load(root), entered_from=path.parent)
 
 
 def project_if_any(options: Options) -> project_module.Project | None:
@@ -157,7 +171,14 @@ def request(
         prefer=resolved["prefer"].value,
         prebuilt_url=resolved["prebuilt-url"].value,
         wheelhouse=resolved["wheelhouse"].value,
+        vllm_build=resolved["vllm-build"].value,
+        compiler_launcher=compiler_launcher(os.environ),
     )
+
+
+def compiler_launcher(env: Mapping[str, str]) -> str | None:
+    """sccache, else ccache, when on PATH (vLLM's setup.py prefers them in that order)."""
+    return next((name for name in ("sccache", "ccache") if shutil.which(name, path=env.get("PATH"))), None)
 
 
 def checkouts(project: project_module.Project) -> tuple[Checkout, ...]:
@@ -178,8 +199,49 @@ def stage(name: str) -> Iterator[None]:
             logger.info("stage", stage=name, seconds=round(time.perf_counter() - started, 4))
 
 
-def make_plan(options: Options, *, detect: bool) -> Run:
-    """Load the project, detect the machine (when ``detect``), and plan."""
+def default_index(options: Options, project: project_module.Project, catalog: catalog_module.Catalog) -> str:
+    """The index uv reads packages from: UV_DEFAULT_INDEX (or the older UV_INDEX_URL), else the
+    default-index-url setting or mirror preset, else the project's default [[tool.uv.index]], else PyPI."""
+    from uvx_llm import newer  # noqa: PLC0415 - see the module docstring
+
+    for variable in ("UV_DEFAULT_INDEX", "UV_INDEX_URL"):
+        if os.environ.get(variable, "").strip():
+            return os.environ[variable].strip()
+    chosen = config.indexes(settings(options, project.config), catalog).default_index
+    if chosen is not None and chosen.value:
+        return str(chosen.value)
+    for entry in project.uv_indexes:
+        if entry.get("default") is True and isinstance(entry.get("url"), str):
+            return str(entry["url"])
+    return newer.PYPI
+
+
+def learn_newer(
+    options: Options, project: project_module.Project, catalog: catalog_module.Catalog, *, reads: str
+) -> newer_module.Learned:
+    """Pins of the vllm releases the project names that the catalog lacks: read from the index's
+    METADATA (``reads``: network, cache or offline), cached under the user cache directory."""
+    from uvx_llm import newer  # noqa: PLC0415 - see the module docstring
+
+    requirements = [r for dep_list in project.dependency_lists() for r in dep_list.requirements]
+    if not any(r.name.lower() == "vllm" for r in requirements):
+        return newer.Learned()
+    learned = newer.learn(
+        requirements,
+        catalog,
+        index=default_index(options, project, catalog),
+        cache=paths.cache_dir(),
+        reads=reads,
+    )
+    for pin in learned.pins:
+        logger.debug(f"vllm {pin.vllm} pins torch=={pin.torch}: {pin.source}")
+    return learned
+
+
+def make_plan(options: Options, *, detect: bool, offline: bool = False) -> Run:
+    """Load the project, detect the machine (when ``detect``), and plan. A vllm newer than the
+    catalog has its METADATA read from the index when planning for a machine (not ``offline``);
+    without ``detect`` (check) only llm-sync's cache is read."""
     with stage("load"):
         catalog = catalog_module.load()
         project = load_project(options)
@@ -191,6 +253,12 @@ def make_plan(options: Options, *, detect: bool) -> Run:
             found = machine(options, catalog)
             host, found_toolkit = resources.detect(), toolkit.find(os.environ)
     asked = request(options, project, catalog)
+    with stage("index"):
+        reads = "offline" if offline else "network" if detect else "cache"
+        learned = learn_newer(options, project, catalog, reads=reads)
+    if learned.pins:
+        catalog = dataclasses.replace(catalog, vllm=(*catalog.vllm, *learned.pins))
+    asked = dataclasses.replace(asked, unread=learned.unread)
     found_checkouts = checkouts(project)
     with stage("plan"):
         made = plan_module.make(
@@ -202,19 +270,21 @@ def make_plan(options: Options, *, detect: bool) -> Run:
             toolkit=found_toolkit,
             checkouts=found_checkouts,
         )
-    return Run(project, made, found, asked, host, found_toolkit, found_checkouts)
+    return Run(project, made, found, asked, host, found_toolkit, found_checkouts, catalog)
 
 
 def replan(run: Run) -> Run:
     """The same run planned again from the file on disk and the uv.lock it now has (a flat
     mirror's build torch is pinned to the locked one); the machine is not detected again."""
     assert run.request is not None  # noqa: S101 - make_plan always records it
-    project = project_module.load(run.project.path)
+    project = dataclasses.replace(
+        project_module.load(run.project.path), entered_from=run.project.entered_from
+    )
     asked = dataclasses.replace(run.request, locked_torch=locked_torch(project))
     made = plan_module.make(
         machine=run.machine,
         project=project,
-        catalog=catalog_module.load(),
+        catalog=run.catalog or catalog_module.load(),
         request=asked,
         host=run.host,
         toolkit=run.toolkit,
@@ -233,6 +303,22 @@ def locked_torch(project: project_module.Project) -> str | None:
     python = lockfile.lowest_python(project.table("project").get("requires-python"))
     torch = lockfile.stack(lockfile.read(path), platform="linux", python=python).get("torch")
     return str(torch.version) if torch is not None else None
+
+
+def write_edits(
+    project: project_module.Project, edits: tuple[tuple[project_module.Project, str], ...]
+) -> None:
+    """Write the changed files (all or none); a uv workspace member's file is named when it changes."""
+    from uvx_llm import patch as patch_module  # noqa: PLC0415 - see the module docstring
+
+    edits = patch_module.changed(edits)
+    patch_module.write_all(edits)
+    for file, _ in edits:
+        if file is not project:
+            logger.info(
+                f"updated the workspace member's {file.path.relative_to(project.root).as_posix()}: "
+                "its own requirement lists (the plan's decisions say which, with -v)"
+            )
 
 
 def report(made: actions.Plan, *, except_warnings: tuple[str, ...] = ()) -> None:
@@ -259,11 +345,18 @@ class Preview:
     command: tuple[str, ...]
 
 
+def offline(uv_args: tuple[str, ...]) -> bool:
+    """uv is told not to use the network (``--offline``, UV_OFFLINE): llm-sync does not either."""
+    from uvx_llm import newer  # noqa: PLC0415 - see the module docstring
+
+    return newer.offline_requested(uv_args, os.environ)
+
+
 def preview(options: Options, *, uv_args: tuple[str, ...]) -> Preview:
-    run = make_plan(options, detect=True)
+    run = make_plan(options, detect=True, offline=offline(uv_args))
     from uvx_llm import patch as patch_module  # noqa: PLC0415 - see the module docstring
 
-    diff_text = patch_module.diff(run.project, patch_module.render(run.project, run.plan.actions))
+    diff_text = patch_module.diff_all(run.project, patch_module.render_all(run.project, run.plan.actions))
     command = ("uv", "sync", "--project", str(run.project.root), *uv_args)
     return Preview(run=run, diff=diff_text, command=command)
 
@@ -285,13 +378,11 @@ def check(options: Options, *, fix: bool) -> Checked:
     if run.plan.actions:  # the editing machinery (tomlkit) loads only when there is an edit
         from uvx_llm import patch as patch_module  # noqa: PLC0415 - see the module docstring
 
-        new_text = patch_module.render(run.project, run.plan.actions)
-        up_to_date = new_text == run.project.text
-        diff_text = "" if up_to_date else patch_module.diff(run.project, new_text)
+        edits = patch_module.changed(patch_module.render_all(run.project, run.plan.actions))
+        up_to_date = not edits
+        diff_text = patch_module.diff_all(run.project, edits)
         if fix and not up_to_date:
-            files.write(
-                run.project.path, patch_module.encode(run.project, new_text), expected=run.project.raw
-            )
+            write_edits(run.project, edits)
     return Checked(run=run, up_to_date=up_to_date, diff=diff_text, fixed=fix and not up_to_date)
 
 

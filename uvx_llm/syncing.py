@@ -41,22 +41,23 @@ def sync(
     from uvx_llm import patch as patch_module  # noqa: PLC0415 - loads only for sync and plan
     from uvx_llm import uv as uv_module  # noqa: PLC0415 - same
 
-    run = pipeline.make_plan(options, detect=True)
+    run = pipeline.make_plan(options, detect=True, offline=pipeline.offline(uv_args))
     made, project = run.plan, run.project
+    uv_args = member_arguments(project, uv_args)
     refused = refusal(made, project, no_sync=no_sync, no_build_check=no_build_check)
     # each decision: shown with -v, in JSON logs always; a refused build's reason only once, in the error
     pipeline.report(made, except_warnings=made.build_blockers if refused else ())
     if refused is not None:
         raise refused
-    new_text = patch_module.render(project, made.actions)
+    edits = patch_module.changed(patch_module.render_all(project, made.actions))
     uv = None
     if not no_sync:
         uv = uv_module.find()
         uv_module.require(uv, made.uv_min_version)
-    changed = new_text != project.text
+    changed = bool(edits)
     if changed:
-        files.write(project.path, patch_module.encode(project, new_text), expected=project.raw)
-        logger.debug(f"updated {project.path}")
+        pipeline.write_edits(project, edits)
+        logger.debug("updated %s", ", ".join(str(file.path) for file, _ in edits))
     env = made.uv_environment()
     announce(run, changed=changed, compiles=uv is not None, env=env)
     if uv is None:
@@ -153,6 +154,20 @@ class TeamBuilds:
                 logger.info(f"{wheelhouse.SETTING}: shared {key} in {self.house} for the team")
 
 
+def member_arguments(project: Project, uv_args: tuple[str, ...]) -> tuple[str, ...]:
+    """Started inside a uv workspace member: `uv sync --package <member>`, as uv itself does there
+    (the lock is the workspace's either way), unless the arguments choose packages already."""
+    if project.entered_from is None or any(
+        a.split("=", 1)[0] in {"--package", "--all-packages"} for a in uv_args
+    ):
+        return uv_args
+    for folder, member in project.members:
+        if (project.root / folder).resolve() == project.entered_from.resolve():
+            name = member.table("project").get("name")
+            return (*uv_args, "--package", str(name)) if isinstance(name, str) else uv_args
+    return uv_args
+
+
 # What a signal that killed uv most likely means.
 _SIGNAL_CAUSES = {"SIGKILL": "the OOM killer?", "SIGSEGV": "a crash inside uv", "SIGBUS": "a crash inside uv"}
 
@@ -194,8 +209,7 @@ def lock_phase(run: pipeline.Run, uv: uv_module.Uv, uv_args: tuple[str, ...], en
     if not after.plan.actions:
         return code
     pipeline.report(after.plan)
-    text = patch_module.render(after.project, after.plan.actions)
-    files.write(after.project.path, patch_module.encode(after.project, text), expected=after.project.raw)
+    pipeline.write_edits(after.project, patch_module.render_all(after.project, after.plan.actions))
     return lock_and_verify(uv, after.project, after.plan, uv_args, env)
 
 
