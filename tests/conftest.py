@@ -74,5 +74,10 @@ def package_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackageI
     for need in ("ninja", "packaging", "psutil"):
         index.add("/simple", need, "1.0")
     index.add_sdist("/simple", "flash-attn", "9.9.9", backend=STANDINS / "recording_backend.py")
+    # The other CUDA extensions of the catalog's [build.*] rows, and one it has no row for.
+    for need in ("setuptools", "wheel", "pip", "nvidia-cudnn-frontend", "py-cpuinfo"):
+        index.add("/simple", need, "1.29.0")
+    for name in ("transformer-engine-torch", "flash-attn-3", "deepspeed", "mamba-ssm", "my-cuda-ext"):
+        index.add_sdist("/simple", name, "9.9.9", backend=STANDINS / "recording_backend.py")
     with contextlib.contextmanager(serve)(index) as served:
         yield served

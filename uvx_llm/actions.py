@@ -196,6 +196,7 @@ class Request:
     compiler_launcher: str | None = None  # sccache or ccache on PATH: a full vLLM build's compiler launcher
     # The Linux torch uv.lock holds (read only for a flat PyTorch mirror, whose builds need it pinned).
     locked_torch: str | None = None
+    wheelhouse: str = ""  # a folder the team shares built CUDA-extension wheels through ("": none)
     # Releases newer than the catalog whose METADATA could not be read: (requirement, why).
     unread: tuple[tuple[str, str], ...] = ()
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from uvx_llm.actions import (
     AddBuildDependencies,
@@ -86,18 +87,87 @@ def _entry_name(entry: Any) -> str | None:
 
 
 def _own_sources(project: Project) -> set[str]:
-    """Packages the project routes itself (llm-sync's release-wheel entries are re-decided each run)."""
-    return {canonicalize_name(k) for k, v in project.uv_sources.items() if not ours(v)}
+    """Packages the project takes prebuilt from a source of its own (llm-sync's release-wheel
+    entries are re-decided each run; a git or path source is still built from source)."""
+    return {
+        canonicalize_name(k)
+        for k, v in project.uv_sources.items()
+        if not ours(v) and not (isinstance(v, dict) and ("git" in v or "path" in v))
+    }
+
+
+def _variables_of(project: Project, name: str) -> dict[str, Any]:
+    table = project.table("tool", "uv", "extra-build-variables")
+    current: Any = next((v for k, v in table.items() if canonicalize_name(k) == name), {})
+    return current if isinstance(current, dict) else {}
+
+
+def turned_on(project: Project, package: BuildPackage) -> bool:
+    """A compiled build: always, except a jit package whose `build_on` variables the project leaves off."""
+    if package.mode != "jit":
+        return True
+    variables = _variables_of(project, package.name)
+    return any(
+        str(value) == "1"
+        and any(k == on or (on.endswith("*") and k.startswith(on[:-1])) for on in package.build_on)
+        for k, value in variables.items()
+    )
+
+
+def _wanted(project: Project, package: BuildPackage) -> bool:
+    """Declared, or brought in by a declared package the project does not take from a source of its own."""
+    declared = project.declared()
+    sources = _own_sources(project)
+    return package.name in declared or any(
+        via in declared and via not in sources for via in package.declared_via
+    )
+
+
+def unknown_builds(project: Project, catalog: Catalog) -> list[BuildPackage]:
+    """Declared packages the catalog has no row for whose [tool.uv.extra-build-dependencies] entry
+    names torch: built with torch's cpp_extension, so MAX_JOBS and TORCH_CUDA_ARCH_LIST apply."""
+    known = {b.name for b in catalog.builds}
+    table = project.table("tool", "uv", "extra-build-dependencies")
+    found = []
+    for key, entries in table.items():
+        name = canonicalize_name(key)
+        if name in known or name not in project.declared() or not isinstance(entries, list):
+            continue
+        if any(_entry_name(e) == "torch" for e in entries):
+            found.append(
+                BuildPackage(
+                    name=name,
+                    requires=(),
+                    gib_per_nvcc_thread=4,
+                    default_nvcc_threads=1,
+                    arch_variable=None,
+                    min_capability=None,
+                    uv_min_version=Version("0.10.0"),
+                    source="unknown: defaults kept",
+                    known=False,
+                )
+            )
+    return found
 
 
 def built_packages(
     project: Project, catalog: Catalog, *, skip: frozenset[str] = frozenset()
 ) -> list[BuildPackage]:
     """Declared packages the catalog can build, except those the project takes from a source of
-    its own, and ``skip`` (routed to release wheels by this plan)."""
-    declared = project.declared()
+    its own, jit packages left to compile at first use, and ``skip`` (routed to release wheels);
+    then the cpp_extension builds the catalog does not know."""
     sources = _own_sources(project)
-    return [b for b in catalog.builds if b.name in declared and b.name not in sources and b.name not in skip]
+    known = [
+        b
+        for b in catalog.builds
+        if _wanted(project, b) and b.name not in sources and b.name not in skip and turned_on(project, b)
+    ]
+    return [*known, *(u for u in unknown_builds(project, catalog) if u.name not in sources)]
+
+
+def jit_packages(project: Project, catalog: Catalog) -> list[BuildPackage]:
+    """Declared jit packages whose ahead-of-time build is off: nothing compiles at install."""
+    return [b for b in catalog.builds if _wanted(project, b) and not turned_on(project, b)]
 
 
 def prebuilt(project: Project, catalog: Catalog) -> list[str]:
@@ -253,10 +323,15 @@ def team_archs(*, project: Project, machine: Machine | None, all_archs: bool) ->
 
 
 def arch_variables(package: BuildPackage, archs: tuple[Pair, ...]) -> tuple[tuple[str, str], ...]:
-    """The build variables that shape ``package``'s wheel for ``archs``."""
-    variables = [(ARCH_LIST_VARIABLE, show_arch_list(archs))]
-    if package.arch_variable:
-        variables.append((package.arch_variable, ";".join(f"{a[0]}{a[1]}" for a in archs)))
+    """The build variables that shape ``package``'s wheel for ``archs`` (() = the package's defaults)."""
+    variables: list[tuple[str, str]] = []
+    if archs:
+        variables.append((ARCH_LIST_VARIABLE, show_arch_list(archs)))
+        if package.arch_variable:
+            variables.append((package.arch_variable, ";".join(f"{a[0]}{a[1]}" for a in archs)))
+        majors = {a[0] for a in archs}
+        variables.extend((name, "TRUE") for name, major in package.disable_without if major not in majors)
+    variables.extend(package.variables)
     return tuple(variables)
 
 
@@ -270,13 +345,9 @@ def variable_settings(
     only llm-sync's: so plain uv neither rebuilds nor reuses a wheel built for
     other GPUs.
     """
-    if not archs:
-        return []
-    table = project.table("tool", "uv", "extra-build-variables")
     actions = []
     for package in packages:
-        current: Any = next((v for k, v in table.items() if canonicalize_name(k) == package.name), {})
-        current = current if isinstance(current, dict) else {}
+        current = _variables_of(project, package.name)
         wanted = arch_variables(package, archs)
         changed = tuple((k, v) for k, v in wanted if current.get(k) != v)
         if changed:
@@ -347,8 +418,15 @@ def toolkit_blockers(
                 f"CUDA toolkit {torch_cuda[0]}.x and point CUDA_HOME at it, or use a cu{toolkit.version[0]}x backend"
             )
         ]
+    headers = [
+        f"building {p.name} needs {p.needs_header} (cuDNN's headers) in {toolkit.cuda_home}/include, and it is not "
+        f"there: install cuDNN for CUDA {torch_cuda[0]} into the toolkit (or set NVTE_BUILD_USE_NVIDIA_WHEELS=1 "
+        "with the nvidia-cudnn wheel in the build), or take the package prebuilt"
+        for p in packages
+        if p.needs_header and toolkit.cuda_home is not None and p.needs_header not in toolkit.headers
+    ]
     host_problem = toolkit.host_problem()
     if host_problem is None:
-        return []
+        return headers
     what, fix = host_problem
-    return [f"building {names}: {what}. {fix[0].upper()}{fix[1:]}"]
+    return [*headers, f"building {names}: {what}. {fix[0].upper()}{fix[1:]}"]

@@ -137,6 +137,16 @@ class BuildPackage:
     platform_marker: str | None = None
     compile_units: int | None = None  # ninja steps of a full build
     unit_seconds: float | None = None  # wall seconds of one step for one architecture on one core
+    variables: tuple[tuple[str, str], ...] = ()  # build variables that shape the wheel, always written
+    disable_without: tuple[
+        tuple[str, int], ...
+    ] = ()  # (variable, major): TRUE when no team GPU has that major
+    arch_note: str | None = None  # why the package keeps its own architecture list
+    mode: str = "compile"  # "jit": nothing compiles at install unless a `build_on` variable is "1"
+    build_on: tuple[str, ...] = ()  # variables (a trailing * matches a prefix) that turn a jit build on
+    needs_header: str | None = None  # included from CUDA_HOME/include: refused early when absent
+    declared_via: tuple[str, ...] = ()  # packages whose declaration brings this build in
+    known: bool = True  # False: a torch cpp_extension build the catalog has no row for
 
 
 @dataclass(frozen=True)
@@ -514,6 +524,13 @@ def _build(name: str, row: _Row) -> BuildPackage:
         platform_marker=row.text("platform-marker", None),
         compile_units=row.get("compile-units", int, None),
         unit_seconds=None if "unit-seconds" not in row.data else float(row.get("unit-seconds", (int, float))),
+        variables=tuple((str(k), str(v)) for k, v in row.get("variables", dict, {}).items()),
+        disable_without=tuple((str(k), int(v)) for k, v in row.get("disable-without", dict, {}).items()),
+        arch_note=row.text("arch-note", None),
+        mode=row.text("mode", "compile"),
+        build_on=tuple(row.strings("build-on", [])),
+        needs_header=row.text("needs-header", None),
+        declared_via=tuple(canonicalize_name(n) for n in row.strings("declared-via", [])),
     )
 
 

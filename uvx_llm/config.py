@@ -152,6 +152,12 @@ SPECS = (
         default="https://github.com",
     ),
     Spec(
+        "wheelhouse",
+        "a folder the team shares (NFS, a mounted bucket): a CUDA extension built here is copied there, and a machine with the same package, version, torch, GPU architectures and Python installs it without compiling",
+        metavar="PATH",
+        check="at-use",
+    ),
+    Spec(
         "vllm-build",
         "a vLLM checkout (vllm/ or listed in checkouts): precompiled (its commit's published binaries, nothing compiles) or full (compile its CUDA kernels)",
         choices=("precompiled", "full"),

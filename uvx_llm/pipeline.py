@@ -172,6 +172,7 @@ def request(
         environment=dict(os.environ),
         prefer=resolved["prefer"].value,
         prebuilt_url=resolved["prebuilt-url"].value,
+        wheelhouse=resolved["wheelhouse"].value,
         vllm_build=resolved["vllm-build"].value,
         compiler_launcher=compiler_launcher(os.environ),
     )

@@ -69,6 +69,7 @@ def _build_plan(
             f"{name} comes from the project's own [tool.uv.sources] entry: prebuilt wheels",
         )
     packages = build.built_packages(project, catalog, skip=skip)
+    _build_notes(project=project, catalog=catalog, packages=packages, out=out)
     if not packages and not also:
         return (), None
     if packages:
@@ -132,6 +133,27 @@ def _catalog_build_plan(
             )
 
 
+def _build_notes(*, project: Project, catalog: Catalog, packages: list[BuildPackage], out: Builder) -> None:
+    """What `plan` says of builds llm-sync tunes only partly, or leaves alone."""
+    for package in build.jit_packages(project, catalog):
+        out.decide(
+            "build settings",
+            f"none for {package.name}: JIT",
+            f"its ops compile on first use on the GPU, nothing at install ({package.source}); to build them "
+            f'ahead, set {" or ".join(package.build_on)} = "1" in [tool.uv.extra-build-variables] {package.name}',
+        )
+    for package in packages:
+        if not package.known:
+            out.decide(
+                "build settings",
+                f"{package.name}: unknown: defaults kept",
+                "no catalog row: built with torch's cpp_extension ([tool.uv.extra-build-dependencies] names torch), "
+                "so it gets MAX_JOBS and TORCH_CUDA_ARCH_LIST only; its own switches keep their defaults",
+            )
+        elif package.arch_note:
+            out.decide("build settings", f"{package.name}: its own architecture list", package.arch_note)
+
+
 def _arch_plan(
     *,
     project: Project,
@@ -149,10 +171,8 @@ def _arch_plan(
             f"{build.show_arch_list(recorded)!r}, which [tool.uv.extra-build-variables] passes to every build; "
             "remove both to build for the packages' default architectures"
         )
-    if not archs:
-        return
-    shown = build.show_arch_list(archs)
-    if archs != recorded:
+    shown = build.show_arch_list(archs) if archs else "the packages' default architectures"
+    if archs and archs != recorded:
         out.actions.append(SetConfig(build.ARCHS_KEY, shown))
         added = " ".join(show_sm(a) for a in archs if a not in recorded)
         out.decide(

@@ -22,6 +22,7 @@ from uvx_llm.errors import ExitCode, LlmSyncError
 if TYPE_CHECKING:
     from uvx_llm import lockfile, progress
     from uvx_llm import uv as uv_module
+    from uvx_llm import wheelhouse as wheelhouse_module
     from uvx_llm.actions import Plan
     from uvx_llm.project import Project
 
@@ -38,7 +39,6 @@ def sync(
 ) -> int:
     """Detect, plan, update pyproject.toml, run `uv sync`; uv's exit code."""
     from uvx_llm import patch as patch_module  # noqa: PLC0415 - loads only for sync and plan
-    from uvx_llm import progress  # noqa: PLC0415 - same
     from uvx_llm import uv as uv_module  # noqa: PLC0415 - same
 
     run = pipeline.make_plan(options, detect=True, offline=pipeline.offline(uv_args))
@@ -70,14 +70,88 @@ def sync(
             return uv_failed("uv lock", code)
         if "--locked" not in uv_args:
             uv_args = ("--locked", *uv_args)  # installs exactly what was just verified
+    return install(run, uv, uv_args, env, no_retry=no_retry)
+
+
+def install(
+    run: pipeline.Run, uv: uv_module.Uv, uv_args: tuple[str, ...], env: dict[str, str], *, no_retry: bool
+) -> int:
+    """`uv sync` (retried once with half the jobs after an OOM kill), with the team's shared builds."""
+    from uvx_llm import progress  # noqa: PLC0415 - see sync
+
+    shared = TeamBuilds.open(run, uv, env)
     with pipeline.stage("sync"):
-        code, diagnosis = run_uv(uv, project, uv_args, env, made)
+        code, diagnosis = run_uv(uv, run.project, uv_args, env, run.plan)
     if diagnosis is not None and diagnosis.kind == progress.OOM and not no_retry:
         halved = halve_jobs(env)
         if halved is not None:
             logger.warning(f"retrying once with MAX_JOBS={halved['MAX_JOBS']} (--no-retry turns this off)")
-            code, _ = run_uv(uv, project, uv_args, halved, made)
-    return uv_failed("uv sync", code) if code != 0 else ExitCode.OK
+            code, _ = run_uv(uv, run.project, uv_args, halved, run.plan)
+    if code != 0:
+        return uv_failed("uv sync", code)
+    if shared is not None:
+        shared.share()
+    return ExitCode.OK
+
+
+class TeamBuilds:
+    """The `wheelhouse` setting at work: matching builds copied into uv's cache before `uv sync`,
+    this machine's builds copied out after it (uvx_llm/wheelhouse.py says why uv's cache entry)."""
+
+    def __init__(self, run: pipeline.Run, house: Path, cache: Path) -> None:
+        self.run, self.house, self.cache = run, house, cache
+
+    @classmethod
+    def open(cls, run: pipeline.Run, uv: uv_module.Uv, env: dict[str, str]) -> TeamBuilds | None:
+        from uvx_llm import wheelhouse  # noqa: PLC0415 - only with a wheelhouse
+
+        if run.request is None or not run.request.wheelhouse or not run.plan.built_packages:
+            return None
+        house = Path(run.request.wheelhouse).expanduser()
+        cache = wheelhouse.uv_cache(uv.path, env)
+        if cache is None:
+            logger.warning(
+                f"{wheelhouse.SETTING}: `uv cache dir` gave no folder; builds are not shared this time"
+            )
+            return None
+        shared = cls(run, house, cache)
+        for entry in wheelhouse.matching(house, shared.keys(python=None)):
+            added = wheelhouse.restore(house_entry=entry, cache=cache)
+            if added:
+                logger.info(
+                    f"{wheelhouse.SETTING}: {entry.relative_to(house)} from {house}: uv installs it, no compile"
+                )
+        return shared
+
+    def keys(self, *, python: str | None) -> list[wheelhouse_module.Key]:
+        from uvx_llm import build, lockfile, wheelhouse  # noqa: PLC0415 - see open
+        from uvx_llm import project as project_module  # noqa: PLC0415 - same
+
+        root = self.run.project.root
+        written = project_module.load(self.run.project.path)  # the team's architectures as just recorded
+        version = python or wheelhouse.python_of_venv(root / ".venv")
+        version = version or lockfile.lowest_python(written.table("project").get("requires-python"))
+        return wheelhouse.keys(
+            root=root,
+            packages=self.run.plan.built_packages,
+            archs=build.recorded_archs(written),
+            python=version,
+        )
+
+    def share(self) -> None:
+        from uvx_llm import wheelhouse  # noqa: PLC0415 - see open
+
+        python = wheelhouse.python_of_venv(self.run.project.root / ".venv")
+        if python is None:
+            return
+        for key in self.keys(python=python):
+            try:
+                written = wheelhouse.export(cache=self.cache, house=self.house, key=key)
+            except OSError as error:
+                logger.warning(f"{wheelhouse.SETTING}: could not copy {key} to {self.house}: {error}")
+                continue
+            if written is not None:
+                logger.info(f"{wheelhouse.SETTING}: shared {key} in {self.house} for the team")
 
 
 def member_arguments(project: Project, uv_args: tuple[str, ...]) -> tuple[str, ...]:

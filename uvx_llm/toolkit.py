@@ -53,6 +53,7 @@ class Toolkit:
     how_found: str
     gcc_limit: GccLimit | None = None
     host: HostCompiler | None = None
+    headers: frozenset[str] = frozenset()  # of HEADERS, those in cuda_home/include
 
     def host_problem(self) -> tuple[str, str] | None:
         """(what, fix) when nvcc would refuse its host compiler before compiling anything."""
@@ -159,7 +160,14 @@ def find(env: Mapping[str, str], *, default_home: Path = DEFAULT_CUDA_HOME) -> T
     found = _find_nvcc(env, default_home=default_home)
     if found.nvcc is None or found.cuda_home is None:
         return found
-    return replace(found, gcc_limit=gcc_limit(found.nvcc, found.cuda_home), host=host_compiler(env))
+    headers = frozenset(h for h in HEADERS if (found.cuda_home / "include" / h).is_file())
+    return replace(
+        found, gcc_limit=gcc_limit(found.nvcc, found.cuda_home), host=host_compiler(env), headers=headers
+    )
+
+
+# Headers a build includes from the toolkit beside CUDA's own (transformer-engine: cuDNN).
+HEADERS = ("cudnn.h",)
 
 
 def _find_nvcc(env: Mapping[str, str], *, default_home: Path) -> Toolkit:

@@ -24,7 +24,19 @@ import sys
 import zipfile
 from pathlib import Path
 
-NAME, VERSION = "flash_attn", "9.9.9"
+
+def _own_name() -> tuple[str, str]:
+    """The sdist's name and version from its PKG-INFO (the build runs in the unpacked sdist)."""
+    fields = dict(
+        line.split(": ", 1)
+        for line in Path("PKG-INFO").read_text(encoding="utf-8").splitlines()
+        if ": " in line
+    )
+    return fields.get("Name", "flash-attn"), fields.get("Version", "9.9.9")
+
+
+PROJECT, VERSION = _own_name() if Path("PKG-INFO").exists() else ("flash-attn", "9.9.9")
+NAME = PROJECT.replace("-", "_")
 DIST_INFO = f"{NAME}-{VERSION}.dist-info"
 KEYS = (
     "MAX_JOBS",
@@ -32,8 +44,13 @@ KEYS = (
     "FLASH_ATTN_CUDA_ARCHS",
     "TORCH_CUDA_ARCH_LIST",
     "CMAKE_BUILD_PARALLEL_LEVEL",
+    "NVTE_CUDA_ARCHS",
+    "NVTE_FRAMEWORK",
+    "FLASH_ATTENTION_DISABLE_SM80",
+    "DS_BUILD_OPS",
+    "DS_ENABLE_NINJA",
 )
-METADATA = f"Metadata-Version: 2.1\nName: flash-attn\nVersion: {VERSION}\nRequires-Dist: torch\n"
+METADATA = f"Metadata-Version: 2.1\nName: {PROJECT}\nVersion: {VERSION}\nRequires-Dist: torch\n"
 
 
 def get_requires_for_build_wheel(config_settings: dict[str, str] | None = None) -> list[str]:
@@ -59,12 +76,17 @@ def build_wheel(
     wheel_directory: str, config_settings: dict[str, str] | None = None, metadata_directory: str | None = None
 ) -> str:
     del metadata_directory
-    importlib.import_module("ninja")  # a build need, as in flash-attn's setup.py
-    torch = importlib.import_module("torch")
+    jit = PROJECT == "deepspeed" and not any(
+        k.startswith("DS_BUILD_") and v == "1" for k, v in os.environ.items()
+    )  # deepspeed's setup.py imports torch only if present, and compiles nothing by default
+    if not jit:
+        importlib.import_module("ninja")  # a build need, as in flash-attn's setup.py
+    torch = importlib.import_module("torch") if not jit else None
     record = os.environ.get("LLM_SYNC_TEST_RECORD")
     if record:
         seen: dict[str, object] = {key: os.environ.get(key) for key in KEYS}
-        seen["torch"] = torch.__version__
+        seen["package"] = PROJECT
+        seen["torch"] = torch.__version__ if torch is not None else None
         seen["config_settings"] = config_settings or {}
         with Path(record).open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(seen) + "\n")
