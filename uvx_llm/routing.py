@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name
 
-from uvx_llm import config, prebuilt_plan
+from uvx_llm import config, prebuilt_plan, rocm_fit
 from uvx_llm.actions import (
     AddRequirement,
     Builder,
@@ -23,6 +23,7 @@ from uvx_llm.actions import (
     SetIndex,
     SetSource,
 )
+from uvx_llm.catalog import XPU
 from uvx_llm.errors import LlmSyncError, NotYetPlannedError
 from uvx_llm.redact import redact, split_credentials, uv_index_variable
 from uvx_llm.torch_fit import CPU, TorchScope, choose_variant, evaluate, torch_scope, vllm_cuda_fit
@@ -37,8 +38,9 @@ if TYPE_CHECKING:
 
 LINUX = "sys_platform == 'linux'"
 NOT_LINUX = "sys_platform != 'linux'"
-_VARIANT_IN_URL = re.compile(r"/(cu\d{3}|cpu)/?$")
-_VARIANT_IN_NAME = re.compile(r"^pytorch-(cu\d{3}|cpu)$")
+_VARIANTS = r"cu\d{3}|cpu|rocm\d+(?:\.\d+)+|xpu"
+_VARIANT_IN_URL = re.compile(rf"/({_VARIANTS})/?$")
+_VARIANT_IN_NAME = re.compile(rf"^pytorch-({_VARIANTS})$")
 
 
 # --- what the project already routes ----------------------------------------------------------
@@ -134,7 +136,7 @@ def _recorded_backend_error(
     *, backend: str, origin: str, problem: str, machine: Machine, scope: TorchScope, catalog: Catalog
 ) -> LlmSyncError:
     try:
-        best, _ = choose_variant(machine, scope, catalog) if machine.has_nvidia else (CPU, "")
+        best, _ = _best_for(machine, scope, catalog)
         retarget = f"to retarget the project for every machine: llm-sync --backend {best}"
     except LlmSyncError:
         retarget = "use --backend cpu, or update the NVIDIA driver"
@@ -143,6 +145,22 @@ def _recorded_backend_error(
         why=f"{backend}: {problem}",
         fix=f"{retarget} (this changes pyproject.toml for the whole team); or run on a machine that can",
     )
+
+
+def _best_for(machine: Machine, scope: TorchScope, catalog: Catalog) -> tuple[str, str]:
+    """The backend ``machine`` runs best, without the prebuilt-wheel preference."""
+    if machine.has_nvidia:
+        return choose_variant(machine, scope, catalog)
+    if machine.has_amd:
+        variant, reason, _ = rocm_fit.choose_rocm(machine, scope, catalog)
+        return variant, reason
+    if any(not g.integrated for g in machine.intel):
+        return rocm_fit.choose_xpu(machine, scope)
+    return CPU, ""
+
+
+def _non_cuda(backend: str, catalog: Catalog) -> bool:
+    return catalog.is_rocm(backend) or backend == XPU
 
 
 def _inferred_backend(routing: Routing) -> str | None:
@@ -169,6 +187,40 @@ def _refuse_a_broken_driver(machine: Machine) -> None:
         )
 
 
+def _backend_without_nvidia(machine: Machine, scope: TorchScope, catalog: Catalog, out: Builder) -> str:
+    """AMD (ROCm), then a discrete Intel GPU (xpu), else CPU wheels."""
+    if machine.has_amd:
+        variant, reason, warnings = rocm_fit.choose_rocm(machine, scope, catalog)
+        out.warnings.extend(warnings)
+        out.decide("backend", variant, reason)
+        return variant
+    _refuse_a_broken_driver(machine)
+    if any(not g.integrated for g in machine.intel):
+        variant, reason = rocm_fit.choose_xpu(machine, scope)
+        out.decide("backend", variant, reason)
+        return variant
+    why = "macOS has no CUDA" if machine.system == "macos" else "no NVIDIA, AMD or discrete Intel GPU found"
+    if machine.intel:
+        why = "only an integrated Intel GPU found (ask for it with --backend xpu)"
+    out.decide("backend", CPU, f"{why}: CPU wheels")
+    return CPU
+
+
+def _problem_running(
+    backend: str, machine: Machine | None, scope: TorchScope, catalog: Catalog
+) -> str | None:
+    """Why ``machine`` cannot run ``backend`` (None: it can, or there is no machine to ask)."""
+    if machine is None or backend == CPU:
+        return None
+    if _non_cuda(backend, catalog):
+        fit = rocm_fit.evaluate(backend, machine, scope.releases, catalog, scope.description)
+    elif machine.has_amd and not machine.has_nvidia:
+        return "an NVIDIA build; this machine has AMD GPUs"
+    else:
+        fit = evaluate(backend, machine, scope.releases, catalog, scope.description, vllm=scope.vllm)
+    return fit.problems[0] if fit.problems else None
+
+
 def _pick_backend(
     *,
     request: Request,
@@ -181,10 +233,7 @@ def _pick_backend(
     project: Project,
 ) -> str:
     def check_runs(backend: str) -> str | None:
-        if machine is None or backend == CPU:
-            return None
-        fit = evaluate(backend, machine, scope.releases, catalog, scope.description, vllm=scope.vllm)
-        return fit.problems[0] if fit.problems else None
+        return _problem_running(backend, machine, scope, catalog)
 
     requested = request.backend
     if requested.value != "auto":
@@ -220,11 +269,8 @@ def _pick_backend(
                 f"({', '.join(catalog.backends)})"
             ),
         )
-    _refuse_a_broken_driver(machine)
     if not machine.has_nvidia:
-        why = "macOS has no CUDA" if machine.system == "macos" else "no NVIDIA GPU or driver found"
-        out.decide("backend", CPU, f"{why}: CPU wheels")
-        return CPU
+        return _backend_without_nvidia(machine, scope, catalog, out)
     variant, reason = prebuilt_plan.choose_preferring(
         machine, scope, catalog, project=project, request=request
     )
@@ -431,7 +477,10 @@ def torch_plan(
     )
     if recorded != backend:
         out.actions.append(SetConfig("backend", backend))
-    if scope.vllm and backend != CPU:  # the bounds keep to torch releases whose vllm loads here
+    if machine is not None and _non_cuda(backend, catalog):  # the bounds keep to builds that run here
+        fit = rocm_fit.evaluate(backend, machine, scope.releases, catalog, scope.description)
+        scope = dataclasses.replace(scope, releases=fit.releases or scope.releases)
+    elif scope.vllm and backend != CPU:  # the bounds keep to torch releases whose vllm loads here
         fitting, _ = vllm_cuda_fit(backend, scope.releases, catalog)
         scope = dataclasses.replace(scope, releases=fitting or scope.releases)
     return backend, catalog.uv_min_routing, scope
