@@ -32,6 +32,7 @@ import compat_index
 import compat_lock
 import compat_report
 import tomllib
+from packaging.utils import parse_wheel_filename
 
 ROOT = compat_cases.ROOT
 CATALOG = ROOT / "uvx_llm" / "catalog.toml"
@@ -93,6 +94,44 @@ def failure_summary(stderr: str) -> str:
     return text.strip().splitlines()[-1] if text.strip() else "no output"
 
 
+RELEASES = "/releases"  # the stand-in release host, beside /whl on the same loopback server
+
+
+def release_host(base: str) -> str:
+    """The prebuilt-url for llm-sync: github.com is not reachable here, and `uv lock` downloads
+    a URL source to hash it, so release assets are stood in for on loopback."""
+    return base.rsplit("/whl", 1)[0] + RELEASES
+
+
+def stand_in_release_assets(project: Path, prefix: str, root: Path) -> list[str]:
+    """For every release-wheel URL llm-sync wrote, a tiny wheel under that very name whose
+    METADATA is the real sdist's (flash-attn 2.8.x: torch, einops; Requires-Python >=3.9)."""
+    data = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    sources = data.get("tool", {}).get("uv", {}).get("sources", {})
+    written = []
+    for entries in sources.values():
+        for entry in entries if isinstance(entries, list) else [entries]:
+            url = str(entry.get("url", "")) if isinstance(entry, dict) else ""
+            if not url.startswith(prefix):
+                continue
+            name, version, _, tags = parse_wheel_filename(url.rsplit("/", 1)[1])
+            metadata = (
+                f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nRequires-Python: >=3.9\n"
+                "Requires-Dist: torch\nRequires-Dist: einops\n\n"
+            )
+            tag = "-".join(sorted({f"{t.interpreter}-{t.abi}-{t.platform}" for t in tags}))
+            filename, blob = compat_index.tiny_wheel(str(name), str(version), tag, metadata)
+            target = root / url.removeprefix(base_of(prefix)).lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.with_name(url.rsplit("/", 1)[1]).write_bytes(blob)
+            written.append(filename)
+    return written
+
+
+def base_of(prefix: str) -> str:
+    return prefix.rsplit(RELEASES, 1)[0]
+
+
 def run_one(
     case: compat_cases.Case,
     machine: compat_cases.Machine,
@@ -102,9 +141,11 @@ def run_one(
     env: dict[str, str],
     timeout: float,
     floors: dict[str, Any],
+    index_root: Path,
 ) -> dict[str, Any]:
     folder = work / re.sub(r"[^A-Za-z0-9._-]+", "_", f"{case.name}-{machine.name}")
     folder.mkdir(parents=True)
+    env = {**env, "LLM_SYNC_PREBUILT_URL": release_host(base)}
     case.write(folder, base)
     result: dict[str, Any] = {"case": case.name, "group": case.group, "machine": machine.name}
     target = [
@@ -140,6 +181,7 @@ def run_one(
         result["detail"] = " ".join((err or out).strip().splitlines()[-3:])
         return result
     result["sync_says"] = [line for line in err.splitlines() if line.startswith(("warning", "error"))]
+    result["release_assets"] = stand_in_release_assets(folder, release_host(base), index_root)
     rc, out, err, seconds = run([tool("uv"), "lock", "--project", str(folder)], folder, env, timeout)
     result["lock_seconds"] = round(seconds, 1)
     if rc != 0:
@@ -202,7 +244,9 @@ def run_jobs(
     results: list[dict[str, Any]] = []
     with compat_index.serve(index_root) as base, concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         futures = {
-            pool.submit(run_one, case, machine, base=base, timeout=args.timeout, **kw): (case, machine)
+            pool.submit(
+                run_one, case, machine, base=base, timeout=args.timeout, index_root=index_root, **kw
+            ): (case, machine)
             for case, machine in jobs
         }
         for n, future in enumerate(concurrent.futures.as_completed(futures), 1):
