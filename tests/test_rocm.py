@@ -264,3 +264,43 @@ def test_sync_routes_torch_to_the_xpu_build(package_index: PackageIndex, tmp_pat
     result = llm_sync(["--backend", "xpu"], env=environment(package_index), cwd=project)
     assert result.returncode == 0, result.stderr
     assert installed_version(project, "torch") == "2.9.0+xpu"
+
+
+# --- PyTorch's test and nightly channels ----------------------------------------------------------
+
+
+def test_the_nightly_channel_routes_to_the_nightly_indexes(cat: Catalog) -> None:
+    from uvx_llm import config  # noqa: PLC0415 - only this test builds a request by hand
+    from uvx_llm import plan as plan_module  # noqa: PLC0415
+    from uvx_llm.actions import Request, SetConfig  # noqa: PLC0415
+
+    request = Request(channel=config.Setting("nightly", "--channel"))
+    made = plan_module.make(machine=H200, project=simple("vllm==0.11.2"), catalog=cat, request=request)
+    indexes = {a.name: a.url for a in made.actions if isinstance(a, SetIndex)}
+    assert indexes == {
+        "pytorch-nightly-cu128": "https://download.pytorch.org/whl/nightly/cu128",
+        "pytorch-nightly-cpu": "https://download.pytorch.org/whl/nightly/cpu",
+    }
+    assert SetConfig("channel", "nightly") in made.actions
+    assert not [d for d in made.decisions if d.topic == "bound" and d.choice != "none"]
+    assert any("a .dev version) never matches that pin" in w for w in made.warnings)
+
+
+@pytest.mark.uv
+def test_a_nightly_project_locks_a_dev_torch_without_opening_prereleases_elsewhere(
+    package_index: PackageIndex, tmp_path: Path
+) -> None:
+    package_index.add("/whl/nightly/cu128", "torch", "2.16.0.dev20261120+cu128", requires=["helper"])
+    package_index.add("/whl/nightly/cpu", "torch", "2.16.0.dev20261120+cpu", requires=["helper"])
+    package_index.add("/simple", "helper", "1.0")
+    package_index.add("/simple", "helper", "2.0rc1")  # a prerelease elsewhere stays out
+    project = write_project(tmp_path / "app", "torch")
+    env = environment(package_index)
+    result = llm_sync(["--channel", "nightly", "--cuda", "12.8", "--arch", "9.0"], env=env, cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert installed_version(project, "torch") == "2.16.0.dev20261120+cu128"
+    lock = (project / "uv.lock").read_text(encoding="utf-8")
+    assert 'name = "helper"\nversion = "1.0"' in lock
+    text = (project / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'channel = "nightly"' in text
+    assert "/whl/nightly/cu128" in text

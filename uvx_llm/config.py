@@ -98,6 +98,14 @@ SPECS = (
         check="at-use",
     ),
     Spec(
+        "channel",
+        "PyTorch's channel: stable releases, test (release candidates) or nightly; recorded in [tool.llm-sync] like the backend",
+        choices=("stable", "test", "nightly"),
+        default="stable",
+        check="choice",
+        fix="stable for releases; test for release candidates; nightly for the nightly builds",
+    ),
+    Spec(
         "mirror",
         "a mirror preset (tuna, nju, aliyun) or the base URL of a PyTorch wheel mirror",
         metavar="NAME|URL",

@@ -148,6 +148,7 @@ def request(
     chosen = config.indexes(resolved, catalog)
     return actions.Request(
         backend=resolved["backend"],
+        channel=resolved["channel"],
         index_base=chosen.torch_base,
         index_format=chosen.torch_format,
         locked_torch=locked_torch(project) if chosen.torch_format == "flat" else None,

@@ -288,10 +288,18 @@ def make(
         releases=scope.releases if scope else catalog.torch,
         out=out,
     )
+    bounded = scope.releases if scope else catalog.torch
+    if request.channel.value != "stable" and backend is not None:
+        bounded = ()
+        out.decide(
+            "bound",
+            "none",
+            f"the {request.channel.value} channel's torch is a build the catalog's releases do not describe",
+        )
     expected = _bound_plan(
         project=project,
         backend=backend,
-        releases=scope.releases if scope else catalog.torch,
+        releases=bounded,
         team=build.team_archs(project=project, machine=machine, all_archs=request.all_archs),
         catalog=catalog,
         out=out,

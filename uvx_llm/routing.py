@@ -40,22 +40,29 @@ LINUX = "sys_platform == 'linux'"
 NOT_LINUX = "sys_platform != 'linux'"
 _VARIANTS = r"cu\d{3}|cpu|rocm\d+(?:\.\d+)+|xpu"
 _VARIANT_IN_URL = re.compile(rf"/({_VARIANTS})/?$")
-_VARIANT_IN_NAME = re.compile(rf"^pytorch-({_VARIANTS})$")
+_VARIANT_IN_NAME = re.compile(rf"^pytorch-(?:test-|nightly-)?({_VARIANTS})$")
+STABLE = "stable"
 
 
 # --- what the project already routes ----------------------------------------------------------
 
 
-def index_name(backend: str) -> str:
-    return f"pytorch-{backend}"
+def index_name(backend: str, channel: str = STABLE) -> str:
+    """pytorch-cu128; pytorch-nightly-cu128 on PyTorch's nightly channel (test: release candidates)."""
+    return f"pytorch-{backend}" if channel == STABLE else f"pytorch-{channel}-{backend}"
 
 
-def desired_source(backend: str) -> Any:
+def index_path(backend: str, channel: str = STABLE) -> str:
+    """Below the index base: cu128, or nightly/cu128."""
+    return backend if channel == STABLE else f"{channel}/{backend}"
+
+
+def desired_source(backend: str, channel: str = STABLE) -> Any:
     if backend == CPU:
-        return {"index": index_name(CPU)}
+        return {"index": index_name(CPU, channel)}
     return [
-        {"index": index_name(backend), "marker": LINUX},
-        {"index": index_name(CPU), "marker": NOT_LINUX},
+        {"index": index_name(backend, channel), "marker": LINUX},
+        {"index": index_name(CPU, channel), "marker": NOT_LINUX},
     ]
 
 
@@ -302,10 +309,13 @@ def _route(
     index_format: str,
     force: bool,
     out: Builder,
+    channel: str = STABLE,
+    recorded_channel: str = STABLE,
 ) -> None:
     sources = project.uv_sources
-    want = desired_source(backend)
-    previous = desired_source(recorded) if recorded and recorded != backend else None
+    want = desired_source(backend, channel)
+    changed = recorded is not None and (recorded, recorded_channel) != (backend, channel)
+    previous = desired_source(recorded, recorded_channel) if recorded and changed else None
     kept = []
     routed_by_us = False
     by_url = direct_url_packages(project)
@@ -330,7 +340,8 @@ def _route(
                 )
         else:
             kept.append(package)
-    target = "pytorch-cpu" if backend == CPU else f"{index_name(backend)} on Linux, pytorch-cpu elsewhere"
+    cpu_name = index_name(CPU, channel)
+    target = cpu_name if backend == CPU else f"{index_name(backend, channel)} on Linux, {cpu_name} elsewhere"
     if kept:
         out.warnings.append(
             f"kept the hand-written [tool.uv.sources] for {', '.join(kept)}; llm-sync would route "
@@ -351,9 +362,11 @@ def _route(
             index_format=index_format,
             force=force,
             out=out,
+            channel=channel,
         )
     if previous is not None:
-        _drop_old_index(recorded or "", backend, project, kept, out)
+        for old in dict.fromkeys((recorded or "", CPU)):
+            _drop_old_index(index_name(old, recorded_channel), backend, channel, project, kept, out)
 
 
 def direct_url_packages(project: Project) -> dict[str, str]:
@@ -374,12 +387,13 @@ def _indexes(
     index_format: str,
     force: bool,
     out: Builder,
+    channel: str = STABLE,
 ) -> None:
     existing = {str(i.get("name")): i for i in project.uv_indexes if "name" in i}
     wanted_format = "flat" if index_format == "flat" else None
     for variant in dict.fromkeys((backend, CPU)):
-        name = index_name(variant)
-        url, username, password = split_credentials(f"{index_base.value}/{variant}")
+        name = index_name(variant, channel)
+        url, username, password = split_credentials(f"{index_base.value}/{index_path(variant, channel)}")
         for part, secret in (("USERNAME", username), ("PASSWORD", password)):
             if secret:  # uv reads per-index credentials from the environment: never the file
                 variable = uv_index_variable(name, part)
@@ -392,7 +406,7 @@ def _indexes(
         same = current is not None and current.get("url") == url and current.get("explicit") is True
         if same and current is not None and current.get("format") == wanted_format:
             continue
-        if current is None or force or index_base.origin != "default":
+        if current is None or force or index_base.origin != "default" or channel != STABLE:
             out.actions.append(SetIndex(name, url, wanted_format))
         else:
             out.warnings.append(
@@ -401,9 +415,10 @@ def _indexes(
             )
 
 
-def _drop_old_index(old: str, backend: str, project: Project, kept: list[str], out: Builder) -> None:
-    old_name = index_name(old)
-    if old_name in {index_name(backend), index_name(CPU)}:
+def _drop_old_index(  # noqa: PLR0917 - a private helper with one caller
+    old_name: str, backend: str, channel: str, project: Project, kept: list[str], out: Builder
+) -> None:
+    if old_name in {index_name(backend, channel), index_name(CPU, channel)}:
         return
     still_used = any(
         entry.get("index") == old_name
@@ -413,6 +428,28 @@ def _drop_old_index(old: str, backend: str, project: Project, kept: list[str], o
     )
     if not still_used and any(i.get("name") == old_name for i in project.uv_indexes):
         out.actions.append(RemoveIndex(old_name))
+
+
+def _channel_notes(channel: str, scope: TorchScope, project: Project, out: Builder) -> None:
+    what = "nightly builds (.dev versions)" if channel == "nightly" else "release candidates"
+    out.decide(
+        "pytorch channel",
+        channel,
+        f"torch, torchvision and torchaudio come from PyTorch's {channel} indexes: {what}. Their sources pin "
+        "them to those indexes, so PyPI's same names never compete (no index-strategy needed), and uv takes "
+        "prereleases for them alone: every version there is one. Other packages stay on stable releases",
+    )
+    if scope.vllm or "vllm" in project.declared():
+        out.warnings.append(
+            f"vllm pins torch exactly (torch==X.Y.Z); a {channel} torch "
+            + (
+                "(a .dev version) never matches that pin"
+                if channel == "nightly"
+                else "matches it only for the release vllm pins"
+            )
+            + ": use a vllm built for that torch (vLLM's nightly wheels, or a source checkout: llm-sync checkouts), "
+            "or relieve the pin (--relief override)"
+        )
 
 
 def torch_plan(
@@ -450,6 +487,8 @@ def torch_plan(
         _per_extra_plan(routing, machine, scope, catalog, out)
         return None, catalog.uv_min_routing, scope
     recorded = project.config.get("backend")
+    recorded_channel = str(project.config.get("channel", STABLE))
+    channel = request.channel.value
     backend = _pick_backend(
         request=request,
         recorded=recorded,
@@ -474,9 +513,15 @@ def torch_plan(
         index_format=request.index_format,
         force=request.force,
         out=out,
+        channel=channel,
+        recorded_channel=recorded_channel,
     )
     if recorded != backend:
         out.actions.append(SetConfig("backend", backend))
+    if channel != recorded_channel:
+        out.actions.append(SetConfig("channel", channel))
+    if channel != STABLE:
+        _channel_notes(channel, scope, project, out)
     if machine is not None and _non_cuda(backend, catalog):  # the bounds keep to builds that run here
         fit = rocm_fit.evaluate(backend, machine, scope.releases, catalog, scope.description)
         scope = dataclasses.replace(scope, releases=fit.releases or scope.releases)
