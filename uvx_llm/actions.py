@@ -49,6 +49,7 @@ class AddRequirement:
     kind: str
     list_name: str | None
     requirement: str
+    member: str | None = None  # a uv workspace member's list (its folder); None: the root's
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class SetRequirement:
     list_name: str | None
     old: str
     new: str
+    member: str | None = None  # a uv workspace member's list (its folder); None: the root's
 
 
 @dataclass(frozen=True)

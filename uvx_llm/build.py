@@ -48,7 +48,7 @@ def platform_markers(project: Project, packages: list[BuildPackage]) -> list[Set
     markers = {p.name: p.platform_marker for p in packages if p.platform_marker}
     actions = []
     for dep_list in project.dependency_lists():
-        raw = _raw_requirements(project, dep_list.kind, dep_list.name)
+        raw = _raw_requirements(project.owner(dep_list.member), dep_list.kind, dep_list.name)
         for text in raw:
             try:
                 requirement = Requirement(text)
@@ -59,7 +59,9 @@ def platform_markers(project: Project, packages: list[BuildPackage]) -> list[Set
                 continue
             combined = f"({requirement.marker}) and {marker}" if requirement.marker else marker
             base = text.split(";", 1)[0].rstrip()
-            actions.append(SetRequirement(dep_list.kind, dep_list.name, text, f"{base} ; {combined}"))
+            actions.append(
+                SetRequirement(dep_list.kind, dep_list.name, text, f"{base} ; {combined}", dep_list.member)
+            )
     return actions
 
 

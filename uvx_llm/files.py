@@ -154,3 +154,18 @@ def write(path: Path, data: bytes, *, expected: bytes | None = None) -> None:
                 f"cannot write {path}: {error.strerror}; the file is unchanged",
                 fix=f"check that {target.parent} is writable and the disk is not full",
             ) from None
+
+
+def write_each(writes: list[tuple[Path, bytes, bytes]]) -> None:
+    """Several files (a uv workspace's root and members): each (path, new bytes, bytes read) is checked
+    (writable, unchanged since read) before the first is written, so a refusal writes none of them."""
+    for path, _, expected in writes:
+        target = Path(os.path.realpath(path))
+        try:
+            info = target.stat()
+        except OSError as error:
+            raise LlmSyncError(f"cannot read {path}'s permissions: {error.strerror}") from None
+        _refuse_unwritable(path, target, info)
+        _refuse_changed(path, target, expected)
+    for path, data, expected in writes:
+        write(path, data, expected=expected)

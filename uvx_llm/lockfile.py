@@ -129,6 +129,9 @@ class Expectation:
     editable: tuple[str, ...] = ()  # checkouts that must be installed editable
 
 
+WORKSPACE_MEMBER = "llm-sync workspace member"  # marks the [manifest] members' package tables
+
+
 def parse(text: str, *, where: str = "uv.lock") -> list[dict[str, Any]]:
     """The ``[[package]]`` tables of a uv.lock text."""
     try:
@@ -140,7 +143,17 @@ def parse(text: str, *, where: str = "uv.lock") -> list[dict[str, Any]]:
             fix="delete it and run llm-sync again (uv writes a new lock)",
         ) from None
     packages = data.get("package", [])
-    return [p for p in packages if isinstance(p, dict)] if isinstance(packages, list) else []
+    found = [p for p in packages if isinstance(p, dict)] if isinstance(packages, list) else []
+    # A uv workspace's members are projects too: walks start from each of them, not only from ".".
+    manifest = data.get("manifest", {})
+    listed = manifest.get("members", []) if isinstance(manifest, dict) else []
+    members = (
+        {canonicalize_name(m) for m in listed if isinstance(m, str)} if isinstance(listed, list) else set()
+    )
+    return [
+        {**p, WORKSPACE_MEMBER: True} if canonicalize_name(str(p.get("name", ""))) in members else p
+        for p in found
+    ]
 
 
 def read(path: Path) -> list[dict[str, Any]]:
@@ -189,6 +202,8 @@ def _environment(platform: str, python: str) -> dict[str, str]:
 
 
 def _is_root(table: Mapping[str, Any]) -> bool:
+    if table.get(WORKSPACE_MEMBER) is True:
+        return True
     source = table.get("source")
     return isinstance(source, dict) and any(source.get(k) == "." for k in ("virtual", "editable"))
 

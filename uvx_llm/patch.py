@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import copy
+import dataclasses
 import difflib
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ import tomlkit
 from packaging.utils import canonicalize_name
 from tomlkit.items import AoT, Array, InlineTable, Table
 
-from uvx_llm import tomlread
+from uvx_llm import files, tomlread
 from uvx_llm.actions import (
     Action,
     AddBuildDependencies,
@@ -447,8 +448,45 @@ def apply_to_data(data: dict[str, Any], actions: Iterable[Action]) -> dict[str, 
     return result
 
 
+def _member(action: Action) -> str | None:
+    return action.member if isinstance(action, (AddRequirement, SetRequirement)) else None
+
+
+def render_all(project: Project, actions: tuple[Action, ...]) -> tuple[tuple[Project, str], ...]:
+    """(file, its new text) for the project and each uv workspace member an action edits."""
+    edits = [(project, render(project, actions))]
+    for folder, member in project.members:
+        own = tuple(
+            dataclasses.replace(a, member=None)
+            for a in actions
+            if isinstance(a, (AddRequirement, SetRequirement)) and a.member == folder
+        )
+        if own:
+            edits.append((member, render(member, own)))
+    return tuple(edits)
+
+
+def changed(edits: tuple[tuple[Project, str], ...]) -> tuple[tuple[Project, str], ...]:
+    return tuple((file, text) for file, text in edits if text != file.text)
+
+
+def diff_all(project: Project, edits: tuple[tuple[Project, str], ...]) -> str:
+    """One diff for every file that changes, each named relative to the project's folder."""
+    return "".join(
+        diff(file, text, name=file.path.relative_to(project.root).as_posix() if file is not project else None)
+        for file, text in edits
+    )
+
+
+def write_all(edits: tuple[tuple[Project, str], ...]) -> None:
+    """Write every changed file, or none (each is checked before the first is written)."""
+    files.write_each([(file.path, encode(file, text), file.raw) for file, text in changed(edits)])
+
+
 def render(project: Project, actions: tuple[Action, ...]) -> str:
-    """The new file text (line endings as the file had them, no BOM)."""
+    """The new file text (line endings as the file had them, no BOM); a uv workspace member's
+    edits are left to ``render_all``."""
+    actions = tuple(a for a in actions if _member(a) is None)
     if not actions:
         return project.text
     doc = project.document()
@@ -479,8 +517,8 @@ def _cannot_edit(project: Project, why: str) -> LlmSyncError:
     )
 
 
-def diff(project: Project, new_text: str) -> str:
-    name = project.path.name
+def diff(project: Project, new_text: str, *, name: str | None = None) -> str:
+    name = name or project.path.name
     return "".join(
         difflib.unified_diff(
             project.text.splitlines(keepends=True),

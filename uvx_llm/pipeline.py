@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from uvx_llm import actions, config, files, log, paths
+from uvx_llm import actions, config, log, paths
 from uvx_llm import catalog as catalog_module
 from uvx_llm import plan as plan_module
 from uvx_llm import project as project_module
@@ -127,8 +127,19 @@ def machine(options: Options, catalog: catalog_module.Catalog) -> machine_module
 
 
 def load_project(options: Options) -> project_module.Project:
+    """The project; inside a uv workspace member, the workspace root (where uv reads [tool.uv]),
+    with the members' files."""
+    from uvx_llm import workspace  # noqa: PLC0415 - see the module docstring
+
     path = project_module.locate(options.project, cwd=Path.cwd())
-    return project_module.load(path)
+    root = workspace.root_of(path)
+    if root is None:
+        return project_module.load(path)
+    logger.info(
+        f"{path.parent.name} is a member of the uv workspace at {root.parent}: "
+        f"planning and writing {root} (uv reads [tool.uv] only there)"
+    )
+    return dataclasses.replace(project_module.load(root), entered_from=path.parent)
 
 
 def project_if_any(options: Options) -> project_module.Project | None:
@@ -211,7 +222,9 @@ def replan(run: Run) -> Run:
     """The same run planned again from the file on disk and the uv.lock it now has (a flat
     mirror's build torch is pinned to the locked one); the machine is not detected again."""
     assert run.request is not None  # noqa: S101 - make_plan always records it
-    project = project_module.load(run.project.path)
+    project = dataclasses.replace(
+        project_module.load(run.project.path), entered_from=run.project.entered_from
+    )
     asked = dataclasses.replace(run.request, locked_torch=locked_torch(project))
     made = plan_module.make(
         machine=run.machine,
@@ -235,6 +248,22 @@ def locked_torch(project: project_module.Project) -> str | None:
     python = lockfile.lowest_python(project.table("project").get("requires-python"))
     torch = lockfile.stack(lockfile.read(path), platform="linux", python=python).get("torch")
     return str(torch.version) if torch is not None else None
+
+
+def write_edits(
+    project: project_module.Project, edits: tuple[tuple[project_module.Project, str], ...]
+) -> None:
+    """Write the changed files (all or none); a uv workspace member's file is named when it changes."""
+    from uvx_llm import patch as patch_module  # noqa: PLC0415 - see the module docstring
+
+    edits = patch_module.changed(edits)
+    patch_module.write_all(edits)
+    for file, _ in edits:
+        if file is not project:
+            logger.info(
+                f"updated the workspace member's {file.path.relative_to(project.root).as_posix()}: "
+                "its own requirement lists (the plan's decisions say which, with -v)"
+            )
 
 
 def report(made: actions.Plan, *, except_warnings: tuple[str, ...] = ()) -> None:
@@ -265,7 +294,7 @@ def preview(options: Options, *, uv_args: tuple[str, ...]) -> Preview:
     run = make_plan(options, detect=True)
     from uvx_llm import patch as patch_module  # noqa: PLC0415 - see the module docstring
 
-    diff_text = patch_module.diff(run.project, patch_module.render(run.project, run.plan.actions))
+    diff_text = patch_module.diff_all(run.project, patch_module.render_all(run.project, run.plan.actions))
     command = ("uv", "sync", "--project", str(run.project.root), *uv_args)
     return Preview(run=run, diff=diff_text, command=command)
 
@@ -287,13 +316,11 @@ def check(options: Options, *, fix: bool) -> Checked:
     if run.plan.actions:  # the editing machinery (tomlkit) loads only when there is an edit
         from uvx_llm import patch as patch_module  # noqa: PLC0415 - see the module docstring
 
-        new_text = patch_module.render(run.project, run.plan.actions)
-        up_to_date = new_text == run.project.text
-        diff_text = "" if up_to_date else patch_module.diff(run.project, new_text)
+        edits = patch_module.changed(patch_module.render_all(run.project, run.plan.actions))
+        up_to_date = not edits
+        diff_text = patch_module.diff_all(run.project, edits)
         if fix and not up_to_date:
-            files.write(
-                run.project.path, patch_module.encode(run.project, new_text), expected=run.project.raw
-            )
+            write_edits(run.project, edits)
     return Checked(run=run, up_to_date=up_to_date, diff=diff_text, fixed=fix and not up_to_date)
 
 

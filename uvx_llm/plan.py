@@ -94,7 +94,7 @@ def _build_plan(
         out.actions.append(marked)
         out.decide(
             "platform marker",
-            marked.new,
+            marked.new + (f" in {marked.member}/pyproject.toml" if marked.member else ""),
             "it builds only where CUDA is; without the marker `uv sync` fails on a teammate's Mac "
             "(one universal uv.lock)",
         )

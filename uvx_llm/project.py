@@ -39,14 +39,16 @@ class DepList:
     kind: str  # "dependencies" | "extra" | "group"
     name: str | None
     requirements: tuple[Requirement, ...]
+    member: str | None = None  # a uv workspace member's folder, relative to the root; None: the root
 
     @property
     def label(self) -> str:
+        where = f"{self.member}/{PYPROJECT} " if self.member else ""
         if self.kind == "dependencies":
-            return "[project] dependencies"
+            return f"{where}[project] dependencies"
         if self.kind == "extra":
-            return f"[project.optional-dependencies] {self.name}"
-        return f"[dependency-groups] {self.name}"
+            return f"{where}[project.optional-dependencies] {self.name}"
+        return f"{where}[dependency-groups] {self.name}"
 
     def names(self) -> frozenset[str]:
         return frozenset(canonicalize_name(r.name) for r in self.requirements)
@@ -60,10 +62,21 @@ class Project:
     newline: str
     bom: bool
     data: dict[str, Any]
+    # A uv workspace root's members (read, never run; `workspace.members`), by folder relative to
+    # the root. Their requirement lists are part of the plan; uv reads [tool.uv] only here.
+    members: tuple[tuple[str, Project], ...] = ()
+    # Where llm-sync was started when that is a member of this workspace (None: here).
+    entered_from: Path | None = None
 
     @property
     def root(self) -> Path:
         return self.path.parent
+
+    def owner(self, member: str | None) -> Project:
+        """The file a requirement list belongs to: this one (None) or a workspace member's."""
+        if member is None:
+            return self
+        return dict(self.members)[member]
 
     def document(self) -> TOMLDocument:
         """A fresh, editable tomlkit document of the file (tomlkit loads only when editing)."""
@@ -122,13 +135,17 @@ class Project:
             lists.append(
                 DepList("group", group, _requirements(reqs, self.path, f"dependency group {group!r}"))
             )
+        for folder, member in self.members:
+            lists.extend(
+                dataclasses.replace(dep_list, member=folder) for dep_list in member.dependency_lists()
+            )
         return tuple(lists)
 
     def with_dependencies(self, requirements: list[str]) -> Project:
         """The project as if ``requirements`` were in [project] dependencies (for planning)."""
         if not requirements:
             return self
-        data = {**self.data, "project": {**self.data["project"]}}
+        data = {**self.data, "project": {**self.data.get("project", {})}}
         data["project"]["dependencies"] = [*data["project"].get("dependencies", []), *requirements]
         return dataclasses.replace(self, data=data)
 
@@ -269,7 +286,8 @@ def parse(raw: bytes, path: Path) -> Project:
     text, bom = _decode(raw, path)
     text, newline = split_newlines(text)
     data = _read_toml(text, path)
-    if not isinstance(data.get("project"), dict):
+    virtual_root = "project" not in data and workspace_table(data) is not None
+    if not isinstance(data.get("project"), dict) and not virtual_root:
         raise LlmSyncError(
             f"{path} has no [project] table",
             why="uv sync needs a PEP 621 project; a Poetry-only or tool-only pyproject.toml is not one",
@@ -281,12 +299,33 @@ def parse(raw: bytes, path: Path) -> Project:
     return Project(path=path, raw=raw, text=text, newline=newline, bom=bom, data=data)
 
 
+def workspace_table(data: dict[str, Any]) -> dict[str, Any] | None:
+    """[tool.uv.workspace] when the file declares a uv workspace (its root), else None."""
+    node: Any = data
+    for key in ("tool", "uv", "workspace"):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else None
+
+
 def load(path: Path) -> Project:
+    """The project at ``path``; a uv workspace root comes with its members' files."""
+    loaded = parse(_read_bytes(path), path)
+    if workspace_table(loaded.data) is None:
+        return loaded
+    from uvx_llm import workspace  # noqa: PLC0415 - only workspace roots need it
+
+    members = tuple(
+        (folder, parse(_read_bytes(loaded.root / folder / PYPROJECT), loaded.root / folder / PYPROJECT))
+        for folder in workspace.members(loaded.root, loaded.data)
+    )
+    return dataclasses.replace(loaded, members=members)
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as error:
         raise LlmSyncError(
             f"cannot read {path}: {error.strerror}",
             fix="check that the file exists and is readable",
         ) from None
-    return parse(raw, path)

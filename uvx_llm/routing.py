@@ -286,17 +286,22 @@ def _pick_backend(
 
 
 def _torch_additions(lists: tuple[DepList, ...], consumers: frozenset[str], out: Builder) -> None:
-    if "torch" in lists[0].names():
-        return
-    for dep_list in lists:
-        users = sorted(dep_list.names() & consumers)
-        if users and "torch" not in dep_list.names():
-            out.actions.append(AddRequirement(dep_list.kind, dep_list.name, "torch"))
-            out.decide(
-                "torch dependency",
-                f"add torch to {dep_list.label}",
-                f"{', '.join(users)} need torch, and uv applies [tool.uv.sources] only to direct dependencies",
-            )
+    """torch beside each torch consumer, in the same file (a uv workspace member's own list when the
+    member declares it): a file whose [project] dependencies name torch already has it everywhere."""
+    files = dict.fromkeys(dep_list.member for dep_list in lists)
+    for member in files:
+        own = [dep_list for dep_list in lists if dep_list.member == member]
+        if any(d.kind == "dependencies" and "torch" in d.names() for d in own):
+            continue
+        for dep_list in own:
+            users = sorted(dep_list.names() & consumers)
+            if users and "torch" not in dep_list.names():
+                out.actions.append(AddRequirement(dep_list.kind, dep_list.name, "torch", member))
+                out.decide(
+                    "torch dependency",
+                    f"add torch to {dep_list.label}",
+                    f"{', '.join(users)} need torch, and uv applies [tool.uv.sources] only to direct dependencies",
+                )
 
 
 def _route(
@@ -477,11 +482,10 @@ def torch_plan(
             "the project declares no PyTorch package and no package that needs torch",
         )
         return None, None, None
-    if machine is None:  # `check`: no machine to fit, so the torch scope is not needed
-        scope = TorchScope(catalog.torch, "any torch release")
-    else:
-        scope, scope_warnings = torch_scope(project, catalog, theirs)
-        out.warnings.extend(scope_warnings)
+    # The project's own pins narrow the releases on every machine and in `check` alike (the bounds
+    # written from them must not depend on whether a machine was looked at).
+    scope, scope_warnings = torch_scope(project, catalog, theirs)
+    out.warnings.extend(scope_warnings)
     routing = existing_routing(project, catalog)
     if routing.per_extra:  # a design of the project's own, not a disagreement: even --force keeps it
         _per_extra_plan(routing, machine, scope, catalog, out)

@@ -43,20 +43,21 @@ def sync(
 
     run = pipeline.make_plan(options, detect=True)
     made, project = run.plan, run.project
+    uv_args = member_arguments(project, uv_args)
     refused = refusal(made, project, no_sync=no_sync, no_build_check=no_build_check)
     # each decision: shown with -v, in JSON logs always; a refused build's reason only once, in the error
     pipeline.report(made, except_warnings=made.build_blockers if refused else ())
     if refused is not None:
         raise refused
-    new_text = patch_module.render(project, made.actions)
+    edits = patch_module.changed(patch_module.render_all(project, made.actions))
     uv = None
     if not no_sync:
         uv = uv_module.find()
         uv_module.require(uv, made.uv_min_version)
-    changed = new_text != project.text
+    changed = bool(edits)
     if changed:
-        files.write(project.path, patch_module.encode(project, new_text), expected=project.raw)
-        logger.debug(f"updated {project.path}")
+        pipeline.write_edits(project, edits)
+        logger.debug("updated %s", ", ".join(str(file.path) for file, _ in edits))
     env = made.uv_environment()
     announce(run, changed=changed, compiles=uv is not None, env=env)
     if uv is None:
@@ -77,6 +78,20 @@ def sync(
             logger.warning(f"retrying once with MAX_JOBS={halved['MAX_JOBS']} (--no-retry turns this off)")
             code, _ = run_uv(uv, project, uv_args, halved, made)
     return uv_failed("uv sync", code) if code != 0 else ExitCode.OK
+
+
+def member_arguments(project: Project, uv_args: tuple[str, ...]) -> tuple[str, ...]:
+    """Started inside a uv workspace member: `uv sync --package <member>`, as uv itself does there
+    (the lock is the workspace's either way), unless the arguments choose packages already."""
+    if project.entered_from is None or any(
+        a.split("=", 1)[0] in {"--package", "--all-packages"} for a in uv_args
+    ):
+        return uv_args
+    for folder, member in project.members:
+        if (project.root / folder).resolve() == project.entered_from.resolve():
+            name = member.table("project").get("name")
+            return (*uv_args, "--package", str(name)) if isinstance(name, str) else uv_args
+    return uv_args
 
 
 # What a signal that killed uv most likely means.
@@ -120,8 +135,7 @@ def lock_phase(run: pipeline.Run, uv: uv_module.Uv, uv_args: tuple[str, ...], en
     if not after.plan.actions:
         return code
     pipeline.report(after.plan)
-    text = patch_module.render(after.project, after.plan.actions)
-    files.write(after.project.path, patch_module.encode(after.project, text), expected=after.project.raw)
+    pipeline.write_edits(after.project, patch_module.render_all(after.project, after.plan.actions))
     return lock_and_verify(uv, after.project, after.plan, uv_args, env)
 
 
