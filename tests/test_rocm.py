@@ -304,3 +304,47 @@ def test_a_nightly_project_locks_a_dev_torch_without_opening_prereleases_elsewhe
     text = (project / "pyproject.toml").read_text(encoding="utf-8")
     assert 'channel = "nightly"' in text
     assert "/whl/nightly/cu128" in text
+
+
+# --- builds against a ROCm torch ------------------------------------------------------------------
+
+
+def _rocm_build_plan(cat: Catalog, tmp_path: Path, *, with_hip: bool) -> Any:
+    from uvx_llm import config, rocm_build, toolkit  # noqa: PLC0415 - only these tests
+    from uvx_llm import plan as plan_module  # noqa: PLC0415
+    from uvx_llm.actions import Request  # noqa: PLC0415
+    from uvx_llm.resources import Resources  # noqa: PLC0415
+
+    rocm = tmp_path / "rocm"
+    if with_hip:
+        (rocm / "bin").mkdir(parents=True)
+        (rocm / "bin" / "hipcc").write_text("#!/bin/sh\n")
+        (rocm / "include" / "hip").mkdir(parents=True)
+        (rocm / "include" / "hip" / "hip_runtime.h").write_text("")
+    kit = toolkit.Toolkit(None, None, None, "test", hip=rocm_build.find_hip({"ROCM_PATH": str(rocm)}))
+    host = Resources(cpus=64, cpu_reason="64", memory_bytes=256 * 2**30, memory_reason="256 GiB")
+    return plan_module.make(
+        machine=_target("6.3", "gfx942", "gfx1100"),
+        project=simple("torch", "flash-attn"),
+        catalog=cat,
+        request=Request(backend=config.Setting("auto", "default"), prefer="newest", environment={}),
+        host=host,
+        toolkit=kit,
+    )
+
+
+def test_a_rocm_build_gets_its_arch_lists_and_jobs(cat: Catalog, tmp_path: Path) -> None:
+    made = _rocm_build_plan(cat, tmp_path, with_hip=True)
+    assert made.backend == "rocm6.3"
+    env = made.uv_environment()
+    assert env["PYTORCH_ROCM_ARCH"] == "gfx1100;gfx942"
+    assert env["GPU_ARCHS"] == "gfx942"  # flash-attn's CK kernels exist for gfx90a/gfx942/gfx950 only
+    assert env["MAX_JOBS"] == "51"  # 256 GiB / 5 GiB per job, fewer than 64 CPUs
+    assert not made.build_blockers
+    assert any("no kernels for gfx1100" in w for w in made.warnings)
+
+
+def test_a_rocm_build_without_hipcc_is_refused_early(cat: Catalog, tmp_path: Path) -> None:
+    made = _rocm_build_plan(cat, tmp_path, with_hip=False)
+    assert made.build_blockers
+    assert "needs hipcc, and there is none (from ROCM_PATH)" in made.build_blockers[0]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from uvx_llm import proc
 from uvx_llm.catalog import Pair, show_pair
+from uvx_llm.rocm_build import HipToolkit, find_hip
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -53,6 +54,7 @@ class Toolkit:
     how_found: str
     gcc_limit: GccLimit | None = None
     host: HostCompiler | None = None
+    hip: HipToolkit | None = None  # hipcc and the HIP headers, for builds against a ROCm torch
 
     def host_problem(self) -> tuple[str, str] | None:
         """(what, fix) when nvcc would refuse its host compiler before compiling anything."""
@@ -156,7 +158,7 @@ def host_compiler(env: Mapping[str, str]) -> HostCompiler:
 
 def find(env: Mapping[str, str], *, default_home: Path = DEFAULT_CUDA_HOME) -> Toolkit:
     """The toolkit, and with an nvcc also its GCC limit and the host compiler it would use."""
-    found = _find_nvcc(env, default_home=default_home)
+    found = replace(_find_nvcc(env, default_home=default_home), hip=find_hip(env))
     if found.nvcc is None or found.cuda_home is None:
         return found
     return replace(found, gcc_limit=gcc_limit(found.nvcc, found.cuda_home), host=host_compiler(env))
