@@ -8,7 +8,8 @@ import pytest
 from helpers import STANDINS
 from pkgindex import PackageIndex, serve
 
-from uvx_llm import catalog, paths
+from uvx_llm import catalog, paths, refresh
+from uvx_llm.errors import LlmSyncError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -35,8 +36,20 @@ def hermetic(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     # Not UV_NO_CONFIG: it also makes uv ignore [tool.uv] settings such as
     # extra-build-dependencies. uv's user config is isolated by XDG_CONFIG_HOME.
     paths.override_root(home / "llm-sync")
+    monkeypatch.setattr(refresh, "http_get", _loopback_only(refresh.http_get))
     yield home
     paths.override_root(None)
+
+
+def _loopback_only(get: refresh.Fetch) -> refresh.Fetch:
+    """No test reaches the internet: llm-sync's index reads (newer.py) may reach 127.0.0.1 only."""
+
+    def fetch(url: str, headers: dict[str, str], timeout: float = 5) -> tuple[int, dict[str, str], bytes]:
+        if not url.startswith("http://127.0.0.1:"):
+            raise LlmSyncError(f"refresh: cannot reach {url}", why="the tests reach no network but loopback")
+        return get(url, headers, timeout)  # type: ignore[call-arg]  # http_get's own timeout keyword
+
+    return fetch
 
 
 @pytest.fixture

@@ -148,6 +148,7 @@ class PackageIndex:
     flat: set[str] = field(default_factory=set)  # prefixes served as one flat file listing
     credentials: dict[str, str] = field(default_factory=dict)  # prefix -> "Basic ..." header it needs
     release_files: dict[str, Path] = field(default_factory=dict)  # exact path -> file (a GitHub release host)
+    core_metadata: bool = False  # PEP 658/714: serve <wheel>.metadata and say so in the listings
 
     def add_release_wheel(self, path: str, name: str, version: str) -> None:
         """Serve a stand-in wheel at ``path`` (/OWNER/REPO/releases/download/TAG/ASSET), as GitHub does."""
@@ -192,7 +193,8 @@ class PackageIndex:
                 continue
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
             href = f"{self.base_url}/files/{path.parent.name}/{path.name}#sha256={digest}"
-            anchors.append(f'<a href="{html.escape(href)}">{html.escape(path.name)}</a><br>')
+            meta = ' data-core-metadata="true"' if self.core_metadata and path.name.endswith(".whl") else ""
+            anchors.append(f'<a href="{html.escape(href)}"{meta}>{html.escape(path.name)}</a><br>')
         return "<!DOCTYPE html><html><body>" + "".join(anchors) + "</body></html>"
 
     def _flat_listing(self, prefix: str) -> str:
@@ -201,6 +203,22 @@ class PackageIndex:
             for p in self.prefixes.get(prefix, [])
         )
         return "<!DOCTYPE html><html><body>" + anchors + "</body></html>"
+
+    def _file(self, path: str) -> tuple[int, bytes, str]:
+        _, _, folder, filename = path.split("/", 3)
+        target = self.root / folder / filename
+        if self.core_metadata and filename.endswith(".whl.metadata"):
+            return self._core_metadata(target.with_suffix(""))
+        if target.is_file():
+            return 200, target.read_bytes(), "application/octet-stream"
+        return 404, b"", "text/plain"
+
+    def _core_metadata(self, wheel: Path) -> tuple[int, bytes, str]:
+        if not wheel.is_file():
+            return 404, b"", "text/plain"
+        with zipfile.ZipFile(wheel) as archive:
+            member = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+            return 200, archive.read(member), "text/plain"
 
     def authorised(self, path: str, header: str | None) -> bool:
         needed = [value for prefix, value in self.credentials.items() if path.startswith(prefix)]
@@ -216,11 +234,7 @@ class PackageIndex:
         if path.rstrip("/") in self.flat:
             return 200, self._flat_listing(path.rstrip("/")).encode(), "text/html"
         if path.startswith("/files/"):
-            _, _, folder, filename = path.split("/", 3)
-            target = self.root / folder / filename
-            if target.is_file():
-                return 200, target.read_bytes(), "application/octet-stream"
-            return 404, b"", "text/plain"
+            return self._file(path)
         prefix, _, project = path.rstrip("/").rpartition("/")
         listing = None if prefix in self.flat else self._listing(prefix, project)
         if listing is None:

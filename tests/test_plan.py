@@ -57,8 +57,15 @@ def test_vllm_range_allows_several_releases(cat: Catalog) -> None:
 
 
 def test_vllm_outside_the_catalog_is_a_warning(cat: Catalog) -> None:
-    made = make(simple("vllm>=9"), cat)
+    made = make(simple("vllm<0.5"), cat)  # older than the catalog: its pin is ignored
     assert any("outside the catalog" in w for w in made.warnings)
+
+
+def test_a_vllm_newer_than_the_catalog_unread_is_assumed_to_pin_the_newest_torch(cat: Catalog) -> None:
+    made = make(simple("vllm>=9"), cat)  # no METADATA read (the pure planner reads nothing)
+    (warning,) = [w for w in made.warnings if "newer than the catalog" in w]
+    assert "its torch pin could not be read (not read from the index)" in warning
+    assert "assumed it pins torch ≥ 2.14.0" in warning
     assert made.backend == "cu130"
 
 

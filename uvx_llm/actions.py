@@ -199,8 +199,12 @@ class Request:
     environment: Mapping[str, str] = field(default_factory=dict)  # the user's: values set there win
     prefer: str = "prebuilt"  # where torch is open: the newest torch with release wheels, or the newest
     prebuilt_url: str = "https://github.com"  # the release-wheel download prefix (credentials split off)
+    vllm_build: str = "precompiled"  # a vLLM checkout: its commit's published binaries, or a full build
+    compiler_launcher: str | None = None  # sccache or ccache on PATH: a full vLLM build's compiler launcher
     # The Linux torch uv.lock holds (read only for a flat PyTorch mirror, whose builds need it pinned).
     locked_torch: str | None = None
+    # Releases newer than the catalog whose METADATA could not be read: (requirement, why).
+    unread: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

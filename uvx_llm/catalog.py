@@ -120,6 +120,17 @@ class VllmPin:
     vllm: SpecifierSet
     torch: Version
     requires_python: SpecifierSet = field(default_factory=SpecifierSet)
+    # Where the pin comes from: "" for the catalog's rows; a release newer than the catalog
+    # whose METADATA was read from the index says so here (newer.py).
+    source: str = ""
+
+
+def newest_vllm(pins: tuple[VllmPin, ...]) -> Version | None:
+    """The newest vllm release the catalog's rows name (``==X`` or ``<=X``)."""
+    named = [
+        Version(s.version) for pin in pins if not pin.source for s in pin.vllm if s.operator in {"==", "<="}
+    ]
+    return max(named, default=None)
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,16 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from uvx_llm import tomlread
+from uvx_llm import gitread, tomlread
 from uvx_llm.log import get_logger
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-KNOWN_FRAMEWORKS = ("verl", "OpenRLHF")  # folders looked for at the project root
+    from uvx_llm.gitread import Commit
+
+KNOWN_FRAMEWORKS = ("verl", "OpenRLHF", "vllm")  # folders looked for at the project root
+VLLM = "vllm"  # a vLLM checkout: its commit is read too (its precompiled binaries are per commit)
 _REQUIREMENTS_FILE = re.compile(r"requirements[\w.-]*\.txt$")
 _ENTRY = re.compile(r"^(?P<folder>[^\[\]]+?)(?:\[(?P<extras>[^\]]*)\])?$")
 _SMALL_FILE = 200  # bytes: a version file, not a module
@@ -96,6 +99,11 @@ class Checkout:
     unread: tuple[str, ...] = ()  # what could not be read without running it
     missing: bool = False  # listed in [tool.llm-sync] checkouts, but no such folder
     own_sources: tuple[str, ...] = ()  # packages its own [tool.uv.sources] routes
+    commit: Commit | None = None  # a vLLM checkout's HEAD and upstream-main commit (gitread)
+
+    @property
+    def is_vllm(self) -> bool:
+        return not self.missing and not self.own_uv_config and (self.name or "").lower() == VLLM
 
 
 def requirements_file(path: Path, seen: frozenset[Path] = frozenset()) -> tuple[str, ...]:
@@ -403,8 +411,14 @@ def read(folder: Path, written_as: str, declared: Declared | None = None) -> Che
         unread.append(
             "its requirements (no pyproject.toml [project], setup.cfg, setup.py or requirements*.txt)"
         )
+    is_vllm = (name or "").lower() == VLLM
     return dataclasses.replace(
-        found, name=name, version=version, unread=tuple(unread), own_sources=_own_sources(data)
+        found,
+        name=name,
+        version=version,
+        unread=tuple(unread),
+        own_sources=_own_sources(data),
+        commit=gitread.commit(folder) if is_vllm else None,
     )
 
 

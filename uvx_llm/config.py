@@ -158,6 +158,15 @@ SPECS = (
         default="https://github.com",
     ),
     Spec(
+        "vllm-build",
+        "a vLLM checkout (vllm/ or listed in checkouts): precompiled (its commit's published binaries, nothing compiles) or full (compile its CUDA kernels)",
+        choices=("precompiled", "full"),
+        default="precompiled",
+        check="choice",
+        noun="vLLM build",
+        fix="precompiled fetches the binaries vLLM publishes for the checkout's commit; full compiles them (C++/CUDA changes)",
+    ),
+    Spec(
         "log-format",
         "human, or json (one JSON object per event)",
         choices=("human", "json"),

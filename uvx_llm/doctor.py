@@ -282,6 +282,43 @@ def _flash_attn_findings(machine: Machine, facts: dict[str, Any]) -> list[Findin
     return found
 
 
+def vllm_findings(facts: dict[str, Any]) -> list[Finding]:
+    """Whether vLLM's compiled ops (vllm._C) load: an editable checkout gets them from the binaries
+    vLLM publishes for its commit (vllm-build = precompiled) or from its own full build."""
+    version = facts.get("packages", {}).get("vllm")
+    imported = facts.get("vllm_ops_import")
+    if version is None or imported is None:
+        return []
+    where = "editable, from a checkout" if facts.get("vllm_editable") else "installed"
+    if imported == "ok":
+        return [Finding("environment", OK, f"vllm {version} ({where}) loads its compiled ops (vllm._C)")]
+    if "+empty" in version or facts.get("markers", {}).get("sys_platform") == "darwin":
+        return [
+            Finding(
+                "environment",
+                OK,
+                f"vllm {version}: a build without compiled ops (macOS, or VLLM_TARGET_DEVICE=empty)",
+            )
+        ]
+    if facts.get("vllm_editable"):
+        fix = (
+            "its binaries are missing or belong to another commit or torch: run `llm-sync` (vllm-build = "
+            "precompiled fetches the binaries vLLM publishes for the checkout's commit on upstream main), then "
+            '`uv sync --reinstall-package vllm`; after a C++/CUDA change, set vllm-build = "full"'
+        )
+    else:
+        fix = "reinstall it against this torch with `uv sync --reinstall-package vllm`"
+    return [
+        Finding(
+            "environment",
+            ERROR,
+            f"vllm {version} ({where}) does not load its compiled ops (vllm._C)",
+            imported,
+            fix,
+        )
+    ]
+
+
 def environment_findings(
     machine: Machine, toolkit: Toolkit, env: Environment, catalog: Catalog
 ) -> list[Finding]:
@@ -309,6 +346,7 @@ def environment_findings(
             )
         )
     found += _flash_attn_findings(machine, facts)
+    found += vllm_findings(facts)
     found += torch_requirement_findings(facts)
     found += companion_findings(facts)
     found += known_bad_findings(facts, catalog)

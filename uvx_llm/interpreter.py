@@ -1,5 +1,6 @@
 """Asking the project's interpreter about itself: a small script run in a subprocess
-(standard library and torch only, one JSON line out), and where that interpreter is.
+(standard library and torch only, one JSON line out; of installed packages it imports only
+flash_attn and vllm._C, to see that their compiled parts load), and where that interpreter is.
 
 The environment is never imported into llm-sync's own process: a broken torch, a
 hanging import or another Python version stay on the other side of the pipe.
@@ -96,6 +97,19 @@ if "flash-attn" in out["packages"]:
         out["flash_attn_import"] = "ok"
     except Exception as error:
         out["flash_attn_import"] = f"{type(error).__name__}: {error}"
+if "vllm" in out["packages"]:
+    # An editable vLLM from a checkout: are its compiled ops there, and do they load with this torch?
+    try:
+        direct = json.loads(md.distribution("vllm").read_text("direct_url.json") or "{}")
+        out["vllm_editable"] = bool(direct.get("dir_info", {}).get("editable"))
+    except Exception:
+        out["vllm_editable"] = False
+    try:
+        import importlib
+        importlib.import_module("vllm._C")
+        out["vllm_ops_import"] = "ok"
+    except Exception as error:
+        out["vllm_ops_import"] = f"{type(error).__name__}: {error}"
 print(json.dumps(out))
 """
 

@@ -44,6 +44,11 @@ def config_dir() -> Path:
     return _choose("config", "LLM_SYNC_CONFIG_DIR", lambda app: _platformdirs().user_config_dir(app))
 
 
+def cache_dir() -> Path:
+    """Where what llm-sync read from the network is kept (METADATA of releases the catalog lacks)."""
+    return _choose("cache", "LLM_SYNC_CACHE_DIR", lambda app: _platformdirs().user_cache_dir(app))
+
+
 def _platformdirs() -> ModuleType:
     import platformdirs  # noqa: PLC0415 - only when a path is needed: start-up time matters for hooks
 

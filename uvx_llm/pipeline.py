@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from uvx_llm import doctor as doctor_module
     from uvx_llm import findings
     from uvx_llm import machine as machine_module
+    from uvx_llm import newer as newer_module
     from uvx_llm.checkouts import Checkout
     from uvx_llm.resources import Resources
     from uvx_llm.toolkit import Toolkit
@@ -65,6 +67,7 @@ class Run:
     host: Resources | None = None
     toolkit: Toolkit | None = None
     checkouts: tuple[Checkout, ...] = ()
+    catalog: catalog_module.Catalog | None = None  # with pins read from the index (newer.py)
 
 
 def reset() -> None:
@@ -170,7 +173,14 @@ def request(
         environment=dict(os.environ),
         prefer=resolved["prefer"].value,
         prebuilt_url=resolved["prebuilt-url"].value,
+        vllm_build=resolved["vllm-build"].value,
+        compiler_launcher=compiler_launcher(os.environ),
     )
+
+
+def compiler_launcher(env: Mapping[str, str]) -> str | None:
+    """sccache, else ccache, when on PATH (vLLM's setup.py prefers them in that order)."""
+    return next((name for name in ("sccache", "ccache") if shutil.which(name, path=env.get("PATH"))), None)
 
 
 def checkouts(project: project_module.Project) -> tuple[Checkout, ...]:
@@ -191,8 +201,49 @@ def stage(name: str) -> Iterator[None]:
             logger.info("stage", stage=name, seconds=round(time.perf_counter() - started, 4))
 
 
-def make_plan(options: Options, *, detect: bool) -> Run:
-    """Load the project, detect the machine (when ``detect``), and plan."""
+def default_index(options: Options, project: project_module.Project, catalog: catalog_module.Catalog) -> str:
+    """The index uv reads packages from: UV_DEFAULT_INDEX (or the older UV_INDEX_URL), else the
+    default-index-url setting or mirror preset, else the project's default [[tool.uv.index]], else PyPI."""
+    from uvx_llm import newer  # noqa: PLC0415 - see the module docstring
+
+    for variable in ("UV_DEFAULT_INDEX", "UV_INDEX_URL"):
+        if os.environ.get(variable, "").strip():
+            return os.environ[variable].strip()
+    chosen = config.indexes(settings(options, project.config), catalog).default_index
+    if chosen is not None and chosen.value:
+        return str(chosen.value)
+    for entry in project.uv_indexes:
+        if entry.get("default") is True and isinstance(entry.get("url"), str):
+            return str(entry["url"])
+    return newer.PYPI
+
+
+def learn_newer(
+    options: Options, project: project_module.Project, catalog: catalog_module.Catalog, *, reads: str
+) -> newer_module.Learned:
+    """Pins of the vllm releases the project names that the catalog lacks: read from the index's
+    METADATA (``reads``: network, cache or offline), cached under the user cache directory."""
+    from uvx_llm import newer  # noqa: PLC0415 - see the module docstring
+
+    requirements = [r for dep_list in project.dependency_lists() for r in dep_list.requirements]
+    if not any(r.name.lower() == "vllm" for r in requirements):
+        return newer.Learned()
+    learned = newer.learn(
+        requirements,
+        catalog,
+        index=default_index(options, project, catalog),
+        cache=paths.cache_dir(),
+        reads=reads,
+    )
+    for pin in learned.pins:
+        logger.debug(f"vllm {pin.vllm} pins torch=={pin.torch}: {pin.source}")
+    return learned
+
+
+def make_plan(options: Options, *, detect: bool, offline: bool = False) -> Run:
+    """Load the project, detect the machine (when ``detect``), and plan. A vllm newer than the
+    catalog has its METADATA read from the index when planning for a machine (not ``offline``);
+    without ``detect`` (check) only llm-sync's cache is read."""
     with stage("load"):
         catalog = catalog_module.load()
         project = load_project(options)
@@ -204,6 +255,12 @@ def make_plan(options: Options, *, detect: bool) -> Run:
             found = machine(options, catalog)
             host, found_toolkit = resources.detect(), toolkit.find(os.environ)
     asked = request(options, project, catalog)
+    with stage("index"):
+        reads = "offline" if offline else "network" if detect else "cache"
+        learned = learn_newer(options, project, catalog, reads=reads)
+    if learned.pins:
+        catalog = dataclasses.replace(catalog, vllm=(*catalog.vllm, *learned.pins))
+    asked = dataclasses.replace(asked, unread=learned.unread)
     found_checkouts = checkouts(project)
     with stage("plan"):
         made = plan_module.make(
@@ -215,7 +272,7 @@ def make_plan(options: Options, *, detect: bool) -> Run:
             toolkit=found_toolkit,
             checkouts=found_checkouts,
         )
-    return Run(project, made, found, asked, host, found_toolkit, found_checkouts)
+    return Run(project, made, found, asked, host, found_toolkit, found_checkouts, catalog)
 
 
 def replan(run: Run) -> Run:
@@ -229,7 +286,7 @@ def replan(run: Run) -> Run:
     made = plan_module.make(
         machine=run.machine,
         project=project,
-        catalog=catalog_module.load(),
+        catalog=run.catalog or catalog_module.load(),
         request=asked,
         host=run.host,
         toolkit=run.toolkit,
@@ -290,8 +347,15 @@ class Preview:
     command: tuple[str, ...]
 
 
+def offline(uv_args: tuple[str, ...]) -> bool:
+    """uv is told not to use the network (``--offline``, UV_OFFLINE): llm-sync does not either."""
+    from uvx_llm import newer  # noqa: PLC0415 - see the module docstring
+
+    return newer.offline_requested(uv_args, os.environ)
+
+
 def preview(options: Options, *, uv_args: tuple[str, ...]) -> Preview:
-    run = make_plan(options, detect=True)
+    run = make_plan(options, detect=True, offline=offline(uv_args))
     from uvx_llm import patch as patch_module  # noqa: PLC0415 - see the module docstring
 
     diff_text = patch_module.diff_all(run.project, patch_module.render_all(run.project, run.plan.actions))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
-from uvx_llm import bounds, build, config, frameworks, guards, prebuilt_plan, rocm_build
+from uvx_llm import bounds, build, config, frameworks, guards, prebuilt_plan, rocm_build, vllm_plan
 from uvx_llm import checkouts as checkouts_module
 from uvx_llm.actions import (
     AddRequirement,
@@ -54,10 +54,13 @@ def _build_plan(
     request: Request,
     out: Builder,
     skip: frozenset[str] = frozenset(),
+    also: tuple[BuildPackage, ...] = (),
 ) -> tuple[tuple[EnvSetting, ...], Version | None]:
     """Build settings for the file, and tuning for this machine; (environment, minimum uv).
 
-    ``skip``: packages this plan routes to release wheels (nothing to build)."""
+    ``skip``: packages this plan routes to release wheels (nothing to build); ``also``: source
+    builds besides the catalog's (a vLLM checkout's full build), tuned and given the team's
+    architectures like them."""
     out.warnings.extend(build.skip_build_warnings(project))
     for name in build.prebuilt(project, catalog):
         out.decide(
@@ -66,8 +69,22 @@ def _build_plan(
             f"{name} comes from the project's own [tool.uv.sources] entry: prebuilt wheels",
         )
     packages = build.built_packages(project, catalog, skip=skip)
-    if not packages:
+    if not packages and not also:
         return (), None
+    if packages:
+        _catalog_build_plan(machine=machine, project=project, packages=packages, request=request, out=out)
+    archs = build.team_archs(project=project, machine=machine, all_archs=request.all_archs)
+    _arch_plan(project=project, packages=[*packages, *also], archs=archs, request=request, out=out)
+    env: tuple[EnvSetting, ...] = ()
+    if machine is not None and host is not None:
+        env = build.tuning(host=host, packages=[*packages, *also], env=request.environment, archs=archs)
+    return env, max(p.uv_min_version for p in [*packages, *also])
+
+
+def _catalog_build_plan(
+    *, machine: Machine | None, project: Project, packages: list[BuildPackage], request: Request, out: Builder
+) -> None:
+    """The file settings of the catalog's packages: build needs, platform markers, GPU minimum."""
     if request.environment.get("UV_NO_CONFIG"):
         out.warnings.append(
             "UV_NO_CONFIG is set: uv then ignores [tool.uv] extra-build-dependencies (checked with uv 0.13.8), "
@@ -106,12 +123,6 @@ def _build_plan(
                 why="; ".join(problems),
                 fix="remove it from the dependencies (or make it optional), or run on a newer GPU",
             )
-    archs = build.team_archs(project=project, machine=machine, all_archs=request.all_archs)
-    _arch_plan(project=project, packages=packages, archs=archs, request=request, out=out)
-    env: tuple[EnvSetting, ...] = ()
-    if machine is not None and host is not None:
-        env = build.tuning(host=host, packages=packages, env=request.environment, archs=archs)
-    return env, max(p.uv_min_version for p in packages)
 
 
 def _arch_plan(
@@ -297,8 +308,18 @@ def make(
     )
     if narrowed is not None:
         scope = TorchScope(*narrowed)
+    also = tuple(
+        vllm_plan.plan(project=project, checkouts=checkouts, machine=machine, request=request, out=out)
+    )
     env, build_uv_min = _build_plan(
-        machine=machine, host=host, project=project, catalog=catalog, request=request, out=out, skip=routed
+        machine=machine,
+        host=host,
+        project=project,
+        catalog=catalog,
+        request=request,
+        out=out,
+        skip=routed,
+        also=also,
     )
     _guard_plan(
         project=project,
@@ -325,7 +346,7 @@ def make(
         catalog=catalog,
         out=out,
     )
-    packages = build.built_packages(project, catalog, skip=routed)
+    packages = [*build.built_packages(project, catalog, skip=routed), *also]
     if backend == CPU and packages:
         out.warnings.append(
             "CUDA extensions are declared but the backend is cpu: their builds need a CUDA torch and nvcc"

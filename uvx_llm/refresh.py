@@ -30,8 +30,10 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.parser import HeaderParser
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import urljoin
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
@@ -62,6 +64,8 @@ ENVIRONMENT = {
 }
 _BLOCK = 64 * 1024
 _SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+# PEP 691 JSON where the index speaks it; a mirror's PEP 503 HTML page otherwise.
+_SIMPLE_ACCEPT = f"{_SIMPLE_JSON}, text/html;q=0.1"
 Fetch: TypeAlias = Callable[[str, dict[str, str]], tuple[int, dict[str, str], bytes]]
 _CUDA_RUNTIME = re.compile(r"^nvidia-cuda-runtime(?:-cu(?P<major>\d+))?$")
 
@@ -189,11 +193,13 @@ class Index:
 
     def wheels(self, project: str) -> list[WheelFile]:
         url = f"{self.base}/{canonicalize_name(project)}/"
-        status, _, body = self.fetch(url, {"Accept": _SIMPLE_JSON})
+        status, headers, body = self.fetch(url, {"Accept": _SIMPLE_ACCEPT})
         if status != 200:  # noqa: PLR2004 - OK
             raise LlmSyncError(f"refresh: {url} answered HTTP {status}")
+        html_page = headers.get("content-type", "").startswith("text/html")
+        rows = _html_rows(body.decode("utf-8", "replace"), url) if html_page else json.loads(body)["files"]
         found = []
-        for row in json.loads(body)["files"]:
+        for row in rows:
             try:
                 _, version, _, _ = parse_wheel_filename(row["filename"])
             except InvalidWheelFilename:
@@ -210,6 +216,44 @@ class Index:
                 return body.decode("utf-8")
         self.range_reads += 1
         return metadata_from_zip(RangeReader(wheel.url, self.fetch), wheel.filename)
+
+
+class _Anchors(HTMLParser):
+    """The file links of a PEP 503 page, as PEP 691 rows."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.page = page
+        self.rows: list[dict[str, Any]] = []
+        self.current: dict[str, Any] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag != "a":
+            return
+        found = dict(attrs)
+        href = found.get("href") or ""
+        meta = found.get("data-core-metadata", found.get("data-dist-info-metadata"))
+        self.current = {
+            "url": urljoin(self.page, href.split("#", 1)[0]),
+            "core-metadata": meta is not None and meta != "false",
+            "yanked": "data-yanked" in found,
+            "filename": "",
+        }
+
+    def handle_data(self, data: str) -> None:
+        if self.current is not None:
+            self.current["filename"] += data.strip()
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self.current is not None:
+            self.rows.append(self.current)
+            self.current = None
+
+
+def _html_rows(text: str, page: str) -> list[dict[str, Any]]:
+    parser = _Anchors(page)
+    parser.feed(text)
+    return parser.rows
 
 
 def _platform_rank(filename: str) -> tuple[int, int, str]:

@@ -484,8 +484,10 @@ def torch_plan(
         return None, None, None
     # The project's own pins narrow the releases on every machine and in `check` alike (the bounds
     # written from them must not depend on whether a machine was looked at).
-    scope, scope_warnings = torch_scope(project, catalog, theirs)
+    scope, scope_warnings = torch_scope(project, catalog, theirs, dict(request.unread))
     out.warnings.extend(scope_warnings)
+    for choice, source in scope.learned:
+        out.decide("vllm pin", choice, source)
     routing = existing_routing(project, catalog)
     if routing.per_extra:  # a design of the project's own, not a disagreement: even --force keeps it
         _per_extra_plan(routing, machine, scope, catalog, out)

@@ -41,7 +41,7 @@ def sync(
     from uvx_llm import progress  # noqa: PLC0415 - same
     from uvx_llm import uv as uv_module  # noqa: PLC0415 - same
 
-    run = pipeline.make_plan(options, detect=True)
+    run = pipeline.make_plan(options, detect=True, offline=pipeline.offline(uv_args))
     made, project = run.plan, run.project
     uv_args = member_arguments(project, uv_args)
     refused = refusal(made, project, no_sync=no_sync, no_build_check=no_build_check)

@@ -10,14 +10,16 @@ from typing import TYPE_CHECKING
 
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from uvx_llm.bounds import FRAMEWORKS_BRINGING_VLLM
-from uvx_llm.catalog import Catalog, Pair, TorchRelease, runs_on, show_pair, show_sm
+from uvx_llm.catalog import Catalog, Pair, TorchRelease, VllmPin, newest_vllm, runs_on, show_pair, show_sm
 from uvx_llm.errors import LlmSyncError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from packaging.requirements import Requirement
-    from packaging.version import Version
 
     from uvx_llm.machine import Machine
     from uvx_llm.project import Project
@@ -31,6 +33,8 @@ class TorchScope:
     releases: tuple[TorchRelease, ...]
     description: str
     vllm: bool = False  # vllm is in play: its PyPI wheels are built for one CUDA major
+    # Pins read from the index's METADATA (releases newer than the catalog): (choice, where from).
+    learned: tuple[tuple[str, str], ...] = ()
 
 
 def _span(releases: tuple[TorchRelease, ...]) -> str:
@@ -40,23 +44,59 @@ def _span(releases: tuple[TorchRelease, ...]) -> str:
     return f"torch {first}" if first == last else f"torch {first}–{last}"
 
 
-def _vllm_torch_pins(requirement: Requirement, catalog: Catalog) -> list[Version]:
-    """torch versions that the vllm releases allowed by ``requirement`` pin."""
+def _vllm_torch_pins(requirement: Requirement, catalog: Catalog) -> list[VllmPin]:
+    """The catalog's rows (and releases read from the index) for the vllm releases ``requirement`` allows."""
     spec = requirement.specifier
     named = [spec_item.version for spec_item in spec]
     pins = []
     for row in catalog.vllm:
         points = [item.version for item in row.vllm] + named
         if any(row.vllm.contains(p, prereleases=True) and spec.contains(p, prereleases=True) for p in points):
-            pins.append(row.torch)
+            pins.append(row)
     return pins
 
 
+def newer_than_catalog(specifier: SpecifierSet, newest: Version) -> bool:
+    """Whether ``specifier`` only allows releases after ``newest`` (a lower bound or pin above it)."""
+    for item in specifier:
+        try:
+            bound = Version(item.version.removesuffix(".*"))
+        except InvalidVersion:
+            continue
+        if (item.operator in {"==", "===", ">=", "~="} and bound > newest) or (
+            item.operator == ">" and bound >= newest
+        ):
+            return True
+    return False
+
+
+def _assumed(
+    requirement: Requirement, source: str, catalog: Catalog, unread: Mapping[str, str]
+) -> tuple[Version, str] | None:
+    """For a vllm newer than the catalog whose METADATA was not read: (the torch floor assumed,
+    the plain warning). vllm has never lowered its torch pin from one release to the next, so a
+    newer vllm pins at least the torch of the newest one the catalog knows."""
+    newest = newest_vllm(catalog.vllm)
+    if newest is None or not newer_than_catalog(requirement.specifier, newest):
+        return None
+    floor = max(pin.torch for pin in catalog.vllm if not pin.source and pin.vllm.contains(newest))
+    why = unread.get(str(requirement), "not read from the index")
+    return floor, (
+        f"{source}: that vllm is newer than the catalog (which ends at vllm {newest}); its torch pin could "
+        f"not be read ({why}): assumed it pins torch ≥ {floor}, as vllm {newest} does (vllm has never "
+        "lowered its torch pin). Plan again with the index reachable, or upgrade llm-sync"
+    )
+
+
 def torch_scope(
-    project: Project, catalog: Catalog, theirs: list[tuple[Requirement, str]] | None = None
+    project: Project,
+    catalog: Catalog,
+    theirs: list[tuple[Requirement, str]] | None = None,
+    unread: Mapping[str, str] | None = None,
 ) -> tuple[TorchScope, list[str]]:
     """Torch releases allowed by the project's torch requirements and its declared vllm, and by
-    what editable checkouts require with the extras asked for (``theirs``: requirement, origin)."""
+    what editable checkouts require with the extras asked for (``theirs``: requirement, origin).
+    ``unread``: vllm requirements newer than the catalog whose METADATA could not be read, and why."""
     warnings: list[str] = []
     requirements = [(r, "") for dep_list in project.dependency_lists() for r in dep_list.requirements]
     requirements += theirs or []
@@ -69,20 +109,33 @@ def torch_scope(
         releases = tuple(r for r in catalog.torch if any(r.allows(t.specifier) for t in torch_specs))
     descriptions = [f"torch{combined}"] if torch_specs else []
     vllm = [(r, origin) for r, origin in requirements if canonicalize_name(r.name) == "vllm"]
+    notes = []
     for requirement, origin in vllm:
-        pins = _vllm_torch_pins(requirement, catalog)
+        rows = _vllm_torch_pins(requirement, catalog)
         source = f"{requirement} ({origin})" if origin else str(requirement)
-        if not pins:
-            warnings.append(
-                f"{source} is outside the catalog's vllm releases: its torch pin is not taken into account"
-            )
+        if not rows:
+            assumed = _assumed(requirement, source, catalog, unread or {})
+            if assumed is None:
+                warnings.append(
+                    f"{source} is outside the catalog's vllm releases: its torch pin is not taken into account"
+                )
+                continue
+            floor, warning = assumed
+            warnings.append(warning)
+            releases = tuple(r for r in releases if r.series() >= (floor.major, floor.minor))
+            descriptions.append(f"torch>={floor} (assumed for {source}, newer than the catalog)")
             continue
+        pins = [row.torch for row in rows]
+        notes += [(f"vllm {row.vllm} pins torch=={row.torch}", row.source) for row in rows if row.source]
         releases = tuple(r for r in releases if any((pin.major, pin.minor) == r.series() for pin in pins))
         shown = ", ".join(sorted({str(p) for p in pins}))
+        learned = (
+            "; read from the index's metadata, not in the catalog" if any(r.source for r in rows) else ""
+        )
         descriptions.append(
-            f"torch=={shown} (pinned by {source})"
+            f"torch=={shown} (pinned by {source}{learned})"
             if len(pins) == 1
-            else f"torch in {{{shown}}} (pinned by {source})"
+            else f"torch in {{{shown}}} (pinned by {source}{learned})"
         )
     in_play = bool(vllm) or any(name in project.declared() for name in FRAMEWORKS_BRINGING_VLLM)
     if not releases:
@@ -92,7 +145,7 @@ def torch_scope(
             fix="relax the torch/vllm requirements, or pass --backend to route without checking",
         )
     description = " and ".join(descriptions) if descriptions else "any torch release"
-    return TorchScope(releases, description, in_play), warnings
+    return TorchScope(releases, description, in_play, tuple(notes)), warnings
 
 
 def vllm_cuda_fit(
