@@ -47,6 +47,7 @@ def _setting_option(spec: config.Spec) -> Any:
         spec.option,
         spec.param,
         metavar=spec.metavar,
+        multiple=spec.multiple,
         type=click.Choice(spec.choices) if spec.choices else None,
         help=f"{spec.help[0].upper()}{spec.help[1:].rstrip('.')}. [env: {spec.env}]",
     )
@@ -116,9 +117,16 @@ def _shared_options(function: Any, *, target: bool) -> Any:
     return function
 
 
+def _joined(value: str | tuple[str, ...] | None) -> str | None:
+    """A repeatable option's values as one setting value (os.pathsep between them, as in PATH)."""
+    if isinstance(value, tuple):
+        return os.pathsep.join(value) if value else None
+    return value
+
+
 def _options(kwargs: dict[str, Any]) -> Options:
     """The shared options out of a command's keywords, set up logging as they say."""
-    given = {spec.key: kwargs.pop(spec.param) for spec in config.SPECS if spec.param in kwargs}
+    given = {spec.key: _joined(kwargs.pop(spec.param)) for spec in config.SPECS if spec.param in kwargs}
     switches = {
         key: kwargs.pop(key)
         for key in ("project", "force", "all_archs", "verbose", "quiet", "color")
@@ -246,10 +254,24 @@ def check(fix: bool, as_json: bool, **kwargs: Any) -> int:
     "--timeout", type=float, default=60.0, show_default=True, help="Seconds the interpreter gets to answer."
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="auto",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Probe every alive node of a running Ray cluster (default address: auto, or RAY_ADDRESS) and "
+    "compare them; Ray runs in the project's interpreter.",
+)
 @_COLOR
-def doctor(python: Path | None, timeout: float, as_json: bool, **kwargs: Any) -> int:
+def doctor(python: Path | None, timeout: float, as_json: bool, ray_address: str | None, **kwargs: Any) -> int:
     """Check the machine and the project's environment; say how to fix each problem."""
-    report = pipeline.diagnose(_options(kwargs), python=python, timeout=timeout)
+    options = _options(kwargs)
+    if ray_address is not None:
+        report = pipeline.diagnose_cluster(options, address=ray_address, python=python, timeout=timeout)
+    else:
+        report = pipeline.diagnose(options, python=python, timeout=timeout)
     if as_json:
         _echo_json(report.to_json())
     else:

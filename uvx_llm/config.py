@@ -50,6 +50,7 @@ class Spec:
     check: str = "url"  # the validator: url, backend, mirror, choice, or at-use (parsed where it is used)
     noun: str = ""  # what a bad value is called in an error (default: the key)
     fix: str = ""  # the fix an error about a bad choice suggests
+    multiple: bool = False  # the option may be repeated: its values are joined with os.pathsep
 
     @property
     def option(self) -> str:
@@ -104,6 +105,15 @@ SPECS = (
         default="stable",
         check="choice",
         fix="stable for releases; test for release candidates; nightly for the nightly builds",
+    ),
+    Spec(
+        "machines",
+        "plan for every machine these `llm-sync detect --json` documents describe (files, or folders of *.json; "
+        "repeat the option, or separate paths with the OS path separator) instead of this one",
+        metavar="FILE|DIR",
+        in_user=False,
+        check="at-use",
+        multiple=True,
     ),
     Spec(
         "mirror",

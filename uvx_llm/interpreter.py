@@ -79,6 +79,12 @@ def arch_list(torch):
     flags = getattr(torch._C, "_cuda_getArchFlags", None)
     built = flags() if flags else None
     return built.split() if built else list(torch.cuda.get_arch_list())
+def nccl_version(torch):
+    try:
+        found = torch.cuda.nccl.version()
+    except Exception:
+        return None
+    return ".".join(map(str, found)) if isinstance(found, tuple) else str(found)
 try:
     import torch
     out["torch"] = {
@@ -88,6 +94,7 @@ try:
         "device_count": torch.cuda.device_count() if torch.version.cuda else 0,
         "arch_list": arch_list(torch),
         "cxx11_abi": bool(torch._C._GLIBCXX_USE_CXX11_ABI),
+        "nccl": nccl_version(torch) if torch.version.cuda else None,
     }
 except Exception as error:
     out["torch_error"] = f"{type(error).__name__}: {error}"

@@ -79,6 +79,10 @@ class Machine:
     rocm: str | None = None  # the ROCm release installed (or --rocm): "6.3.1"
     rocm_source: str = ""
     intel: tuple[IntelGpu, ...] = ()
+    # A fleet planned as one machine (fleet.py): its nodes' names, and the node whose driver
+    # sets the CUDA limit. Empty for one machine.
+    nodes: tuple[str, ...] = field(default=())
+    limited_by: str = ""
 
     @property
     def has_nvidia(self) -> bool:
@@ -102,8 +106,20 @@ class Machine:
         except InvalidVersion:
             return None
 
+    @property
+    def who(self) -> str:
+        """What the planner's sentences call it: "this machine", or "the fleet"."""
+        return "the fleet" if self.nodes else "this machine"
+
+    def driver_label(self) -> str:
+        """ "driver 570.86", or for a fleet "node gpu-07 (driver 570.86)": whose limit a reason names."""
+        driver = f"driver {self.driver_version}" if self.driver_version else self.cuda_source
+        return f"node {self.limited_by} ({driver})" if self.limited_by else driver
+
     def summary(self) -> list[str]:
         lines = [f"system: {self.system}", f"detected by: {self.source}"]
+        if self.nodes:
+            lines.append(f"nodes: {', '.join(self.nodes)}")
         if self.driver_version:
             lines.append(f"NVIDIA driver: {self.driver_version}")
         if self.cuda_max:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from uvx_llm import doctor as doctor_module
     from uvx_llm import findings
+    from uvx_llm import fleet as fleet_module
     from uvx_llm import machine as machine_module
     from uvx_llm import newer as newer_module
     from uvx_llm.checkouts import Checkout
@@ -68,6 +69,7 @@ class Run:
     toolkit: Toolkit | None = None
     checkouts: tuple[Checkout, ...] = ()
     catalog: catalog_module.Catalog | None = None  # with pins read from the index (newer.py)
+    fleet: fleet_module.Fleet | None = None  # --machines: the nodes the machine stands for
 
 
 def reset() -> None:
@@ -240,19 +242,55 @@ def learn_newer(
     return learned
 
 
+def fleet(options: Options, project: project_module.Project) -> fleet_module.Fleet | None:
+    """The fleet the `machines` setting names (None when it is not set); exit 2 for a bad document."""
+    resolved = settings(options, project.config)
+    chosen = resolved["machines"]
+    if not chosen.value:
+        return None
+    targets = [s for s in (resolved["cuda"], resolved["arch"]) if s.value]
+    if targets:
+        raise LlmSyncError(
+            f"{chosen.origin} and {targets[0].origin} both describe what to plan for",
+            why="--machines plans for the machines its documents describe; --cuda/--arch for one target",
+            fix="give one of them (a target machine can be a document: `llm-sync detect --json "
+            "--cuda 12.8 --arch 9.0 > facts/target.json`)",
+        )
+    from uvx_llm import fleet as fleet_module  # noqa: PLC0415 - see the module docstring
+
+    base = project.root if chosen.origin == "[tool.llm-sync]" else Path.cwd()
+    return fleet_module.combine(fleet_module.read(fleet_module.paths_of(chosen.value, base=base)))
+
+
+def _with_fleet(made: actions.Plan, planned: fleet_module.Fleet | None) -> actions.Plan:
+    if planned is None:
+        return made
+    return dataclasses.replace(
+        made,
+        decisions=(*planned.decisions, *made.decisions),
+        warnings=(*planned.warnings, *made.warnings),
+    )
+
+
 def make_plan(options: Options, *, detect: bool, offline: bool = False) -> Run:
     """Load the project, detect the machine (when ``detect``), and plan. A vllm newer than the
     catalog has its METADATA read from the index when planning for a machine (not ``offline``);
-    without ``detect`` (check) only llm-sync's cache is read."""
+    without ``detect`` (check) only llm-sync's cache is read.
+
+    With the `machines` setting, the plan is for that fleet (read from files: `check` too);
+    the build tuning is still this machine's (it runs the builds)."""
     with stage("load"):
         catalog = catalog_module.load()
         project = load_project(options)
-    found, host, found_toolkit = None, None, None
+        planned_fleet = fleet(options, project)
+    found = planned_fleet.machine if planned_fleet else None
+    host, found_toolkit = None, None
     if detect:
         from uvx_llm import resources, toolkit  # noqa: PLC0415 - see the module docstring
 
         with stage("detect"):
-            found = machine(options, catalog)
+            if planned_fleet is None:
+                found = machine(options, catalog)
             host, found_toolkit = resources.detect(), toolkit.find(os.environ)
     asked = request(options, project, catalog)
     with stage("index"):
@@ -272,7 +310,17 @@ def make_plan(options: Options, *, detect: bool, offline: bool = False) -> Run:
             toolkit=found_toolkit,
             checkouts=found_checkouts,
         )
-    return Run(project, made, found, asked, host, found_toolkit, found_checkouts, catalog)
+    return Run(
+        project,
+        _with_fleet(made, planned_fleet),
+        found,
+        asked,
+        host,
+        found_toolkit,
+        found_checkouts,
+        catalog,
+        planned_fleet,
+    )
 
 
 def replan(run: Run) -> Run:
@@ -292,7 +340,7 @@ def replan(run: Run) -> Run:
         toolkit=run.toolkit,
         checkouts=run.checkouts,
     )
-    return dataclasses.replace(run, project=project, plan=made, request=asked)
+    return dataclasses.replace(run, project=project, plan=_with_fleet(made, run.fleet), request=asked)
 
 
 def locked_torch(project: project_module.Project) -> str | None:
@@ -452,3 +500,34 @@ def diagnose(options: Options, *, python: Path | None, timeout: float) -> doctor
         env=os.environ,
         timeout=timeout,
     )
+
+
+def diagnose_cluster(
+    options: Options, *, address: str, python: Path | None, timeout: float
+) -> doctor_module.Report:
+    """`llm-sync doctor --ray`: every alive node of a Ray cluster probed, and their differences
+    (docs/doctor.md#a-ray-cluster). Ray runs in the project's interpreter (or ``python``)."""
+    from uvx_llm import cluster  # noqa: PLC0415 - see the module docstring
+    from uvx_llm import interpreter as interpreter_module  # noqa: PLC0415 - see the module docstring
+
+    loaded = project_if_any(options)
+    if loaded is None:
+        raise LlmSyncError(
+            "doctor --ray needs the project: each node is probed in the project's environment at the same path",
+            fix="run it in the project folder, or give --project",
+        )
+    if python is not None and not python.exists():
+        raise LlmSyncError(
+            f"--python {python} does not exist",
+            fix="give the path of a Python interpreter that has the cluster's ray, e.g. .venv/bin/python",
+        )
+    driver = interpreter_module.interpreter_of(loaded.root, python, os.environ)
+    if driver is None:
+        where = interpreter_module.project_environment(loaded.root, os.environ)
+        raise LlmSyncError(
+            f"no environment to drive Ray with: {where} does not exist",
+            why="llm-sync drives Ray through the project's interpreter, which has the cluster's ray",
+            fix="run `llm-sync` to create the environment, or give --python an interpreter with ray",
+        )
+    document = cluster.run_driver(driver, address=address, project_root=loaded.root, timeout=timeout)
+    return cluster.report(document, catalog_module.load(), address=address, timeout=timeout)

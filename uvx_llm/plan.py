@@ -74,7 +74,14 @@ def _build_plan(
     if packages:
         _catalog_build_plan(machine=machine, project=project, packages=packages, request=request, out=out)
     archs = build.team_archs(project=project, machine=machine, all_archs=request.all_archs)
-    _arch_plan(project=project, packages=[*packages, *also], archs=archs, request=request, out=out)
+    _arch_plan(
+        project=project,
+        packages=[*packages, *also],
+        archs=archs,
+        request=request,
+        out=out,
+        who=machine.who if machine is not None else "this machine",
+    )
     env: tuple[EnvSetting, ...] = ()
     if machine is not None and host is not None:
         env = build.tuning(host=host, packages=[*packages, *also], env=request.environment, archs=archs)
@@ -119,7 +126,7 @@ def _catalog_build_plan(
         problems = build.below_minimum(machine, packages)
         if problems:
             raise LlmSyncError(
-                "a CUDA extension the project declares cannot run on this machine's GPU",
+                f"a CUDA extension the project declares cannot run on {machine.who}'s GPU",
                 why="; ".join(problems),
                 fix="remove it from the dependencies (or make it optional), or run on a newer GPU",
             )
@@ -132,6 +139,7 @@ def _arch_plan(
     archs: tuple[Pair, ...],
     request: Request,
     out: Builder,
+    who: str,
 ) -> None:
     """Record the team's GPU architectures and hand them to uv's per-package build variables."""
     recorded = build.recorded_archs(project)
@@ -150,7 +158,7 @@ def _arch_plan(
         out.decide(
             "gpu architectures",
             shown,
-            f"recorded for the team in [tool.llm-sync] {build.ARCHS_KEY}: widened by this machine's {added}, "
+            f"recorded for the team in [tool.llm-sync] {build.ARCHS_KEY}: widened by {who}'s {added}, "
             "never narrowed, so one built wheel runs on every teammate's GPU",
         )
     for action in build.variable_settings(project, packages, archs):

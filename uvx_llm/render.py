@@ -25,6 +25,12 @@ def plan_document(preview: Preview, resolution: Resolution | None = None) -> dic
     return resolved | {
         "project": str(project.path),
         "machine": machine.to_json() if machine else None,
+        "nodes": [
+            {"name": node.name, "file": node.origin, "machine": node.machine.to_json()}
+            for node in preview.run.fleet.nodes
+        ]
+        if preview.run.fleet
+        else None,
         "backend": made.backend,
         "decisions": [{"topic": d.topic, "choice": d.choice, "reason": d.reason} for d in made.decisions],
         "warnings": list(made.warnings),

@@ -148,7 +148,7 @@ def _recorded_backend_error(
     except LlmSyncError:
         retarget = "use --backend cpu, or update the NVIDIA driver"
     return LlmSyncError(
-        f"{origin} says backend {backend}, but this machine cannot run it",
+        f"{origin} says backend {backend}, but {machine.who} cannot run it",
         why=f"{backend}: {problem}",
         fix=f"{retarget} (this changes pyproject.toml for the whole team); or run on a machine that can",
     )
@@ -247,7 +247,7 @@ def _pick_backend(
         problem = check_runs(requested.value)
         if problem:
             out.warnings.append(
-                f"{requested.value} will not run on this machine ({problem}); kept because {requested.origin} asks for it"
+                f"{requested.value} will not run on {machine.who if machine else 'this machine'} ({problem}); kept because {requested.origin} asks for it"
             )
         out.decide("backend", requested.value, f"requested by {requested.origin}")
         return requested.value
@@ -263,7 +263,9 @@ def _pick_backend(
                 backend=backend, origin=origin, problem=problem, machine=machine, scope=scope, catalog=catalog
             )
         out.decide(
-            "backend", backend, f"kept from {origin}" + ("" if machine is None else "; this machine runs it")
+            "backend",
+            backend,
+            f"kept from {origin}" + ("" if machine is None else f"; {machine.who} runs it"),
         )
         return backend
     if machine is None:

@@ -255,10 +255,9 @@ def _fit_reason(fit: Fit, machine: Machine, rejected_newer: Fit | None) -> str:
     if machine.cuda_max is None:
         driver = "CUDA limit not checked"
     elif fit.compat:
-        driver = f"driver {machine.driver_version} runs CUDA {show_pair(machine.cuda_max)} and this build through minor-version compatibility (nothing newer-free fits)"
+        driver = f"{machine.driver_label()} runs CUDA {show_pair(machine.cuda_max)} and this build through minor-version compatibility (nothing newer-free fits)"
     else:
-        source = f"driver {machine.driver_version}" if machine.driver_version else machine.cuda_source
-        driver = f"{source} runs CUDA ≤ {show_pair(machine.cuda_max)}"
+        driver = f"{machine.driver_label()} runs CUDA ≤ {show_pair(machine.cuda_max)}"
     if machine.archs_known and machine.capabilities:
         archs = f"{' '.join(show_sm(c) for c in machine.capabilities)} in its arch list"
     else:

@@ -1,0 +1,407 @@
+"""`llm-sync doctor --ray`: the existing probe on every alive node of a running Ray cluster,
+and what differs between the nodes.
+
+Ray is driven through the project's interpreter, not llm-sync's: the project's environment
+has ray (verl and OpenRLHF depend on it) at the version its cluster runs, and a Ray client
+must match the cluster's version. So llm-sync never imports ray and does not depend on it:
+``DRIVER`` below — ours, standard library and ray only — runs there through the one
+subprocess helper, one task per alive node pinned with NodeAffinitySchedulingStrategy
+(soft=False). Each task runs nvidia-smi and the probe (interpreter.PROBE) in the
+interpreter of the project's environment *on that node* (the same project path,
+UV_PROJECT_ENVIRONMENT as that node's environment says, else .venv). A node that does not
+answer in time is a finding, not a hang.
+
+Everything after the driver's JSON answer is pure: ``answers`` parses it, ``differences``
+compares the nodes, ``report`` gathers the findings.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from uvx_llm import proc
+from uvx_llm.catalog import show_sm
+from uvx_llm.doctor import Report, environment_findings
+from uvx_llm.errors import ExitCode, LlmSyncError
+from uvx_llm.findings import ERROR, OK, WARNING, Finding, ordered
+from uvx_llm.interpreter import PACKAGES, PROBE, Environment
+from uvx_llm.machine import Machine, parse_smi_csv
+from uvx_llm.toolkit import Toolkit
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from uvx_llm.catalog import Catalog
+
+SMI = [
+    "nvidia-smi",
+    "--query-gpu=index,name,driver_version,compute_cap,memory.total",
+    "--format=csv,noheader,nounits",
+]
+NO_TOOLKIT = Toolkit(nvcc=None, cuda_home=None, version=None, how_found="not checked on cluster nodes")
+COMPARED = ("flash-attn", "vllm", "transformers", "ray", "deepspeed", "verl", "openrlhf")
+
+# Runs in the project's interpreter on this machine: standard library and ray only, one JSON line out.
+DRIVER = r"""
+import json, sys
+args = json.loads(sys.argv[1])
+try:
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+except ImportError as error:
+    print(json.dumps({"error": "no-ray", "detail": str(error)}))
+    sys.exit(0)
+
+def look(project_root, probe, smi, timeout):
+    import os, subprocess, tempfile
+    out = {}
+    chosen = os.environ.get("UV_PROJECT_ENVIRONMENT")
+    environment = os.path.join(project_root, chosen) if chosen else os.path.join(project_root, ".venv")
+    python = os.path.join(environment, "bin", "python")
+    out["interpreter"] = python
+    try:
+        done = subprocess.run(smi, capture_output=True, text=True, timeout=20)
+        out["smi"] = {"rc": done.returncode, "stdout": done.stdout, "stderr": done.stderr[-2000:]}
+    except (OSError, subprocess.SubprocessError) as error:
+        out["smi"] = {"rc": -1, "stdout": "", "stderr": str(error)}
+    if not os.path.exists(python):
+        out["probe"] = None
+        return out
+    with tempfile.TemporaryDirectory() as neutral:
+        try:
+            done = subprocess.run(
+                [python, "-I", "-c", probe], capture_output=True, text=True, timeout=timeout, cwd=neutral
+            )
+            out["probe"] = {"rc": done.returncode, "stdout": done.stdout, "stderr": done.stderr[-2000:]}
+        except subprocess.TimeoutExpired:
+            out["probe"] = {"rc": -1, "timed_out": True, "stdout": "", "stderr": ""}
+        except OSError as error:
+            out["probe"] = {"rc": -1, "stdout": "", "stderr": str(error)}
+    return out
+
+try:
+    ray.init(address=args["address"], logging_level="ERROR", log_to_driver=False)
+except Exception as error:
+    print(json.dumps({"error": "connect", "detail": f"{type(error).__name__}: {error}"}))
+    sys.exit(0)
+try:
+    alive = [node for node in ray.nodes() if node.get("Alive")]
+    task = ray.remote(look)
+    asked = {}
+    for node in alive:
+        strategy = NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False)
+        ref = task.options(num_cpus=0, scheduling_strategy=strategy).remote(
+            args["project_root"], args["probe"], args["smi"], args["timeout"]
+        )
+        asked[ref] = node
+    ready, pending = (
+        ray.wait(list(asked), num_returns=len(asked), timeout=args["timeout"] + 30) if asked else ([], [])
+    )
+    answers = []
+    for ref in list(ready) + list(pending):
+        node = asked[ref]
+        entry = {
+            "node_id": node["NodeID"],
+            "name": node.get("NodeManagerHostname") or node.get("NodeManagerAddress") or node["NodeID"][:12],
+            "address": node.get("NodeManagerAddress"),
+        }
+        if ref in pending:
+            entry["timed_out"] = True
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:
+                pass
+        else:
+            try:
+                entry.update(ray.get(ref))
+            except Exception as error:
+                entry["error"] = f"{type(error).__name__}: {error}"[:2000]
+        answers.append(entry)
+    print(json.dumps({"ray": ray.__version__, "nodes": answers}))
+finally:
+    ray.shutdown()
+"""
+
+
+@dataclass(frozen=True)
+class NodeAnswer:
+    """One node: its machine (from its nvidia-smi), its environment, or why it gave neither."""
+
+    name: str
+    node_id: str
+    machine: Machine | None = None
+    environment: Environment | None = None  # None: no environment at that path on the node
+    interpreter: str = ""
+    problem: str | None = None  # the node did not answer, or its task failed
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        return self.environment.facts if self.environment is not None else {}
+
+
+# --- the edge: run the driver ------------------------------------------------------------------
+
+
+def run_driver(interpreter: Path, *, address: str, project_root: Path, timeout: float) -> dict[str, Any]:
+    """The driver's answer; an error (what/why/fix) when Ray is missing or unreachable."""
+    args = {
+        "address": address,
+        "project_root": str(project_root.absolute()),
+        "probe": PROBE % {"packages": PACKAGES},
+        "smi": SMI,
+        "timeout": timeout,
+    }
+    with tempfile.TemporaryDirectory(prefix="llm-sync-ray-") as neutral:
+        result = proc.run(
+            [str(interpreter), "-c", DRIVER, json.dumps(args)], cwd=Path(neutral), timeout=timeout + 120
+        )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    if result.failure is not None or result.returncode != 0 or not lines:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [result.failure or "no answer"]
+        raise LlmSyncError(
+            f"the Ray driver in {interpreter} failed: {tail[0][:300]}",
+            fix="run it again with -v to see the command; check `ray status` on the head node",
+            exit_code=ExitCode.DIFFERENCES,
+        )
+    answer: dict[str, Any] = json.loads(lines[-1])
+    if answer.get("error") == "no-ray":
+        raise LlmSyncError(
+            f"ray is not installed in {interpreter}",
+            why="llm-sync drives Ray through the project's interpreter (a Ray client must match the "
+            f"cluster's Ray version, which the project's environment has): {answer.get('detail')}",
+            fix="add ray to the project (`uv add ray`; verl and OpenRLHF bring it) and run `llm-sync`, "
+            "or give --python an interpreter that has the cluster's ray",
+        )
+    if answer.get("error") == "connect":
+        raise LlmSyncError(
+            f"cannot connect to the Ray cluster at {address}",
+            why=str(answer.get("detail")),
+            fix="start the cluster (`ray start --head`), give its address (`--ray HOST:6379`, or RAY_ADDRESS), "
+            "and use the cluster's Ray version in the project",
+        )
+    return answer
+
+
+# --- pure: answers, findings, differences ------------------------------------------------------------
+
+
+def _machine(raw: dict[str, Any], catalog: Catalog) -> Machine | None:
+    smi = raw.get("smi")
+    if not isinstance(smi, dict):
+        return None
+    if smi.get("rc") != 0:
+        return Machine(system="linux", source="nvidia-smi", notes=(str(smi.get("stderr", ""))[:300],))
+    gpus, driver = parse_smi_csv(str(smi.get("stdout", "")))
+    found = Machine(
+        system="linux",
+        source="nvidia-smi",
+        driver_version=driver,
+        gpus=gpus,
+        archs_known=all(g.capability for g in gpus),
+    )
+    driver_version = found.driver()
+    limit = catalog.max_cuda_for_driver(driver_version) if driver_version else None
+    return Machine(
+        system=found.system,
+        source=found.source,
+        driver_version=driver,
+        cuda_max=limit,
+        cuda_source="nvidia-smi driver version" if limit else "",
+        gpus=gpus,
+        archs_known=found.archs_known,
+    )
+
+
+def _environment(interpreter: str, probe: object) -> Environment | None:
+    if probe is None:
+        return None
+    if not isinstance(probe, dict):
+        return Environment(interpreter, problem="gave no answer")
+    if probe.get("timed_out"):
+        return Environment(interpreter, problem="did not answer in time (hanging import?)")
+    lines = [line for line in str(probe.get("stdout", "")).splitlines() if line.startswith("{")]
+    if probe.get("rc") != 0 or not lines:
+        tail = str(probe.get("stderr") or "").strip().splitlines()[-1:] or [f"exit code {probe.get('rc')}"]
+        return Environment(interpreter, problem=f"failed: {tail[0]}")
+    try:
+        return Environment(interpreter, facts=json.loads(lines[-1]))
+    except json.JSONDecodeError:
+        return Environment(interpreter, problem="printed something that is not the probe's answer")
+
+
+def answers(document: dict[str, Any], catalog: Catalog) -> tuple[NodeAnswer, ...]:
+    found = []
+    for raw in document.get("nodes", []):
+        name, node_id = str(raw.get("name")), str(raw.get("node_id"))
+        interpreter = str(raw.get("interpreter", ""))
+        if raw.get("timed_out"):
+            found.append(NodeAnswer(name, node_id, problem="did not answer in time", raw=raw))
+        elif raw.get("error"):
+            found.append(NodeAnswer(name, node_id, problem=f"its task failed: {raw['error']}", raw=raw))
+        else:
+            found.append(
+                NodeAnswer(
+                    name,
+                    node_id,
+                    machine=_machine(raw, catalog),
+                    environment=_environment(interpreter, raw.get("probe")),
+                    interpreter=interpreter,
+                    raw=raw,
+                )
+            )
+    return tuple(sorted(found, key=lambda a: a.name))
+
+
+def node_findings(answer: NodeAnswer, catalog: Catalog, *, timeout: float) -> list[Finding]:
+    """One node's own problems (and one line saying what it has)."""
+    area = f"node {answer.name}"
+    if answer.problem is not None:
+        fix = (
+            f"check the node (`ray status`, its raylet log); raise --timeout (now {timeout:g} s) for a slow disk"
+            if "in time" in answer.problem
+            else "check the node's Ray worker log"
+        )
+        return [Finding(area, ERROR, f"{answer.name} {answer.problem}", fix=fix)]
+    if answer.environment is None:
+        return [
+            Finding(
+                area,
+                ERROR,
+                f"no environment on {answer.name}: {answer.interpreter} does not exist",
+                "each node runs the project from the same path; its environment is missing there",
+                f"run `llm-sync sync` (or `uv sync --locked`) for the same project path on {answer.name}",
+            )
+        ]
+    machine = answer.machine or Machine(system="linux", source="unknown", archs_known=False)
+    found = [
+        Finding(area, f.severity, f"{answer.name}: {f.title}", f.detail, f.fix)
+        for f in environment_findings(machine, NO_TOOLKIT, answer.environment, catalog)
+        if f.severity != OK
+    ]
+    torch = answer.facts.get("torch", {})
+    gpus = ", ".join(sorted({show_sm(g.capability) for g in machine.gpus if g.capability})) or "no GPU"
+    summary = (
+        f"{answer.name}: driver {machine.driver_version or 'unknown'}, {gpus}, "
+        f"torch {torch.get('version', 'not importable')}"
+        + (f" (CUDA {torch['cuda']})" if torch.get("cuda") else "")
+    )
+    return [*found, Finding(area, OK, summary, f"probed {answer.interpreter}")]
+
+
+def _values(answer: NodeAnswer) -> dict[str, str]:
+    """What must be equal on every node, as text (absent: "not installed" / "unknown")."""
+    machine, facts = answer.machine, answer.facts
+    torch: dict[str, Any] = facts.get("torch", {})
+    packages: dict[str, str] = facts.get("packages", {})
+    values = {
+        "Python": str(facts.get("python", "unknown")),
+        "torch": str(torch.get("version", "not importable")),
+        "torch's CUDA": str(torch.get("cuda") or "none"),
+        "NCCL": str(torch.get("nccl") or "unknown"),
+    }
+    values |= {name: packages.get(name, "not installed") for name in COMPARED}
+    if machine is not None and machine.driver_version:
+        values["driver major"] = machine.driver_version.split(".")[0]
+    if machine is not None and machine.cuda_max is not None:
+        values["CUDA major the driver runs"] = str(machine.cuda_max[0])
+    return values
+
+
+_SOFT = {"driver major", "CUDA major the driver runs"}  # each node's own findings say whether torch runs
+
+
+def differences(nodes: Sequence[NodeAnswer]) -> list[Finding]:
+    """Cross-node differences: for each fact, the nodes that differ from the most common value."""
+    probed = [
+        n for n in nodes if n.problem is None and n.environment is not None and not n.environment.problem
+    ]
+    table = {n.name: _values(n) for n in probed}
+    keys = list(dict.fromkeys(k for values in table.values() for k in values))
+    found = []
+    for key in keys:
+        held = {name: values[key] for name, values in table.items() if key in values}
+        counts = Counter(held.values())
+        if len(counts) < 2:  # noqa: PLR2004 - one value: all equal
+            continue
+        common = max(sorted(counts), key=lambda value: counts[value])
+        odd = sorted(name for name, value in held.items() if value != common)
+        shown = "; ".join(f"{name}: {held[name]}" for name in odd[:6]) + ("; ..." if len(odd) > 6 else "")  # noqa: PLR2004 - a readable line
+        soft = key in _SOFT
+        found.append(
+            Finding(
+                "cluster",
+                WARNING if soft else ERROR,
+                f"{key} differs across nodes: {shown} (the other {len(held) - len(odd)} have {common})",
+                "one build runs everywhere only while each node's driver runs its CUDA (see each node's findings)"
+                if soft
+                else "a distributed job whose nodes differ here hangs or crashes in collectives or at import",
+                f"update the NVIDIA driver on {', '.join(odd)}, or plan for every node: `llm-sync --machines`"
+                if soft
+                else f"run `llm-sync sync` (or `uv sync --locked`) with the same uv.lock and project path on {', '.join(odd)}",
+            )
+        )
+    if probed and not found:
+        found.append(
+            Finding(
+                "cluster",
+                OK,
+                f"every probed node has the same stack ({len(probed)} nodes)",
+                ", ".join(
+                    f"{k} {v}" for k, v in _values(probed[0]).items() if v not in {"not installed", "unknown"}
+                ),
+            )
+        )
+    return found
+
+
+def _ray_versions(driver: object, nodes: Sequence[NodeAnswer]) -> list[Finding]:
+    """The ray that drove the doctor (the project's environment here) against the nodes' ray."""
+    other = sorted({n.name for n in nodes if n.facts.get("packages", {}).get("ray", driver) != driver})
+    if not driver or not other:
+        return []
+    return [
+        Finding(
+            "cluster",
+            WARNING,
+            f"ray {driver} here, another ray on {', '.join(other)}",
+            "a Ray client and its cluster must run the same Ray version",
+            "install the cluster's Ray version in the project (one uv.lock for every node)",
+        )
+    ]
+
+
+def report(document: dict[str, Any], catalog: Catalog, *, address: str, timeout: float) -> Report:
+    nodes = answers(document, catalog)
+    found: list[Finding] = []
+    if not nodes:
+        found.append(
+            Finding("cluster", ERROR, f"the Ray cluster at {address} has no alive node", fix="`ray status`")
+        )
+    for node in nodes:
+        found += node_findings(node, catalog, timeout=timeout)
+    found += differences(nodes)
+    found += _ray_versions(document.get("ray"), nodes)
+    facts = {
+        "ray": {"address": address, "version": document.get("ray")},
+        "nodes": [
+            {
+                "name": n.name,
+                "node_id": n.node_id,
+                "problem": n.problem,
+                "machine": n.machine.to_json() if n.machine else None,
+                "environment": (
+                    {"interpreter": n.interpreter, "problem": n.environment.problem, **n.environment.facts}
+                    if n.environment is not None
+                    else None
+                ),
+            }
+            for n in nodes
+        ],
+    }
+    return Report(tuple(ordered(found)), facts)
