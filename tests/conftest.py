@@ -66,6 +66,9 @@ def package_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackageI
             if variant == "cu124" and version != "2.6.0":
                 continue  # the real cu124 index ends at torch 2.6
             index.add(f"/whl/{variant}", "torch", f"{version}+{variant}")
+    for variant in ("rocm6.3", "xpu"):  # AMD and Intel stand-ins
+        for version in ("2.8.0", "2.9.0"):
+            index.add(f"/whl/{variant}", "torch", f"{version}+{variant}")
     index.add("/simple", "torch", "2.9.0")  # PyPI's own torch: what users get without routing
     index.add("/simple", "vllm", "0.8.5", requires=["torch==2.6.0"])
     index.add("/simple", "vllm", "0.11.2", requires=["torch==2.9.0"])

@@ -178,11 +178,18 @@ def _auto() -> Setting:
     return Setting("auto", "default")
 
 
+def _stable() -> Setting:
+    from uvx_llm.config import Setting  # noqa: PLC0415 - config imports this module for EnvSetting
+
+    return Setting("stable", "default")
+
+
 @dataclass(frozen=True)
 class Request:
     """What the user asked for: backend and index base, each with its origin."""
 
     backend: Setting = field(default_factory=_auto)
+    channel: Setting = field(default_factory=_stable)  # stable, test or nightly
     index_base: Setting | None = None
     index_format: str = "simple"
     extra_env: tuple[EnvSetting, ...] = ()  # mirrors for uv (default index, Python downloads)

@@ -18,6 +18,7 @@ from uvx_llm import tomlread
 from uvx_llm.errors import ExitCode, LlmSyncError
 
 Pair = tuple[int, int]
+XPU = "xpu"
 
 
 _VERSION_PAIR = re.compile(
@@ -83,12 +84,22 @@ class TorchRelease:
     old_abi: frozenset[str] = frozenset()  # builds with the pre-C++11 ABI; "pypi": the PyPI wheel
     pypi_cuda: Pair | None = None  # the CUDA runtime the PyPI Linux wheel requires
     python: SpecifierSet = field(default_factory=SpecifierSet)  # CPython versions with Linux wheels
+    rocm: tuple[tuple[str, tuple[str, ...]], ...] = ()  # ROCm variants and their gfx targets
+    xpu: bool = False  # an xpu (Intel GPU) build exists
 
     def archs(self, variant: str) -> tuple[Pair, ...] | None:
+        """The compute capabilities of a CUDA variant; () for a ROCm or xpu build this release has
+        (their GPUs are not compute capabilities: see gfx); None when the release lacks it."""
         for name, archs in self.variants:
             if name == variant:
                 return archs
+        if self.gfx(variant) is not None or (variant == XPU and self.xpu):
+            return ()
         return None
+
+    def gfx(self, variant: str) -> tuple[str, ...] | None:
+        """The gfx targets of a ROCm variant (PYTORCH_ROCM_ARCH); None when the release lacks it."""
+        return next((archs for name, archs in self.rocm if name == variant), None)
 
     def series(self) -> Pair:
         return parse_pair(self.release)
@@ -224,6 +235,19 @@ class Catalog:
     known_bad: tuple[KnownBad, ...] = ()
     prebuilt: tuple[Prebuilt, ...] = ()
     prebuilt_assets: tuple[PrebuiltAssets, ...] = ()
+    variant_rocm: tuple[tuple[str, str], ...] = ()  # ROCm variant -> the ROCm release it bundles
+
+    @property
+    def rocm_variants(self) -> tuple[str, ...]:
+        """ROCm variant names, newest ROCm first."""
+        return tuple(name for name, _ in sorted(self.variant_rocm, key=lambda v: Version(v[1]), reverse=True))
+
+    def rocm_of(self, variant: str) -> Version:
+        return Version(dict(self.variant_rocm)[variant])
+
+    @staticmethod
+    def is_rocm(variant: str) -> bool:
+        return variant.startswith("rocm")
 
     def assets(self, package: str) -> PrebuiltAssets | None:
         return next((a for a in self.prebuilt_assets if a.package == package), None)
@@ -241,7 +265,7 @@ class Catalog:
 
     @property
     def backends(self) -> tuple[str, ...]:
-        return ("cpu", *self.variants)
+        return ("cpu", *self.variants, *self.rocm_variants, XPU)
 
     def cuda_of(self, variant: str) -> Pair:
         return dict(self.variant_cuda)[variant]
@@ -345,7 +369,9 @@ def _convert_value(row: _Row, key: str, value: str, parse: Any) -> Any:
         raise _bad(row.where, f"{key}: {value!r}: {error}") from error
 
 
-def _torch(rows: list[_Row], pypi: list[_Row], variant_names: set[str]) -> tuple[TorchRelease, ...]:
+def _torch(
+    rows: list[_Row], pypi: list[_Row], variant_names: set[str], rocm_names: set[str]
+) -> tuple[TorchRelease, ...]:
     on_pypi = {row.text("release"): row for row in pypi}
     found = []
     for row in rows:
@@ -378,6 +404,14 @@ def _torch(rows: list[_Row], pypi: list[_Row], variant_names: set[str]) -> tuple
             raise _bad(metadata.where, "versions is empty")
         cuda = metadata.convert("pypi-cuda", parse_pair, None)
         python = row.convert("python", SpecifierSet, SpecifierSet())
+        rocm_row = row.table("rocm", {})
+        rocm = tuple((name, tuple(rocm_row.strings(name))) for name, _ in rocm_row.items())
+        unknown_rocm = {name for name, _ in rocm} - rocm_names
+        if unknown_rocm:
+            raise _bad(row.where, f"rocm variants {sorted(unknown_rocm)} are not in [rocm-variants]")
+        if rocm:
+            row.text("rocm-source")
+            row.text("rocm-checked")
         found.append(
             TorchRelease(
                 release=release,
@@ -388,6 +422,8 @@ def _torch(rows: list[_Row], pypi: list[_Row], variant_names: set[str]) -> tuple
                 old_abi=old_abi,
                 pypi_cuda=cuda,
                 python=python,
+                rocm=rocm,
+                xpu=row.get("xpu", bool, False),
             )
         )
     return tuple(found)
@@ -412,6 +448,10 @@ def from_data(data: dict[str, Any]) -> Catalog:
     variant_cuda = tuple(
         (name, variants.table(name).convert("cuda", parse_pair)) for name, _ in variants.items()
     )
+    rocm_variants = top.table("rocm-variants", {})
+    variant_rocm = tuple(
+        (name, str(rocm_variants.table(name).convert("rocm", Version))) for name, _ in rocm_variants.items()
+    )
     return Catalog(
         updated=top.text("updated"),
         index_base=pytorch.text("index-base"),
@@ -427,7 +467,13 @@ def from_data(data: dict[str, Any]) -> Catalog:
             for key, _ in family.items()
         ),
         variant_cuda=variant_cuda,
-        torch=_torch(top.rows("torch"), top.rows("torch-pypi"), {name for name, _ in variant_cuda}),
+        torch=_torch(
+            top.rows("torch"),
+            top.rows("torch-pypi"),
+            {name for name, _ in variant_cuda},
+            {name for name, _ in variant_rocm},
+        ),
+        variant_rocm=variant_rocm,
         vllm=tuple(
             VllmPin(
                 vllm=row.convert("vllm", SpecifierSet),

@@ -73,7 +73,7 @@ _COLOR = click.option(
 )
 
 
-_TARGET_KEYS = ("cuda", "arch")  # what `check`, being machine-independent, does not take
+_TARGET_KEYS = ("cuda", "rocm", "arch")  # what `check`, being machine-independent, does not take
 
 
 def _common_options(function: Any) -> Any:
@@ -284,7 +284,7 @@ def show_config(as_json: bool, **kwargs: Any) -> int:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
-@_setting_options("cuda", "arch")
+@_setting_options("cuda", "rocm", "arch")
 @_VERBOSE
 @_QUIET
 def detect(as_json: bool, **kwargs: Any) -> int:
@@ -359,9 +359,9 @@ def _explain_unknown_option(error: click.NoSuchOption) -> click.UsageError:
 
     name, ctx = error.option_name, error.ctx
     command = ctx.info_name if ctx is not None else None
-    if command == "check" and name in {"--cuda", "--arch"}:
+    if command == "check" and name in {"--cuda", "--rocm", "--arch"}:
         return click.UsageError(
-            "check is machine-independent: --cuda/--arch do not apply (use `llm-sync plan`)", ctx
+            "check is machine-independent: --cuda/--rocm/--arch do not apply (use `llm-sync plan`)", ctx
         )
     ours = sorted({opt for param in (ctx.command.params if ctx else []) for opt in param.opts})
     close = difflib.get_close_matches(name, ours, n=1, cutoff=0.8)

@@ -69,7 +69,7 @@ class Spec:
 SPECS = (
     Spec(
         "backend",
-        "PyTorch backend to ask for: auto, cpu, cu126, cu128, ...",
+        "PyTorch backend to ask for: auto, cpu, cu126, cu128, ..., rocm6.3, ..., xpu",
         default="auto",
         in_project=False,
         check="backend",
@@ -83,12 +83,28 @@ SPECS = (
         check="at-use",
     ),
     Spec(
-        "arch",
-        "plan for GPUs of these compute capabilities (8.0,9.0; 9.0a and sm_90 name the same GPUs) instead of this machine's; not for check",
-        metavar="X.Y[,X.Y]",
+        "rocm",
+        "plan for an AMD machine with ROCm X.Y (e.g. 6.3) installed instead of this machine; not for check",
+        metavar="X.Y",
         in_project=False,
         in_user=False,
         check="at-use",
+    ),
+    Spec(
+        "arch",
+        "plan for GPUs of these compute capabilities (8.0,9.0; 9.0a and sm_90 name the same GPUs), or AMD gfx targets (gfx942,gfx90a), instead of this machine's; not for check",
+        metavar="X.Y[,X.Y]|gfxN[,gfxN]",
+        in_project=False,
+        in_user=False,
+        check="at-use",
+    ),
+    Spec(
+        "channel",
+        "PyTorch's channel: stable releases, test (release candidates) or nightly; recorded in [tool.llm-sync] like the backend",
+        choices=("stable", "test", "nightly"),
+        default="stable",
+        check="choice",
+        fix="stable for releases; test for release candidates; nightly for the nightly builds",
     ),
     Spec(
         "machines",

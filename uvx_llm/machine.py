@@ -4,7 +4,9 @@ Order of sources: explicit target (--cuda/--arch, for image builds without a
 GPU), then NVML (nvidia-ml-py), then `nvidia-smi --query-gpu` CSV (never the
 human-readable table, whose labels changed), then /proc/driver/nvidia/version.
 Environment overrides UV_CUDA_DRIVER_VERSION and CONDA_OVERRIDE_CUDA replace the
-detected CUDA limit. Every failure becomes a note and a fallback.
+detected CUDA limit. Every failure becomes a note and a fallback. On Linux, AMD GPUs with
+the ROCm release and Intel GPUs are read too (accelerators.py); --rocm/--arch gfx942
+describe an AMD target instead.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.version import InvalidVersion, Version
 
-from uvx_llm import proc
+from uvx_llm import accelerators, proc
+from uvx_llm.accelerators import AmdGpu, IntelGpu
 from uvx_llm.catalog import Catalog, Pair, parse_capability, parse_version_pair, show_pair, show_sm
 from uvx_llm.errors import LlmSyncError
 from uvx_llm.log import get_logger
@@ -72,6 +75,10 @@ class Machine:
     # Notes saying NVIDIA software is here but failing (a driver/library mismatch, a driver that
     # does not load): then "no GPU" is not a fact to record for the team.
     trouble: tuple[str, ...] = field(default=())
+    amd: tuple[AmdGpu, ...] = ()
+    rocm: str | None = None  # the ROCm release installed (or --rocm): "6.3.1"
+    rocm_source: str = ""
+    intel: tuple[IntelGpu, ...] = ()
     # A fleet planned as one machine (fleet.py): its nodes' names, and the node whose driver
     # sets the CUDA limit. Empty for one machine.
     nodes: tuple[str, ...] = field(default=())
@@ -80,6 +87,14 @@ class Machine:
     @property
     def has_nvidia(self) -> bool:
         return bool(self.gpus or self.cuda_max or self.driver_version)
+
+    @property
+    def has_amd(self) -> bool:
+        return bool(self.amd or self.rocm)
+
+    @property
+    def gfx_targets(self) -> tuple[str, ...]:
+        return tuple(sorted({g.gfx for g in self.amd if g.gfx}))
 
     @property
     def capabilities(self) -> tuple[Pair, ...]:
@@ -114,6 +129,10 @@ class Machine:
             lines.append("no NVIDIA GPU")
         elif not self.archs_known:
             lines.append("GPU architectures: unknown (not checked)")
+        if self.has_amd:
+            lines.append(f"ROCm: {self.rocm} ({self.rocm_source})" if self.rocm else "ROCm: unknown")
+            lines.extend(gpu.describe() for gpu in self.amd)
+        lines.extend(gpu.describe() for gpu in self.intel)
         return lines
 
     def to_json(self) -> dict[str, Any]:
@@ -135,6 +154,16 @@ class Machine:
                 for g in self.gpus
             ],
             "archs_known": self.archs_known,
+            "rocm": self.rocm,
+            "rocm_source": self.rocm_source or None,
+            "amd_gpus": [
+                {"index": g.index, "name": g.name, "gfx": g.gfx, "memory_bytes": g.memory_bytes}
+                for g in self.amd
+            ],
+            "intel_gpus": [
+                {"index": g.index, "name": g.name, "driver": g.driver, "integrated": g.integrated}
+                for g in self.intel
+            ],
             "notes": list(self.notes),
         }
 
@@ -186,6 +215,56 @@ def parse_arch_list(text: str, *, origin: str = "--arch") -> tuple[Pair, ...]:
     return archs
 
 
+_GFX_TARGET = re.compile(r"gfx[0-9]{2,4}[0-9a-f]?")
+
+
+def parse_rocm(text: str, *, origin: str = "--rocm") -> str:
+    version = accelerators.parse_rocm_version(text) if _VERSION_ONLY.fullmatch(text.strip()) else None
+    if version is None:
+        raise LlmSyncError(
+            f"{origin} {text!r} is not a ROCm release",
+            why="it must be MAJOR.MINOR or MAJOR.MINOR.PATCH in plain digits",
+            fix=f"give the ROCm release the target machine has installed, e.g. {_example(origin, '6.3')}",
+        )
+    return version
+
+
+_VERSION_ONLY = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}(?:\.[0-9]{1,3})?")
+
+
+def is_gfx_list(text: str) -> bool:
+    return "gfx" in text.lower()
+
+
+def parse_gfx_list(text: str, *, origin: str = "--arch") -> tuple[str, ...]:
+    parts = [p.lower() for p in re.split(r"[,;\s]+", text) if p]
+    bad = [p for p in parts if not _GFX_TARGET.fullmatch(p)]
+    if bad or not parts:
+        raise LlmSyncError(
+            f"{origin} {text!r} is not a list of AMD gfx targets" + (f": {bad[0]!r}" if bad else ""),
+            why="each entry must be a gfx target such as gfx942 (MI300X), gfx90a (MI250X) or gfx1100 (RX 7900)",
+            fix=f"give the target GPUs' gfx targets, e.g. {_example(origin, 'gfx942,gfx90a')}",
+        )
+    return tuple(sorted(set(parts)))
+
+
+def amd_target(*, rocm: str | None, gfx: tuple[str, ...] | None, platform: str = sys.platform) -> Machine:
+    """An AMD machine described by --rocm/--arch gfxNNN instead of detected."""
+    gpus = tuple(AmdGpu(index=i, name="target GPU", gfx=g) for i, g in enumerate(gfx or ()))
+    notes = () if gfx else ("no --arch: AMD gfx targets are not checked",)
+    if rocm is None:
+        notes = (*notes, "no --rocm: the ROCm release is not checked")
+    return Machine(
+        system=_system_name(platform),
+        source="--rocm/--arch",
+        archs_known=gfx is not None,
+        notes=notes,
+        amd=gpus,
+        rocm=rocm,
+        rocm_source="--rocm" if rocm else "",
+    )
+
+
 def target(*, cuda: Pair | None, archs: tuple[Pair, ...] | None, platform: str = sys.platform) -> Machine:
     """A machine described by --cuda/--arch instead of detected."""
     gpus = tuple(Gpu(index=i, name="target GPU", capability=cap) for i, cap in enumerate(archs or ()))
@@ -211,9 +290,22 @@ def for_run(
     env: Mapping[str, str],
     cuda_origin: str = "--cuda",
     arch_origin: str = "--arch",
+    rocm: str = "",
+    rocm_origin: str = "--rocm",
 ) -> Machine:
-    """The machine to plan for: the target that ``cuda``/``arch`` describe (either may be empty;
-    an error names the origin), else this machine, detected."""
+    """The machine to plan for: the target that ``cuda``/``arch`` (or ``rocm``/``arch`` with gfx
+    targets) describe (any may be empty; an error names the origin), else this machine, detected."""
+    if rocm or (arch and is_gfx_list(arch)):
+        if cuda:
+            raise LlmSyncError(
+                f"{cuda_origin} and an AMD target ({rocm_origin} or gfx targets in {arch_origin}) were both given",
+                why="a target machine runs either CUDA (NVIDIA) or ROCm (AMD) builds of torch",
+                fix=f"drop {cuda_origin} to plan for AMD GPUs, or the AMD settings to plan for NVIDIA ones",
+            )
+        return amd_target(
+            rocm=parse_rocm(rocm, origin=rocm_origin) if rocm else None,
+            gfx=parse_gfx_list(arch, origin=arch_origin) if arch else None,
+        )
     if cuda or arch:
         return target(
             cuda=parse_cuda(cuda, origin=cuda_origin) if cuda else None,
@@ -422,8 +514,48 @@ def detect(
     env: Mapping[str, str],
     platform: str = sys.platform,
     proc_version: Path = PROC_VERSION,
+    root: Path = Path("/"),
+    amdsmi: ModuleType | str | None = None,
 ) -> Machine:
-    """This machine's facts. Never raises for a detection failure, only for bad overrides."""
+    """This machine's facts. Never raises for a detection failure, only for bad overrides.
+    ``root``/``amdsmi``: where sysfs and /opt/rocm are read, and the amdsmi module (tests)."""
+    machine = _detect_nvidia(catalog, env=env, platform=platform, proc_version=proc_version)
+    if machine.system != "linux":
+        return machine
+    return _with_amd_and_intel(machine, root=root, env=env, amdsmi=amdsmi)
+
+
+def _with_amd_and_intel(
+    machine: Machine, *, root: Path, env: Mapping[str, str], amdsmi: ModuleType | str | None
+) -> Machine:
+    amd = accelerators.detect_amd(root, env, amdsmi=amdsmi)
+    intel, intel_notes = accelerators.detect_intel(root)
+    # Where no AMD driver is loaded, why each AMD source found nothing is noise, not a note.
+    amd_notes = amd.notes if amd.gpus or (root / "dev" / "kfd").exists() else ()
+    notes = [*machine.notes, *amd_notes, *intel_notes]
+    if amd.gpus and machine.has_nvidia:
+        notes.append(
+            "AMD GPUs found next to NVIDIA ones: llm-sync plans for the NVIDIA GPUs; "
+            "ask for a ROCm build with --backend rocmX.Y to plan for the AMD ones"
+        )
+    return replace(
+        machine,
+        amd=amd.gpus,
+        rocm=amd.rocm,
+        rocm_source=amd.rocm_source,
+        intel=intel,
+        notes=tuple(notes),
+        source=machine.source if machine.source != "none" or not amd.gpus else amd.source,
+    )
+
+
+def _detect_nvidia(
+    catalog: Catalog,
+    *,
+    env: Mapping[str, str],
+    platform: str,
+    proc_version: Path,
+) -> Machine:
     system = _system_name(platform)
     if system == "macos":
         machine = Machine(system=system, source="platform", notes=("macOS has no CUDA",))

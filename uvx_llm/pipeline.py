@@ -108,11 +108,11 @@ def set_up_logging(options: Options) -> None:
 
 
 def machine(options: Options, catalog: catalog_module.Catalog) -> machine_module.Machine:
-    """The target machine (--cuda/--arch, else LLM_SYNC_CUDA/LLM_SYNC_ARCH), else this one."""
+    """The target machine (--cuda/--rocm/--arch, else their LLM_SYNC_* variables), else this one."""
     from uvx_llm import machine as machine_module  # noqa: PLC0415 - see the module docstring
 
     resolved = settings(options, {})  # the target is no project setting
-    cuda, arch = resolved["cuda"], resolved["arch"]
+    cuda, rocm, arch = resolved["cuda"], resolved["rocm"], resolved["arch"]
     found = machine_module.for_run(
         catalog,
         cuda=cuda.value,
@@ -120,6 +120,8 @@ def machine(options: Options, catalog: catalog_module.Catalog) -> machine_module
         env=os.environ,
         cuda_origin=cuda.origin,
         arch_origin=arch.origin,
+        rocm=rocm.value,
+        rocm_origin=rocm.origin,
     )
     for note in found.notes:
         quiet_note = not found.trouble and (
@@ -162,6 +164,7 @@ def request(
     chosen = config.indexes(resolved, catalog)
     return actions.Request(
         backend=resolved["backend"],
+        channel=resolved["channel"],
         index_base=chosen.torch_base,
         index_format=chosen.torch_format,
         locked_torch=locked_torch(project) if chosen.torch_format == "flat" else None,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
-from uvx_llm import bounds, build, config, frameworks, guards, prebuilt_plan, vllm_plan
+from uvx_llm import bounds, build, config, frameworks, guards, prebuilt_plan, rocm_build, vllm_plan
 from uvx_llm import checkouts as checkouts_module
 from uvx_llm.actions import (
     AddRequirement,
@@ -276,6 +276,27 @@ def _checkout_plan(
     return project.with_dependencies(outcome.added)
 
 
+def _rocm_build_plan(
+    *,
+    machine: Machine | None,
+    host: Resources | None,
+    toolkit: Toolkit | None,
+    packages: list[BuildPackage],
+    backend: str,
+    request: Request,
+    out: Builder,
+) -> tuple[tuple[EnvSetting, ...], list[str]]:
+    """Builds against a ROCm torch: hipcc present, PYTORCH_ROCM_ARCH / GPU_ARCHS and MAX_JOBS."""
+    blockers = rocm_build.blockers(toolkit.hip, packages, backend) if toolkit and toolkit.hip else []
+    if machine is None or host is None:
+        return (), blockers
+    env, warnings = rocm_build.tuning(
+        host=host, packages=packages, env=request.environment, gfx=machine.gfx_targets
+    )
+    out.warnings.extend(warnings)
+    return env, blockers
+
+
 def make(
     *,
     machine: Machine | None,
@@ -337,10 +358,18 @@ def make(
         releases=scope.releases if scope else catalog.torch,
         out=out,
     )
+    bounded = scope.releases if scope else catalog.torch
+    if request.channel.value != "stable" and backend is not None:
+        bounded = ()
+        out.decide(
+            "bound",
+            "none",
+            f"the {request.channel.value} channel's torch is a build the catalog's releases do not describe",
+        )
     expected = _bound_plan(
         project=project,
         backend=backend,
-        releases=scope.releases if scope else catalog.torch,
+        releases=bounded,
         team=build.team_archs(project=project, machine=machine, all_archs=request.all_archs),
         catalog=catalog,
         out=out,
@@ -355,6 +384,17 @@ def make(
         if toolkit is not None
         else []
     )
+    if backend is not None and catalog.is_rocm(backend) and packages:
+        rocm_env, rocm_blockers = _rocm_build_plan(
+            machine=machine,
+            host=host,
+            toolkit=toolkit,
+            packages=packages,
+            backend=backend,
+            request=request,
+            out=out,
+        )
+        env, blockers = (*env, *rocm_env), [*blockers, *rocm_blockers]
     out.warnings.extend(blockers)
     minimums = [v for v in (build_uv_min, routing_uv_min) if v is not None]
     return Plan(

@@ -163,6 +163,10 @@ def machine_facts(machine: Machine | None) -> str:
 
     if machine is None:
         return ""
+    if not machine.has_nvidia and machine.has_amd:
+        return ", ".join([f"ROCm {machine.rocm}" if machine.rocm else "ROCm unknown", *machine.gfx_targets])
+    if not machine.has_nvidia and machine.intel:
+        return ", ".join(g.name for g in machine.intel)
     if not machine.has_nvidia:
         return "no NVIDIA GPU"
     facts = []

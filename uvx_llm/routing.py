@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name
 
-from uvx_llm import config, prebuilt_plan
+from uvx_llm import config, prebuilt_plan, rocm_fit
 from uvx_llm.actions import (
     AddRequirement,
     Builder,
@@ -23,6 +23,7 @@ from uvx_llm.actions import (
     SetIndex,
     SetSource,
 )
+from uvx_llm.catalog import XPU
 from uvx_llm.errors import LlmSyncError, NotYetPlannedError
 from uvx_llm.redact import redact, split_credentials, uv_index_variable
 from uvx_llm.torch_fit import CPU, TorchScope, choose_variant, evaluate, torch_scope, vllm_cuda_fit
@@ -37,23 +38,31 @@ if TYPE_CHECKING:
 
 LINUX = "sys_platform == 'linux'"
 NOT_LINUX = "sys_platform != 'linux'"
-_VARIANT_IN_URL = re.compile(r"/(cu\d{3}|cpu)/?$")
-_VARIANT_IN_NAME = re.compile(r"^pytorch-(cu\d{3}|cpu)$")
+_VARIANTS = r"cu\d{3}|cpu|rocm\d+(?:\.\d+)+|xpu"
+_VARIANT_IN_URL = re.compile(rf"/({_VARIANTS})/?$")
+_VARIANT_IN_NAME = re.compile(rf"^pytorch-(?:test-|nightly-)?({_VARIANTS})$")
+STABLE = "stable"
 
 
 # --- what the project already routes ----------------------------------------------------------
 
 
-def index_name(backend: str) -> str:
-    return f"pytorch-{backend}"
+def index_name(backend: str, channel: str = STABLE) -> str:
+    """pytorch-cu128; pytorch-nightly-cu128 on PyTorch's nightly channel (test: release candidates)."""
+    return f"pytorch-{backend}" if channel == STABLE else f"pytorch-{channel}-{backend}"
 
 
-def desired_source(backend: str) -> Any:
+def index_path(backend: str, channel: str = STABLE) -> str:
+    """Below the index base: cu128, or nightly/cu128."""
+    return backend if channel == STABLE else f"{channel}/{backend}"
+
+
+def desired_source(backend: str, channel: str = STABLE) -> Any:
     if backend == CPU:
-        return {"index": index_name(CPU)}
+        return {"index": index_name(CPU, channel)}
     return [
-        {"index": index_name(backend), "marker": LINUX},
-        {"index": index_name(CPU), "marker": NOT_LINUX},
+        {"index": index_name(backend, channel), "marker": LINUX},
+        {"index": index_name(CPU, channel), "marker": NOT_LINUX},
     ]
 
 
@@ -134,7 +143,7 @@ def _recorded_backend_error(
     *, backend: str, origin: str, problem: str, machine: Machine, scope: TorchScope, catalog: Catalog
 ) -> LlmSyncError:
     try:
-        best, _ = choose_variant(machine, scope, catalog) if machine.has_nvidia else (CPU, "")
+        best, _ = _best_for(machine, scope, catalog)
         retarget = f"to retarget the project for every machine: llm-sync --backend {best}"
     except LlmSyncError:
         retarget = "use --backend cpu, or update the NVIDIA driver"
@@ -143,6 +152,22 @@ def _recorded_backend_error(
         why=f"{backend}: {problem}",
         fix=f"{retarget} (this changes pyproject.toml for the whole team); or run on a machine that can",
     )
+
+
+def _best_for(machine: Machine, scope: TorchScope, catalog: Catalog) -> tuple[str, str]:
+    """The backend ``machine`` runs best, without the prebuilt-wheel preference."""
+    if machine.has_nvidia:
+        return choose_variant(machine, scope, catalog)
+    if machine.has_amd:
+        variant, reason, _ = rocm_fit.choose_rocm(machine, scope, catalog)
+        return variant, reason
+    if any(not g.integrated for g in machine.intel):
+        return rocm_fit.choose_xpu(machine, scope)
+    return CPU, ""
+
+
+def _non_cuda(backend: str, catalog: Catalog) -> bool:
+    return catalog.is_rocm(backend) or backend == XPU
 
 
 def _inferred_backend(routing: Routing) -> str | None:
@@ -169,6 +194,40 @@ def _refuse_a_broken_driver(machine: Machine) -> None:
         )
 
 
+def _backend_without_nvidia(machine: Machine, scope: TorchScope, catalog: Catalog, out: Builder) -> str:
+    """AMD (ROCm), then a discrete Intel GPU (xpu), else CPU wheels."""
+    if machine.has_amd:
+        variant, reason, warnings = rocm_fit.choose_rocm(machine, scope, catalog)
+        out.warnings.extend(warnings)
+        out.decide("backend", variant, reason)
+        return variant
+    _refuse_a_broken_driver(machine)
+    if any(not g.integrated for g in machine.intel):
+        variant, reason = rocm_fit.choose_xpu(machine, scope)
+        out.decide("backend", variant, reason)
+        return variant
+    why = "macOS has no CUDA" if machine.system == "macos" else "no NVIDIA, AMD or discrete Intel GPU found"
+    if machine.intel:
+        why = "only an integrated Intel GPU found (ask for it with --backend xpu)"
+    out.decide("backend", CPU, f"{why}: CPU wheels")
+    return CPU
+
+
+def _problem_running(
+    backend: str, machine: Machine | None, scope: TorchScope, catalog: Catalog
+) -> str | None:
+    """Why ``machine`` cannot run ``backend`` (None: it can, or there is no machine to ask)."""
+    if machine is None or backend == CPU:
+        return None
+    if _non_cuda(backend, catalog):
+        fit = rocm_fit.evaluate(backend, machine, scope.releases, catalog, scope.description)
+    elif machine.has_amd and not machine.has_nvidia:
+        return "an NVIDIA build; this machine has AMD GPUs"
+    else:
+        fit = evaluate(backend, machine, scope.releases, catalog, scope.description, vllm=scope.vllm)
+    return fit.problems[0] if fit.problems else None
+
+
 def _pick_backend(
     *,
     request: Request,
@@ -181,10 +240,7 @@ def _pick_backend(
     project: Project,
 ) -> str:
     def check_runs(backend: str) -> str | None:
-        if machine is None or backend == CPU:
-            return None
-        fit = evaluate(backend, machine, scope.releases, catalog, scope.description, vllm=scope.vllm)
-        return fit.problems[0] if fit.problems else None
+        return _problem_running(backend, machine, scope, catalog)
 
     requested = request.backend
     if requested.value != "auto":
@@ -222,11 +278,8 @@ def _pick_backend(
                 f"({', '.join(catalog.backends)})"
             ),
         )
-    _refuse_a_broken_driver(machine)
     if not machine.has_nvidia:
-        why = "macOS has no CUDA" if machine.system == "macos" else "no NVIDIA GPU or driver found"
-        out.decide("backend", CPU, f"{why}: CPU wheels")
-        return CPU
+        return _backend_without_nvidia(machine, scope, catalog, out)
     variant, reason = prebuilt_plan.choose_preferring(
         machine, scope, catalog, project=project, request=request
     )
@@ -263,10 +316,13 @@ def _route(
     index_format: str,
     force: bool,
     out: Builder,
+    channel: str = STABLE,
+    recorded_channel: str = STABLE,
 ) -> None:
     sources = project.uv_sources
-    want = desired_source(backend)
-    previous = desired_source(recorded) if recorded and recorded != backend else None
+    want = desired_source(backend, channel)
+    changed = recorded is not None and (recorded, recorded_channel) != (backend, channel)
+    previous = desired_source(recorded, recorded_channel) if recorded and changed else None
     kept = []
     routed_by_us = False
     by_url = direct_url_packages(project)
@@ -291,7 +347,8 @@ def _route(
                 )
         else:
             kept.append(package)
-    target = "pytorch-cpu" if backend == CPU else f"{index_name(backend)} on Linux, pytorch-cpu elsewhere"
+    cpu_name = index_name(CPU, channel)
+    target = cpu_name if backend == CPU else f"{index_name(backend, channel)} on Linux, {cpu_name} elsewhere"
     if kept:
         out.warnings.append(
             f"kept the hand-written [tool.uv.sources] for {', '.join(kept)}; llm-sync would route "
@@ -312,9 +369,11 @@ def _route(
             index_format=index_format,
             force=force,
             out=out,
+            channel=channel,
         )
     if previous is not None:
-        _drop_old_index(recorded or "", backend, project, kept, out)
+        for old in dict.fromkeys((recorded or "", CPU)):
+            _drop_old_index(index_name(old, recorded_channel), backend, channel, project, kept, out)
 
 
 def direct_url_packages(project: Project) -> dict[str, str]:
@@ -335,12 +394,13 @@ def _indexes(
     index_format: str,
     force: bool,
     out: Builder,
+    channel: str = STABLE,
 ) -> None:
     existing = {str(i.get("name")): i for i in project.uv_indexes if "name" in i}
     wanted_format = "flat" if index_format == "flat" else None
     for variant in dict.fromkeys((backend, CPU)):
-        name = index_name(variant)
-        url, username, password = split_credentials(f"{index_base.value}/{variant}")
+        name = index_name(variant, channel)
+        url, username, password = split_credentials(f"{index_base.value}/{index_path(variant, channel)}")
         for part, secret in (("USERNAME", username), ("PASSWORD", password)):
             if secret:  # uv reads per-index credentials from the environment: never the file
                 variable = uv_index_variable(name, part)
@@ -353,7 +413,7 @@ def _indexes(
         same = current is not None and current.get("url") == url and current.get("explicit") is True
         if same and current is not None and current.get("format") == wanted_format:
             continue
-        if current is None or force or index_base.origin != "default":
+        if current is None or force or index_base.origin != "default" or channel != STABLE:
             out.actions.append(SetIndex(name, url, wanted_format))
         else:
             out.warnings.append(
@@ -362,9 +422,10 @@ def _indexes(
             )
 
 
-def _drop_old_index(old: str, backend: str, project: Project, kept: list[str], out: Builder) -> None:
-    old_name = index_name(old)
-    if old_name in {index_name(backend), index_name(CPU)}:
+def _drop_old_index(  # noqa: PLR0917 - a private helper with one caller
+    old_name: str, backend: str, channel: str, project: Project, kept: list[str], out: Builder
+) -> None:
+    if old_name in {index_name(backend, channel), index_name(CPU, channel)}:
         return
     still_used = any(
         entry.get("index") == old_name
@@ -374,6 +435,28 @@ def _drop_old_index(old: str, backend: str, project: Project, kept: list[str], o
     )
     if not still_used and any(i.get("name") == old_name for i in project.uv_indexes):
         out.actions.append(RemoveIndex(old_name))
+
+
+def _channel_notes(channel: str, scope: TorchScope, project: Project, out: Builder) -> None:
+    what = "nightly builds (.dev versions)" if channel == "nightly" else "release candidates"
+    out.decide(
+        "pytorch channel",
+        channel,
+        f"torch, torchvision and torchaudio come from PyTorch's {channel} indexes: {what}. Their sources pin "
+        "them to those indexes, so PyPI's same names never compete (no index-strategy needed), and uv takes "
+        "prereleases for them alone: every version there is one. Other packages stay on stable releases",
+    )
+    if scope.vllm or "vllm" in project.declared():
+        out.warnings.append(
+            f"vllm pins torch exactly (torch==X.Y.Z); a {channel} torch "
+            + (
+                "(a .dev version) never matches that pin"
+                if channel == "nightly"
+                else "matches it only for the release vllm pins"
+            )
+            + ": use a vllm built for that torch (vLLM's nightly wheels, or a source checkout: llm-sync checkouts), "
+            "or relieve the pin (--relief override)"
+        )
 
 
 def torch_plan(
@@ -412,6 +495,8 @@ def torch_plan(
         _per_extra_plan(routing, machine, scope, catalog, out)
         return None, catalog.uv_min_routing, scope
     recorded = project.config.get("backend")
+    recorded_channel = str(project.config.get("channel", STABLE))
+    channel = request.channel.value
     backend = _pick_backend(
         request=request,
         recorded=recorded,
@@ -436,10 +521,19 @@ def torch_plan(
         index_format=request.index_format,
         force=request.force,
         out=out,
+        channel=channel,
+        recorded_channel=recorded_channel,
     )
     if recorded != backend:
         out.actions.append(SetConfig("backend", backend))
-    if scope.vllm and backend != CPU:  # the bounds keep to torch releases whose vllm loads here
+    if channel != recorded_channel:
+        out.actions.append(SetConfig("channel", channel))
+    if channel != STABLE:
+        _channel_notes(channel, scope, project, out)
+    if machine is not None and _non_cuda(backend, catalog):  # the bounds keep to builds that run here
+        fit = rocm_fit.evaluate(backend, machine, scope.releases, catalog, scope.description)
+        scope = dataclasses.replace(scope, releases=fit.releases or scope.releases)
+    elif scope.vllm and backend != CPU:  # the bounds keep to torch releases whose vllm loads here
         fitting, _ = vllm_cuda_fit(backend, scope.releases, catalog)
         scope = dataclasses.replace(scope, releases=fitting or scope.releases)
     return backend, catalog.uv_min_routing, scope

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from uvx_llm import proc
 from uvx_llm.catalog import Pair, show_pair
+from uvx_llm.rocm_build import HipToolkit, find_hip
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -54,6 +55,7 @@ class Toolkit:
     gcc_limit: GccLimit | None = None
     host: HostCompiler | None = None
     headers: frozenset[str] = frozenset()  # of HEADERS, those in cuda_home/include
+    hip: HipToolkit | None = None  # hipcc and the HIP headers, for builds against a ROCm torch
 
     def host_problem(self) -> tuple[str, str] | None:
         """(what, fix) when nvcc would refuse its host compiler before compiling anything."""
@@ -157,7 +159,7 @@ def host_compiler(env: Mapping[str, str]) -> HostCompiler:
 
 def find(env: Mapping[str, str], *, default_home: Path = DEFAULT_CUDA_HOME) -> Toolkit:
     """The toolkit, and with an nvcc also its GCC limit and the host compiler it would use."""
-    found = _find_nvcc(env, default_home=default_home)
+    found = replace(_find_nvcc(env, default_home=default_home), hip=find_hip(env))
     if found.nvcc is None or found.cuda_home is None:
         return found
     headers = frozenset(h for h in HEADERS if (found.cuda_home / "include" / h).is_file())
