@@ -15,6 +15,7 @@ from packaging.version import InvalidVersion, Version
 
 # (major, minor): a CUDA version such as 12.8 or a compute capability such as 9.0.
 from uvx_llm import tomlread
+from uvx_llm.catalog_rows import Row, bad
 from uvx_llm.errors import ExitCode, LlmSyncError
 
 Pair = tuple[int, int]
@@ -286,91 +287,19 @@ SCHEMA = 1  # the catalog layout this code reads
 ABIS = ("old",)
 
 
-class _Row:
-    """One table of the catalog, read key by key: a missing or malformed value names its place."""
-
-    def __init__(self, where: str, data: object) -> None:
-        self.where = where
-        if not isinstance(data, dict):
-            raise _bad(where, f"expected a table, found {type(data).__name__}")
-        self.data: dict[str, Any] = data
-
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
-        if key not in self.data:
-            if default is ...:
-                raise _bad(self.where, f"missing key {key!r}")
-            return default
-        value = self.data[key]
-        if not isinstance(value, kind):
-            raise _bad(self.where, f"{key} = {value!r} is not {_kind_name(kind)}")
-        return value
-
-    def text(self, key: str, default: Any = ...) -> Any:
-        return self.get(key, str, default)
-
-    def strings(self, key: str, default: Any = ...) -> list[str]:
-        values: list[Any] = self.get(key, list, default)
-        if any(not isinstance(v, str) for v in values):
-            raise _bad(self.where, f"{key} = {values!r} is not a list of strings")
-        return values
-
-    def table(self, key: str, default: Any = ...) -> _Row:
-        return _Row(f"{self.where}.{key}", self.get(key, dict, default))
-
-    def convert(self, key: str, parse: Any, default: Any = ...) -> Any:
-        """``parse`` applied to the text at ``key`` (a version, a specifier, a pair)."""
-        value = self.text(key, default)
-        if value is default and default is not ...:
-            return default
-        try:
-            return parse(value)
-        except (InvalidSpecifier, InvalidVersion, ValueError) as error:
-            raise _bad(self.where, f"{key} = {value!r}: {error}") from error
-
-    def rows(self, key: str) -> list[_Row]:
-        """An array of tables; each row named by its position and its first value."""
-        values = self.get(key, list, [])
-        named = []
-        for number, value in enumerate(values, start=1):
-            label = f"[[{key}]] #{number}"
-            if isinstance(value, dict) and value:
-                first_key, first_value = next(iter(value.items()))
-                label += f" ({first_key} = {first_value!r})"
-            named.append(_Row(label, value))
-        return named
-
-    def items(self) -> list[tuple[str, Any]]:
-        return list(self.data.items())
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {str: "a string", list: "a list", dict: "a table", int: "an integer", float: "a number"}
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
-
-
-def _bad(where: str, problem: str) -> LlmSyncError:
-    return LlmSyncError(
-        f"the compatibility catalog is malformed: {where}: {problem}",
-        why="llm-sync reads its knowledge from catalog.toml (docs/refresh.md); this row does not have the expected shape",
-        fix="reinstall llm-sync, or fix that row (python -m uvx_llm.refresh --check verifies the generated part)",
-        exit_code=ExitCode.INTERNAL,
-    )
-
-
-def _pair_list(row: _Row, key: str) -> tuple[Pair, ...]:
+def _pair_list(row: Row, key: str) -> tuple[Pair, ...]:
     return tuple(_convert_value(row, key, value, parse_pair) for value in row.strings(key))
 
 
-def _convert_value(row: _Row, key: str, value: str, parse: Any) -> Any:
+def _convert_value(row: Row, key: str, value: str, parse: Any) -> Any:
     try:
         return parse(value)
     except (InvalidSpecifier, InvalidVersion, ValueError) as error:
-        raise _bad(row.where, f"{key}: {value!r}: {error}") from error
+        raise bad(row.where, f"{key}: {value!r}: {error}") from error
 
 
 def _torch(
-    rows: list[_Row], pypi: list[_Row], variant_names: set[str], rocm_names: set[str]
+    rows: list[Row], pypi: list[Row], variant_names: set[str], rocm_names: set[str]
 ) -> tuple[TorchRelease, ...]:
     on_pypi = {row.text("release"): row for row in pypi}
     found = []
@@ -384,16 +313,16 @@ def _torch(
         names = {name for name, _ in variants}
         unknown = names - variant_names
         if unknown:
-            raise _bad(row.where, f"variants {sorted(unknown)} are not in [variants]")
+            raise bad(row.where, f"variants {sorted(unknown)} are not in [variants]")
         unconfirmed = frozenset(row.strings("unconfirmed", []))
         if not unconfirmed <= names:
-            raise _bad(row.where, f"unconfirmed = {sorted(unconfirmed)} names variants the row does not have")
+            raise bad(row.where, f"unconfirmed = {sorted(unconfirmed)} names variants the row does not have")
         old_abi = frozenset(row.strings("old-abi", []))
         if not old_abi <= names | {"pypi"}:
-            raise _bad(row.where, f"old-abi = {sorted(old_abi)} names variants the row does not have")
+            raise bad(row.where, f"old-abi = {sorted(old_abi)} names variants the row does not have")
         metadata = on_pypi.get(release)
         if metadata is None:
-            raise _bad(
+            raise bad(
                 row.where,
                 f"no [[torch-pypi]] row for torch {release}: run `python -m uvx_llm.refresh --write`",
             )
@@ -401,14 +330,14 @@ def _torch(
             _convert_value(metadata, "versions", v, Version) for v in metadata.strings("versions")
         )
         if not versions:
-            raise _bad(metadata.where, "versions is empty")
+            raise bad(metadata.where, "versions is empty")
         cuda = metadata.convert("pypi-cuda", parse_pair, None)
         python = row.convert("python", SpecifierSet, SpecifierSet())
         rocm_row = row.table("rocm", {})
         rocm = tuple((name, tuple(rocm_row.strings(name))) for name, _ in rocm_row.items())
         unknown_rocm = {name for name, _ in rocm} - rocm_names
         if unknown_rocm:
-            raise _bad(row.where, f"rocm variants {sorted(unknown_rocm)} are not in [rocm-variants]")
+            raise bad(row.where, f"rocm variants {sorted(unknown_rocm)} are not in [rocm-variants]")
         if rocm:
             row.text("rocm-source")
             row.text("rocm-checked")
@@ -431,7 +360,7 @@ def _torch(
 
 def from_data(data: dict[str, Any]) -> Catalog:
     """The catalog from parsed TOML; a malformed one is an LlmSyncError naming the row and key."""
-    top = _Row("catalog.toml", data)
+    top = Row("catalog.toml", data)
     schema = top.get("schema", int)
     if schema != SCHEMA:
         raise LlmSyncError(
@@ -489,7 +418,7 @@ def from_data(data: dict[str, Any]) -> Catalog:
             _mirror(name, top.table("mirrors").table(name)) for name, _ in top.table("mirrors", {}).items()
         ),
         guards=tuple(_guard(row) for row in top.rows("guards")),
-        known_bad=tuple(_known_bad(row) for row in top.rows("known-bad")),
+        known_bad=tuple(_knownbad(row) for row in top.rows("known-bad")),
         prebuilt=tuple(_prebuilt(row) for row in top.rows("prebuilt")),
         prebuilt_assets=tuple(
             _assets(name, top.table("prebuilt-assets").table(name))
@@ -502,14 +431,14 @@ _ABI_VALUES = ("TRUE", "FALSE")
 _ASSET_FIELDS = ("{version}", "{cuda}", "{torch}", "{abi}", "{py}")
 
 
-def _prebuilt(row: _Row) -> Prebuilt:
+def _prebuilt(row: Row) -> Prebuilt:
     row.text("checked")
     unconfirmed = row.get("unconfirmed", bool, False)
     versions = row.convert("versions", SpecifierSet)
     published = tuple(_convert_value(row, "published", v, Version) for v in row.strings("published", []))
     outside = [str(v) for v in published if not versions.contains(v, prereleases=True)]
     if outside:
-        raise _bad(row.where, f"published {outside} are outside versions = {str(versions)!r}")
+        raise bad(row.where, f"published {outside} are outside versions = {str(versions)!r}")
     cuda = tuple(row.strings("cuda"))
     tags = row.table("cuda-tag", {})
     cuda_tag = tuple(
@@ -517,9 +446,9 @@ def _prebuilt(row: _Row) -> Prebuilt:
     )
     abi = tuple(row.strings("abi", list(_ABI_VALUES)))
     if not set(abi) <= set(_ABI_VALUES):
-        raise _bad(row.where, f"abi = {list(abi)} must be among {list(_ABI_VALUES)}")
+        raise bad(row.where, f"abi = {list(abi)} must be among {list(_ABI_VALUES)}")
     if published and not cuda_tag:
-        raise _bad(row.where, "a row with published releases needs cuda-tag")
+        raise bad(row.where, "a row with published releases needs cuda-tag")
     return Prebuilt(
         canonicalize_name(row.text("package")),
         versions,
@@ -536,16 +465,16 @@ def _prebuilt(row: _Row) -> Prebuilt:
     )
 
 
-def _assets(name: str, row: _Row) -> PrebuiltAssets:
+def _assets(name: str, row: Row) -> PrebuiltAssets:
     row.text("source")
     asset = row.text("asset")
     absent = [f for f in _ASSET_FIELDS if f not in asset]
     if absent or not asset.endswith(".whl"):
-        raise _bad(row.where, f"asset = {asset!r} must be a .whl name with {', '.join(_ASSET_FIELDS)}")
+        raise bad(row.where, f"asset = {asset!r} must be a .whl name with {', '.join(_ASSET_FIELDS)}")
     return PrebuiltAssets(canonicalize_name(name), row.text("repo"), row.text("tag"), asset)
 
 
-def _known_bad(row: _Row) -> KnownBad:
+def _knownbad(row: Row) -> KnownBad:
     row.text("source")
     row.text("checked")
     return KnownBad(
@@ -557,7 +486,7 @@ def _known_bad(row: _Row) -> KnownBad:
     )
 
 
-def _build(name: str, row: _Row) -> BuildPackage:
+def _build(name: str, row: Row) -> BuildPackage:
     return BuildPackage(
         name=name,
         requires=tuple(row.strings("requires")),
@@ -580,10 +509,10 @@ def _build(name: str, row: _Row) -> BuildPackage:
     )
 
 
-def _mirror(name: str, row: _Row) -> Mirror:
+def _mirror(name: str, row: Row) -> Mirror:
     pytorch_format = row.text("pytorch-format", "simple")
     if pytorch_format not in {"simple", "flat"}:
-        raise _bad(row.where, f"pytorch-format = {pytorch_format!r} is not 'simple' or 'flat'")
+        raise bad(row.where, f"pytorch-format = {pytorch_format!r} is not 'simple' or 'flat'")
     return Mirror(
         name=name,
         pypi=row.text("pypi", None),
@@ -593,10 +522,10 @@ def _mirror(name: str, row: _Row) -> Mirror:
     )
 
 
-def _guard(row: _Row) -> Guard:
+def _guard(row: Row) -> Guard:
     abi = row.text("abi")
     if abi not in ABIS:
-        raise _bad(row.where, f"abi = {abi!r} is not one of {list(ABIS)}")
+        raise bad(row.where, f"abi = {abi!r} is not one of {list(ABIS)}")
     row.text("source")
     row.text("checked")
     constraint = row.text("constraint")
