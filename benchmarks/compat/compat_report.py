@@ -148,6 +148,13 @@ def write(
             lines.append(f"- `{r['case']}` @ {r['machine']} (backend {r.get('backend')}):")
             lines += [f"  - {d}" for d in r.get("disagreements", [])]
             lines += [f"  - (llm-sync warned: {w})" for w in r.get("plan_warnings", [])]
+    declined = [r for r in rows if r.get("declined_checkouts")]
+    if declined:
+        lines += ["", "## Checkouts llm-sync declined (with a warning), so not expected in the lock", ""]
+        for r in declined:
+            folders = ", ".join(f"`{c}/`" for c in r["declined_checkouts"])
+            lines.append(f"- `{r['case']}` @ {r['machine']}: {folders}")
+            lines += [f"  - llm-sync warned: {w}" for w in r.get("plan_warnings", []) if "not added" in w]
     lines += ["", "## Did not lock", ""]
     for r in rows:
         if r["status"] != "locked":
