@@ -12,14 +12,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from uvx_llm.actions import AddOverride, SetDependencyMetadata, SetPathSource
+from uvx_llm.actions import AddOverride, AddRequirement, Builder, SetDependencyMetadata, SetPathSource
 from uvx_llm.checkouts import DECLARE_HINT, Checkout
 
 if TYPE_CHECKING:
@@ -36,16 +36,6 @@ class Conflict:
 
     def explain(self) -> str:
         return f"the project asks for {self.ours}, {self.framework} pins {self.theirs}"
-
-
-@dataclass
-class Outcome:
-    actions: list[SetPathSource | AddOverride | SetDependencyMetadata | str] = field(
-        default_factory=list
-    )  # str: a requirement to add
-    decisions: list[tuple[str, str, str]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    added: list[str] = field(default_factory=list)  # requirements added to [project] dependencies
 
 
 def _requirement(line: str) -> Requirement | None:
@@ -124,7 +114,7 @@ def _existing_overrides(project: Project) -> set[str]:
     return {canonicalize_name(r.name) for r in parse_lenient(tuple(v for v in values if isinstance(v, str)))}
 
 
-def _relieve(project: Project, checkout: Checkout, found: list[Conflict], relief: str, out: Outcome) -> None:
+def _relieve(project: Project, checkout: Checkout, found: list[Conflict], relief: str, out: Builder) -> None:
     if not found:
         return
     if relief == "metadata" and checkout.version and checkout.name:
@@ -143,12 +133,10 @@ def _relieve(project: Project, checkout: Checkout, found: list[Conflict], relief
                 checkout.name, checkout.version, tuple(requires_dist), f"llm-sync: {reasons}"
             )
         )
-        out.decisions.append(
-            (
-                "conflict relief",
-                f"dependency-metadata for {checkout.name}",
-                reasons + ": its metadata is declared with the project's pin instead",
-            )
+        out.decide(
+            "conflict relief",
+            f"dependency-metadata for {checkout.name}",
+            reasons + ": its metadata is declared with the project's pin instead",
         )
         return
     if relief == "metadata":
@@ -163,16 +151,14 @@ def _relieve(project: Project, checkout: Checkout, found: list[Conflict], relief
         comment = f"llm-sync: {conflict.framework} pins {conflict.theirs}; the project asks for {conflict.ours.specifier}"
         out.actions.append(AddOverride(requirement, comment))
         already.add(canonicalize_name(conflict.ours.name))
-        out.decisions.append(
-            (
-                "conflict relief",
-                f"override {requirement}",
-                conflict.explain() + "; overrides replace every other requirement on it",
-            )
+        out.decide(
+            "conflict relief",
+            f"override {requirement}",
+            conflict.explain() + "; overrides replace every other requirement on it",
         )
 
 
-def _own_uv_config(checkout: Checkout, extras: tuple[str, ...], out: Outcome) -> None:
+def _own_uv_config(checkout: Checkout, extras: tuple[str, ...], out: Builder) -> None:
     """A checkout that carries its own uv integration (verl >= 0.9: extras per backend,
     conflicts, a wheel index, git sources, overrides): uv reads none of its [tool.uv] when it
     is a dependency, so adding it as a path source would lose all of that. Said as a warning,
@@ -186,12 +172,10 @@ def _own_uv_config(checkout: Checkout, extras: tuple[str, ...], out: Outcome) ->
         f"dependency, so the project would lock without them. Use it where it is: "
         f"`cd {checkout.folder} && uv sync{extra}`; or remove it from [tool.llm-sync] checkouts"
     )
-    out.decisions.append(
-        (
-            "checkout",
-            f"{checkout.folder}: left to its own uv configuration",
-            f"{checkout.folder}/pyproject.toml has its own [tool.uv], which uv ignores for a dependency",
-        )
+    out.decide(
+        "checkout",
+        f"{checkout.folder}: left to its own uv configuration",
+        f"{checkout.folder}/pyproject.toml has its own [tool.uv], which uv ignores for a dependency",
     )
 
 
@@ -202,8 +186,11 @@ def plan(
     extras_wanted: dict[str, tuple[str, ...]],
     relief: str,
     force: bool,
-) -> Outcome:
-    out = Outcome()
+    out: Builder,
+) -> list[str]:
+    """Editable path sources for the checkouts, their requirements added, conflict relief: all
+    written into ``out``; returns the requirements added to [project] dependencies."""
+    added: list[str] = []
     sources = {canonicalize_name(k): v for k, v in project.uv_sources.items()}
     declared = project.declared()
     for checkout in found:
@@ -235,12 +222,10 @@ def plan(
         if current is None or force:
             if current != wanted:
                 out.actions.append(SetPathSource(name, checkout.folder))
-            out.decisions.append(
-                (
-                    "checkout",
-                    f'{name} = {{ path = "{checkout.folder}", editable = true }}',
-                    f"an editable path source (read from {checkout.read_from}), not a workspace member: uv resolves only the extras asked for",
-                )
+            out.decide(
+                "checkout",
+                f'{name} = {{ path = "{checkout.folder}", editable = true }}',
+                f"an editable path source (read from {checkout.read_from}), not a workspace member: uv resolves only the extras asked for",
             )
         elif current != wanted:
             out.warnings.append(
@@ -249,17 +234,15 @@ def plan(
         extras = extras_wanted.get(checkout.folder, ())
         if name not in declared:
             requirement = f"{name}[{','.join(extras)}]" if extras else name
-            out.actions.append(requirement)
-            out.added.append(requirement)
-            out.decisions.append(
-                (
-                    "checkout",
-                    f"add {requirement} to [project] dependencies",
-                    f"{checkout.folder}/ is there but the project does not depend on it",
-                )
+            out.actions.append(AddRequirement("dependencies", None, requirement))
+            added.append(requirement)
+            out.decide(
+                "checkout",
+                f"add {requirement} to [project] dependencies",
+                f"{checkout.folder}/ is there but the project does not depend on it",
             )
         _relieve(project, checkout, conflicts(project, checkout, extras, name), relief, out)
-    return out
+    return added
 
 
 # --- frameworks installed from an index ------------------------------------------------------
@@ -293,10 +276,10 @@ def index_conflicts(project: Project, uv_output: Iterable[str]) -> list[Conflict
     return found
 
 
-def index_relief(project: Project, found: list[Conflict]) -> Outcome:
+def index_relief(project: Project, found: list[Conflict]) -> Builder:
     """Relief for frameworks from an index: `override-dependencies` for the project's pin (their
     metadata is not readable at plan time, so dependency-metadata is not an option here)."""
-    out = Outcome()
+    out = Builder()
     _relieve(project, _FROM_INDEX, found, "override", out)
     return out
 

@@ -17,7 +17,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from uvx_llm.actions import AddConstraint
+from uvx_llm.actions import AddConstraint, Builder
 from uvx_llm.catalog import Catalog, Pair, TorchRelease, show_pair
 from uvx_llm.frameworks import parse_lenient
 
@@ -47,17 +47,21 @@ def _abi(release: TorchRelease, backend: str) -> str:
 
 
 def constraints(
-    *, project: Project, backend: str | None, releases: tuple[TorchRelease, ...], catalog: Catalog
-) -> list[tuple[AddConstraint, str]]:
-    """(constraint to write, decision reason) for each guard the torch build in play triggers:
-    the newest release the backend's index has (what uv picks), built with the guard's ABI."""
+    *,
+    project: Project,
+    backend: str | None,
+    releases: tuple[TorchRelease, ...],
+    catalog: Catalog,
+    out: Builder,
+) -> None:
+    """A constraint, with its decision, for each guard the torch build in play triggers: the
+    newest release the backend's index has (what uv picks), built with the guard's ABI."""
     ceiling = torch_ceiling(backend, releases)
     if ceiling is None or backend is None:
-        return []
+        return
     newest = next(r for r in releases if r.series() == ceiling)
     existing = _names_in(project.table("tool", "uv").get("constraint-dependencies", []))
     requirements = [r for dep_list in project.dependency_lists() for r in dep_list.requirements]
-    found = []
     for guard in catalog.guards:
         constraint = Requirement(guard.constraint)
         name = canonicalize_name(constraint.name)
@@ -66,9 +70,12 @@ def constraints(
             _only_within(r, constraint.specifier) for r in ours
         )  # not already pinned within
         if ceiling == guard.torch and _abi(newest, backend) == guard.abi and needed and name not in existing:
-            reason = f"torch {show_pair(ceiling)} here is the {backend} build ({guard.abi} C++ ABI): {guard.reason}"
-            found.append((AddConstraint(guard.constraint, f"llm-sync: {guard.reason}"), reason))
-    return found
+            out.actions.append(AddConstraint(guard.constraint, f"llm-sync: {guard.reason}"))
+            out.decide(
+                "version guard",
+                guard.constraint,
+                f"torch {show_pair(ceiling)} here is the {backend} build ({guard.abi} C++ ABI): {guard.reason}",
+            )
 
 
 def _version(text: str) -> Version | None:

@@ -16,7 +16,6 @@ from packaging.utils import canonicalize_name
 from uvx_llm import bounds, build, config, frameworks, guards, prebuilt_plan, rocm_build, vllm_plan
 from uvx_llm import checkouts as checkouts_module
 from uvx_llm.actions import (
-    AddRequirement,
     Builder,
     EnvSetting,
     Plan,
@@ -233,11 +232,7 @@ def _guard_plan(
     out: Builder,
 ) -> None:
     """Constraints the torch ceiling implies; warnings for known-bad combinations and stacks."""
-    for action, reason in guards.constraints(
-        project=project, backend=backend, releases=releases, catalog=catalog
-    ):
-        out.actions.append(action)
-        out.decide("version guard", action.requirement, reason)
+    guards.constraints(project=project, backend=backend, releases=releases, catalog=catalog, out=out)
     ours = [r for dep_list in project.dependency_lists() for r in dep_list.requirements]
     in_play = (
         releases
@@ -259,21 +254,15 @@ def _checkout_plan(
     out: Builder,
 ) -> Project:
     """Framework checkouts; returns the project as planned so far (with added dependencies)."""
-    outcome = frameworks.plan(
+    added = frameworks.plan(
         project=project,
         found=list(found),
         extras_wanted=wanted,
         relief=request.relief,
         force=request.force,
+        out=out,
     )
-    for action in outcome.actions:
-        out.actions.append(
-            AddRequirement("dependencies", None, action) if isinstance(action, str) else action
-        )
-    for topic, choice, reason in outcome.decisions:
-        out.decide(topic, choice, reason)
-    out.warnings.extend(outcome.warnings)
-    return project.with_dependencies(outcome.added)
+    return project.with_dependencies(added)
 
 
 def _rocm_build_plan(

@@ -399,12 +399,15 @@ def relieve_index_pins(project: Project, output: list[str]) -> bool:
     relief = frameworks.index_relief(current, found)
     if not relief.actions:
         return False
-    edits = tuple(a for a in relief.actions if not isinstance(a, str))
     files.write(
-        current.path, patch_module.encode(current, patch_module.render(current, edits)), expected=current.raw
+        current.path,
+        patch_module.encode(current, patch_module.render(current, tuple(relief.actions))),
+        expected=current.raw,
     )
-    for _, choice, reason in relief.decisions:
-        logger.warning(f"conflict relief: {choice} — {reason}; written to {current.path}, locking again")
+    for decision in relief.decisions:
+        logger.warning(
+            f"conflict relief: {decision.choice} — {decision.reason}; written to {current.path}, locking again"
+        )
     return True
 
 
