@@ -27,7 +27,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from uvx_llm.actions import SetBound
+from uvx_llm.actions import Builder, SetBound
 from uvx_llm.catalog import Catalog, Pair, TorchRelease, runs_on
 from uvx_llm.lockfile import Bound, Expectation
 
@@ -140,8 +140,8 @@ def _name(text: str) -> str | None:
         return None
 
 
-def actions(project: Project, bounds: tuple[Bound, ...]) -> list[tuple[SetBound, Bound]]:
-    """What the file lacks: a bound written anew, or llm-sync's own bound replaced.
+def write(project: Project, bounds: tuple[Bound, ...], out: Builder) -> None:
+    """What the file lacks, into ``out``: a bound written anew, or llm-sync's own bound replaced.
 
     A constraint the user wrote for the same package is theirs: it is kept, and
     the lock is still checked against the plan's bound.
@@ -150,14 +150,13 @@ def actions(project: Project, bounds: tuple[Bound, ...]) -> list[tuple[SetBound,
     existing = project.table("tool", "uv").get("constraint-dependencies", [])
     entries = existing if isinstance(existing, list) else []
     theirs = {_name(str(e)) for e in entries if str(e) not in ours.values()}
-    found = []
     for bound in bounds:
         requirement = show(bound)
         current = ours.get(bound.package)
         if current == requirement or (bound.package in theirs and current is None):
             continue
-        found.append((SetBound(requirement, f"{MARK}: {bound.reason}", current), bound))
-    return found
+        out.actions.append(SetBound(requirement, f"{MARK}: {bound.reason}", current))
+        out.decide("bound", requirement, bound.reason)
 
 
 def expectation(

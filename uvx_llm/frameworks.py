@@ -291,18 +291,17 @@ _FROM_INDEX = Checkout("", None, (), read_from="the index")
 
 
 def platform_overrides(
-    project: Project, theirs: list[tuple[Requirement, str]], markers: Mapping[str, str]
-) -> list[tuple[AddOverride, str]]:
+    project: Project, theirs: list[tuple[Requirement, str]], markers: Mapping[str, str], out: Builder
+) -> None:
     """A CUDA-only package (``markers``: name -> "sys_platform == 'linux'") that an editable
     checkout requires reaches the macOS/Windows side of the universal lock as a source-only
     package, and a teammate's `uv sync` there would try to compile it. A requirement's own
     marker cannot be added from outside, but an override replaces every requirement on the
     package: it is written with the marker and the versions every known requirement allows
     (the checkout's and the project's), so Linux keeps them and other platforms skip it.
-    (override to write, decision reason)."""
+    Written into ``out`` with the decision."""
     existing = _existing_overrides(project)
     ours = [r for dep_list in project.dependency_lists() for r in dep_list.requirements]
-    found = []
     for name, marker in markers.items():
         wanted = [(r, origin) for r, origin in theirs if canonicalize_name(r.name) == name]
         if not wanted or name in existing:
@@ -318,5 +317,5 @@ def platform_overrides(
             f"{origins}: without the marker a macOS/Windows `uv sync` of the one universal uv.lock compiles it; "
             "an override keeps these versions on Linux and replaces every other requirement on it"
         )
-        found.append((AddOverride(entry, comment), reason))
-    return found
+        out.actions.append(AddOverride(entry, comment))
+        out.decide("platform marker", entry, reason)

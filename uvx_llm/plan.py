@@ -203,9 +203,7 @@ def _bound_plan(
     planned = bounds.plan_bounds(
         project=project, backend=backend, releases=releases, team=team, catalog=catalog
     )
-    for action, bound in bounds.actions(project, planned):
-        out.actions.append(action)
-        out.decide("bound", action.requirement, bound.reason)
+    bounds.write(project, planned, out)
     if backend is not None:
         warning = bounds.python_warning(project, bounds.torch_releases(backend, releases, team))
         if warning is not None:
@@ -306,9 +304,7 @@ def make(
     project = _checkout_plan(project=project, found=checkouts, wanted=wanted, request=request, out=out)
     theirs = frameworks.checkout_requirements(checkouts, wanted)
     markers = {b.name: b.platform_marker for b in catalog.builds if b.platform_marker}
-    for override, reason in frameworks.platform_overrides(project, theirs, markers):
-        out.actions.append(override)
-        out.decide("platform marker", override.requirement, reason)
+    frameworks.platform_overrides(project, theirs, markers, out)
     backend, routing_uv_min, scope = torch_plan(
         machine=machine, project=project, catalog=catalog, request=request, out=out, theirs=theirs
     )
