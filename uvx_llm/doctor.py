@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from uvx_llm import proc, torch_fit
+from uvx_llm import doctor_gpus, proc, torch_fit
 from uvx_llm.catalog import Catalog, Pair, parse_pair, runs_on, show_pair, show_sm
 from uvx_llm.doctor_packages import companion_findings, known_bad_findings, torch_requirement_findings
 from uvx_llm.findings import ERROR, OK, WARNING, Finding, ordered
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from uvx_llm.machine import Machine
     from uvx_llm.resources import Resources
+    from uvx_llm.rocm_build import HipToolkit
     from uvx_llm.toolkit import Toolkit
     from uvx_llm.uv import LockCheck, Uv
 
@@ -51,7 +52,11 @@ def _arch_pairs(arch_list: list[str]) -> list[Pair]:
     return [p for p in map(_arch_pair, arch_list) if p is not None]
 
 
-def machine_findings(machine: Machine, toolkit: Toolkit, host: Resources) -> list[Finding]:
+def machine_findings(
+    machine: Machine, toolkit: Toolkit, host: Resources, hip: HipToolkit | None = None
+) -> list[Finding]:
+    """The GPUs and their driver, the CPUs and memory, and the compilers extensions are built with:
+    nvcc where NVIDIA GPUs are or no GPU is, hipcc (``hip``) where AMD GPUs are."""
     found = []
     if machine.has_nvidia:
         cuda = show_pair(machine.cuda_max) if machine.cuda_max else "unknown"
@@ -75,6 +80,9 @@ def machine_findings(machine: Machine, toolkit: Toolkit, host: Resources) -> lis
             f"{host.cpu_reason}; {host.memory_reason}",
         )
     )
+    found += doctor_gpus.machine_findings(machine, hip)
+    if not machine.has_nvidia and not toolkit.nvcc and (machine.has_amd or machine.intel):
+        return found  # nvcc builds nothing for an AMD or Intel GPU
     found.append(
         Finding(
             "toolchain",
@@ -126,6 +134,13 @@ def _torch_findings(
     machine: Machine, toolkit: Toolkit, facts: dict[str, Any], catalog: Catalog
 ) -> list[Finding]:
     torch: dict[str, Any] = facts["torch"]
+    if torch.get("hip"):
+        return doctor_gpus.rocm_findings(machine, facts)
+    if doctor_gpus.is_xpu_build(torch):
+        return doctor_gpus.xpu_findings(machine, facts)
+    wrong = doctor_gpus.wrong_build(machine, torch)
+    if wrong is not None:
+        return [wrong]
     visible = facts.get("cuda_visible_devices")
     version = str(torch.get("version"))
     torch_cuda = _cuda_pair(torch.get("cuda"))
@@ -187,16 +202,7 @@ def _arch_findings(machine: Machine, torch: dict[str, Any]) -> tuple[bool, list[
     ]
 
 
-def _hides_every_gpu(visible: str | None) -> bool:
-    """CUDA_VISIBLE_DEVICES values with which the CUDA runtime sees no device at all.
-
-    The runtime reads the list up to its first invalid entry, so an invalid first entry
-    ("", "-1", a scheduler's "NoDevFiles") hides every GPU.
-    """
-    if visible is None:
-        return False
-    first = visible.split(",")[0].strip()
-    return not (first.isdigit() or first.startswith(("GPU-", "MIG-")))
+_hides_every_gpu = doctor_gpus.hides_every_gpu  # CUDA_VISIBLE_DEVICES, ROCm's and HIP's alike
 
 
 def _availability_finding(torch: dict[str, Any], visible: str | None) -> Finding:
@@ -542,7 +548,12 @@ def diagnose(
     timeout: float,
 ) -> Report:
     """Every finding about this machine and environment, with the facts behind them."""
-    findings = machine_findings(machine, toolkit, host)
+    hip = None
+    if machine.has_amd:
+        from uvx_llm.rocm_build import find_hip  # noqa: PLC0415 - only where AMD GPUs are
+
+        hip = find_hip(env)
+    findings = machine_findings(machine, toolkit, host, hip)
     toolchain, uv = toolchain_findings(toolkit, env)
     findings += toolchain
     interpreter = interpreter_of(project_root, python, env)

@@ -10,6 +10,7 @@ decisions that say which node limits what.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -17,17 +18,18 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.version import InvalidVersion, Version
 
+from uvx_llm import accelerators
+from uvx_llm.accelerators import AmdGpu
 from uvx_llm.actions import Decision
 from uvx_llm.catalog import Pair, parse_capability, parse_version_pair, show_pair, show_sm
 from uvx_llm.errors import LlmSyncError
-from uvx_llm.machine import Gpu, Machine
+from uvx_llm.machine import AMD, NVIDIA, Gpu, Machine, parse_gfx_list
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
 DOCUMENT_VERSION = 1  # the "version" of `detect --json` documents this reader understands
-NVIDIA = "nvidia"
 _COLLECT = (
     "collect one per node with `llm-sync detect --json > facts/$(hostname).json` (docs/usage.md#fleets)"
 )
@@ -40,7 +42,7 @@ class Node:
     name: str
     origin: str  # the file it was read from
     machine: Machine
-    vendor: str = NVIDIA
+    vendor: str = ""  # the GPU vendor it is planned for ("nvidia", "amd", "intel"); "" for none
 
 
 @dataclass(frozen=True)
@@ -182,12 +184,13 @@ def parse_document(data: object, *, origin: str, name: str) -> Node:
             raise _bad(origin, "driver_version", f"{driver!r} is not a driver version") from None
     cuda = _pair(_field(data, "cuda_max", (str, type(None)), origin), origin, "cuda_max", parse_version_pair)
     listed = _field(data, "gpus", (list,), origin)
-    vendor = str(data.get("vendor", NVIDIA)).lower()
-    gpus = [_gpu(entry, i, origin, vendor) for i, entry in enumerate(listed)]
+    amd_listed = _field(data, "amd_gpus", (list,), origin) if "amd_gpus" in data else []
+    vendor = _vendor(data, origin, has_nvidia=bool(listed or driver or cuda), has_amd=bool(amd_listed))
+    gpus = [_gpu(entry, i, origin, vendor or NVIDIA) for i, entry in enumerate(listed)]
     archs_known = data.get("archs_known", True)
     if not isinstance(archs_known, bool):
         raise _bad(origin, "archs_known", "is not true or false")
-    vendors = {vendor} | {gpu_vendor for _, gpu_vendor in gpus}
+    vendors = {vendor or NVIDIA} | {gpu_vendor for _, gpu_vendor in gpus} if gpus else {vendor}
     if len(vendors) > 1:
         raise _bad(origin, "vendor", f"names more than one GPU vendor ({', '.join(sorted(vendors))})")
     hostname = data.get("hostname")
@@ -200,21 +203,68 @@ def parse_document(data: object, *, origin: str, name: str) -> Node:
         gpus=tuple(gpu for gpu, _ in gpus),
         archs_known=archs_known,
     )
+    if vendor == AMD:  # a machine with NVIDIA GPUs too is planned for those, as on the machine itself
+        machine = _with_amd(machine, data, amd_listed, origin)
     return Node(
         name=hostname if isinstance(hostname, str) and hostname else name,
         origin=origin,
         machine=machine,
-        vendor=vendors.pop(),
+        vendor=vendor,
+    )
+
+
+def _vendor(data: dict[str, Any], origin: str, *, has_nvidia: bool, has_amd: bool) -> str:
+    """The document's `vendor` (null: no GPU planned for); a document from before llm-sync wrote
+    it names its vendor by its GPU lists."""
+    if "vendor" not in data:
+        return NVIDIA if has_nvidia else AMD if has_amd else ""
+    value = _field(data, "vendor", (str, type(None)), origin)
+    return str(value).lower() if value else ""
+
+
+def _with_amd(machine: Machine, data: dict[str, Any], listed: list[Any], origin: str) -> Machine:
+    """An AMD node: its GPUs with their gfx targets, and the ROCm release installed."""
+    rocm_text = _field(data, "rocm", (str, type(None)), origin) if "rocm" in data else None
+    rocm = accelerators.parse_rocm_version(rocm_text) if rocm_text else None
+    if rocm_text and rocm is None:
+        raise _bad(origin, "rocm", f"{rocm_text!r} is not a ROCm release")
+    gpus = []
+    for position, entry in enumerate(listed):
+        where = f"amd_gpus[{position}]."
+        if not isinstance(entry, dict):
+            raise _bad(origin, f"amd_gpus[{position}]", "is not an object")
+        gfx = _field(entry, "gfx", (str, type(None)), origin, where=where)
+        if gfx is not None:
+            try:
+                (gfx,) = parse_gfx_list(gfx)
+            except (LlmSyncError, ValueError):
+                raise _bad(origin, f"{where}gfx", f"{gfx!r} is not a gfx target") from None
+        memory = entry.get("memory_bytes")
+        gpus.append(
+            AmdGpu(
+                index=position,
+                name=_field(entry, "name", (str,), origin, where=where),
+                gfx=gfx,
+                memory_bytes=memory if isinstance(memory, int) and not isinstance(memory, bool) else None,
+            )
+        )
+    return dataclasses.replace(
+        machine,
+        amd=tuple(gpus),
+        rocm=rocm,
+        rocm_source=str(data.get("rocm_source") or "") if rocm else "",
+        archs_known=all(g.gfx for g in gpus) if gpus else machine.archs_known,
     )
 
 
 # --- combining: pure --------------------------------------------------------------------------------
 
 
-def _refuse_mixtures(nodes: Sequence[Node]) -> None:
+def _refuse_mixtures(nodes: Sequence[Node]) -> str:
+    """The fleet's one GPU vendor ("" when no node has a GPU), or why it cannot be planned."""
     by_vendor: dict[str, list[str]] = {}
     for node in nodes:
-        if node.machine.has_nvidia or node.vendor != NVIDIA:
+        if node.vendor:
             by_vendor.setdefault(node.vendor, []).append(node.name)
     if len(by_vendor) > 1:
         shown = "; ".join(f"{vendor}: {', '.join(names)}" for vendor, names in sorted(by_vendor.items()))
@@ -223,11 +273,13 @@ def _refuse_mixtures(nodes: Sequence[Node]) -> None:
             why="one environment holds one PyTorch build, and a CUDA build does not run on another vendor's GPUs",
             fix="plan each vendor's nodes as their own fleet (their own project or environment)",
         )
-    others = sorted(set(by_vendor) - {NVIDIA})
+    others = sorted(set(by_vendor) - {NVIDIA, AMD})
     if others:
         raise LlmSyncError(
-            f"--machines: llm-sync plans fleets of NVIDIA GPUs, not {', '.join(others)}",
-            fix="plan those nodes on the machine itself with `llm-sync plan`",
+            f"--machines: llm-sync plans fleets of NVIDIA or AMD GPUs, not {', '.join(others)} "
+            f"({_names(by_vendor[others[0]])})",
+            why="fleet documents of Intel GPUs are not read yet",
+            fix="plan those nodes on one of them with `llm-sync plan` (or `--backend xpu`), without --machines",
         )
     systems: dict[str, list[str]] = {}
     for node in nodes:
@@ -239,6 +291,7 @@ def _refuse_mixtures(nodes: Sequence[Node]) -> None:
             why="a fleet runs one environment; a teammate's laptop is planned by the lock's other platforms",
             fix="give only the cluster's nodes to --machines",
         )
+    return next(iter(by_vendor), "")
 
 
 def _names(names: Sequence[str], shown: int = 4) -> str:
@@ -258,7 +311,8 @@ def combine(nodes: Sequence[Node]) -> Fleet:
     """The fleet as one machine: union of GPUs and architectures, the lowest CUDA limit."""
     if not nodes:
         raise LlmSyncError("--machines named no machine documents", fix=_COLLECT)
-    _refuse_mixtures(nodes)
+    if _refuse_mixtures(nodes) == AMD:
+        return _combine_amd(nodes)
     gpu_nodes = [n for n in nodes if n.machine.has_nvidia]
     limit = _limit(gpu_nodes)
     warnings: list[str] = []
@@ -323,3 +377,79 @@ def _decisions(nodes: Sequence[Node], limit: Node | None, gpus: tuple[Gpu, ...])
         parts.append(f"no NVIDIA GPU on {_names(cpu_nodes)} (a CUDA build of torch runs there on the CPU)")
     choice = f"{len(nodes)} node(s), {len(gpus)} GPU model(s)"
     return (Decision("fleet", choice, "planned for every node together: " + "; ".join(parts)),)
+
+
+# --- an AMD fleet: the union of gfx targets, the oldest ROCm release -----------------------------
+
+
+def _rocm_limit(nodes: Sequence[Node]) -> Node | None:
+    """The node with the oldest ROCm release (rocm_fit plans for ROCm ≤ it)."""
+    known = [(accelerators.version_or_none(n.machine.rocm), n) for n in nodes]
+    limited = [(version, n) for version, n in known if version is not None]
+    return min(limited, key=lambda pair: pair[0])[1] if limited else None
+
+
+def _combine_amd(nodes: Sequence[Node]) -> Fleet:
+    gpu_nodes = [n for n in nodes if n.machine.has_amd]
+    limit = _rocm_limit(gpu_nodes)
+    warnings: list[str] = []
+    unlimited = [n.name for n in gpu_nodes if n.machine.rocm is None]
+    if unlimited:
+        warnings.append(
+            f"the ROCm release is unknown on {_names(unlimited)}: the plan does not check that those nodes "
+            "run the chosen build; collect their documents where /opt/rocm/.info/version is readable"
+        )
+    unknown_archs = [n.name for n in gpu_nodes if not n.machine.archs_known]
+    if unknown_archs:
+        warnings.append(
+            f"the gfx targets of {_names(unknown_archs)} are unknown: builds may not cover them; "
+            "collect their documents where the KFD topology or amdsmi is readable"
+        )
+    where: dict[tuple[str, str | None], list[str]] = {}
+    for node in gpu_nodes:
+        for gpu in node.machine.amd:
+            holders = where.setdefault((gpu.name, gpu.gfx), [])
+            if node.name not in holders:
+                holders.append(node.name)
+    gpus = tuple(
+        AmdGpu(index=i, name=f"{name} on {_names(holders)}", gfx=gfx)
+        for i, ((name, gfx), holders) in enumerate(sorted(where.items(), key=lambda kv: kv[0][1] or ""))
+    )
+    machine = Machine(
+        system=nodes[0].machine.system,
+        source=f"--machines ({len(nodes)} documents)",
+        archs_known=all(n.machine.archs_known for n in gpu_nodes),
+        amd=gpus,
+        rocm=limit.machine.rocm if limit else None,
+        rocm_source=f"node {limit.name}" if limit else "",
+        nodes=tuple(n.name for n in nodes),
+        limited_by=limit.name if limit else "",
+    )
+    return Fleet(machine, tuple(nodes), (_amd_decision(nodes, limit, len(gpus)),), tuple(warnings))
+
+
+def _amd_decision(nodes: Sequence[Node], limit: Node | None, models: int) -> Decision:
+    gpu_nodes = [n for n in nodes if n.machine.has_amd]
+    by_gfx: dict[str, list[str]] = {}
+    for node in gpu_nodes:
+        for gfx in node.machine.gfx_targets:
+            by_gfx.setdefault(gfx, []).append(node.name)
+    parts = []
+    if limit is not None:
+        newer = [n.name for n in gpu_nodes if n is not limit and n.machine.rocm != limit.machine.rocm]
+        parts.append(
+            f"ROCm limit from {limit.name} (ROCm {limit.machine.rocm})"
+            + (f"; {_names(newer)} run newer" if newer else "")
+        )
+    if by_gfx:
+        parts.append(
+            "gfx targets " + ", ".join(f"{gfx} ({_names(names)})" for gfx, names in sorted(by_gfx.items()))
+        )
+    cpu_nodes = [n.name for n in nodes if not n.machine.has_amd]
+    if cpu_nodes:
+        parts.append(f"no AMD GPU on {_names(cpu_nodes)} (a ROCm build of torch runs there on the CPU)")
+    return Decision(
+        "fleet",
+        f"{len(nodes)} node(s), {models} AMD GPU model(s)",
+        "planned for every node together: " + "; ".join(parts),
+    )

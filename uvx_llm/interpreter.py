@@ -1,5 +1,6 @@
 """Asking the project's interpreter about itself: a small script run in a subprocess
-(standard library and torch only, one JSON line out; of installed packages it imports only
+(standard library and torch only, one JSON line out; it reads CUDA's, ROCm's and Intel's
+device-hiding variables and torch's CUDA, HIP and xpu facts; of installed packages it imports only
 flash_attn and vllm._C, to see that their compiled parts load), and where that interpreter is.
 
 The environment is never imported into llm-sync's own process: a broken torch, a
@@ -41,6 +42,10 @@ out = {
     "python": sys.version.split()[0],
     "packages": {},
     "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    # ROCm: HIP and the ROCr runtime each hide GPUs by these; Intel's Level Zero by the last.
+    "hip_visible_devices": os.environ.get("HIP_VISIBLE_DEVICES"),
+    "rocr_visible_devices": os.environ.get("ROCR_VISIBLE_DEVICES"),
+    "ze_affinity_mask": os.environ.get("ZE_AFFINITY_MASK"),
 }
 for name in %(packages)r:
     try:
@@ -74,7 +79,8 @@ out["markers"] = {
 def arch_list(torch):
     # torch.cuda.get_arch_list() answers [] whenever CUDA is unavailable (for instance
     # CUDA_VISIBLE_DEVICES=""); the flags compiled into the build answer regardless.
-    if not torch.version.cuda:
+    # A ROCm build answers through the same calls, with gfx names (its PYTORCH_ROCM_ARCH).
+    if not (torch.version.cuda or getattr(torch.version, "hip", None)):
         return []
     flags = getattr(torch._C, "_cuda_getArchFlags", None)
     built = flags() if flags else None
@@ -85,16 +91,31 @@ def nccl_version(torch):
     except Exception:
         return None
     return ".".join(map(str, found)) if isinstance(found, tuple) else str(found)
+def xpu_facts(torch):
+    # torch.xpu exists from torch 2.4 on, in every build; is_available() is True only in an
+    # xpu build that finds an Intel GPU through Level Zero.
+    xpu = getattr(torch, "xpu", None)
+    if xpu is None or not hasattr(xpu, "is_available"):
+        return {}
+    try:
+        available = bool(xpu.is_available())
+        return {"xpu_available": available, "xpu_device_count": xpu.device_count() if available else 0}
+    except Exception as error:
+        return {"xpu_available": False, "xpu_error": f"{type(error).__name__}: {error}"}
 try:
     import torch
+    hip = getattr(torch.version, "hip", None)
     out["torch"] = {
         "version": torch.__version__,
         "cuda": torch.version.cuda,
+        "hip": hip,
+        "xpu": getattr(torch.version, "xpu", None),
         "cuda_available": bool(torch.cuda.is_available()),
-        "device_count": torch.cuda.device_count() if torch.version.cuda else 0,
+        "device_count": torch.cuda.device_count() if torch.version.cuda or hip else 0,
         "arch_list": arch_list(torch),
         "cxx11_abi": bool(torch._C._GLIBCXX_USE_CXX11_ABI),
         "nccl": nccl_version(torch) if torch.version.cuda else None,
+        **xpu_facts(torch),
     }
 except Exception as error:
     out["torch_error"] = f"{type(error).__name__}: {error}"

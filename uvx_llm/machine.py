@@ -39,6 +39,8 @@ _SMI_FIELDS = "index,name,driver_version,compute_cap,memory.total"
 _SMI_LINE_LIMIT = 4096  # a real row is ~80 characters
 _SMI_NUMBER = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,6})?")
 _SMI_INDEX = re.compile(r"[0-9]{1,4}")
+# The `vendor` of `detect --json` (the machine's, and each GPU's): what fleet.py reads.
+NVIDIA, AMD, INTEL = "nvidia", "amd", "intel"
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,16 @@ class Machine:
         return bool(self.amd or self.rocm)
 
     @property
+    def vendor(self) -> str | None:
+        """The GPU vendor llm-sync plans this machine for: NVIDIA before AMD (a machine with both is
+        planned for its NVIDIA GPUs), then a discrete Intel GPU; None plans CPU wheels."""
+        if self.has_nvidia:
+            return NVIDIA
+        if self.has_amd:
+            return AMD
+        return INTEL if any(not g.integrated for g in self.intel) else None
+
+    @property
     def gfx_targets(self) -> tuple[str, ...]:
         return tuple(sorted({g.gfx for g in self.amd if g.gfx}))
 
@@ -138,12 +150,14 @@ class Machine:
     def to_json(self) -> dict[str, Any]:
         return {
             "system": self.system,
+            "vendor": self.vendor,
             "source": self.source,
             "driver_version": self.driver_version,
             "cuda_max": show_pair(self.cuda_max) if self.cuda_max else None,
             "cuda_source": self.cuda_source or None,
             "gpus": [
                 {
+                    "vendor": NVIDIA,
                     "index": g.index,
                     "name": g.name,
                     "compute_capability": show_pair(g.capability) if g.capability else None,
@@ -157,11 +171,23 @@ class Machine:
             "rocm": self.rocm,
             "rocm_source": self.rocm_source or None,
             "amd_gpus": [
-                {"index": g.index, "name": g.name, "gfx": g.gfx, "memory_bytes": g.memory_bytes}
+                {
+                    "vendor": AMD,
+                    "index": g.index,
+                    "name": g.name,
+                    "gfx": g.gfx,
+                    "memory_bytes": g.memory_bytes,
+                }
                 for g in self.amd
             ],
             "intel_gpus": [
-                {"index": g.index, "name": g.name, "driver": g.driver, "integrated": g.integrated}
+                {
+                    "vendor": INTEL,
+                    "index": g.index,
+                    "name": g.name,
+                    "driver": g.driver,
+                    "integrated": g.integrated,
+                }
                 for g in self.intel
             ],
             "notes": list(self.notes),

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name
 
-from uvx_llm import config, prebuilt_plan, rocm_fit
+from uvx_llm import config, nightly_triton, prebuilt_plan, rocm_fit
 from uvx_llm.actions import (
     AddRequirement,
     Builder,
@@ -511,7 +511,10 @@ def torch_plan(
     # Also every family package the file already routes, so torch, torchvision
     # and torchaudio never end up on different variants.
     routed = [p for p in catalog.family if p in routing.sources]
-    packages = list(dict.fromkeys(["torch", *family, *routed]))
+    triton = nightly_triton.companion(
+        backend=backend, channel=channel, lists=lists, catalog=catalog, project=project, out=out
+    )
+    packages = list(dict.fromkeys(["torch", *family, *routed, *([triton] if triton else [])]))
     _route(
         backend=backend,
         recorded=recorded,
