@@ -46,6 +46,19 @@ def outcome(result: dict[str, Any]) -> str:
     return "matches" if result.get("matches") else f"**disagrees ({len(result.get('disagreements', []))})**"
 
 
+def declined_section(rows: list[dict[str, Any]]) -> list[str]:
+    """Checkouts llm-sync declined with a warning: the plan never claimed them."""
+    declined = [r for r in rows if r.get("declined_checkouts")]
+    if not declined:
+        return []
+    lines = ["", "## Checkouts llm-sync declined (with a warning), so not expected in the lock", ""]
+    for r in declined:
+        folders = ", ".join(f"`{c}/`" for c in r["declined_checkouts"])
+        lines.append(f"- `{r['case']}` @ {r['machine']}: {folders}")
+        lines += [f"  - llm-sync warned: {w}" for w in r.get("plan_warnings", []) if "not added" in w]
+    return lines
+
+
 def write(
     out: Path,
     meta: dict[str, Any],
@@ -148,6 +161,7 @@ def write(
             lines.append(f"- `{r['case']}` @ {r['machine']} (backend {r.get('backend')}):")
             lines += [f"  - {d}" for d in r.get("disagreements", [])]
             lines += [f"  - (llm-sync warned: {w})" for w in r.get("plan_warnings", [])]
+    lines += declined_section(rows)
     lines += ["", "## Did not lock", ""]
     for r in rows:
         if r["status"] != "locked":
