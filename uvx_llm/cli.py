@@ -158,13 +158,53 @@ def cli() -> None:
 @click.option(
     "--no-retry", is_flag=True, help="Do not retry a build the OOM killer stopped with half the jobs."
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="auto",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Plan for every alive node of a running Ray cluster, lock here, then `uv sync --locked` on each "
+    "node (docs/cluster.md).",
+)
+@click.option(
+    "--python",
+    "python",
+    type=click.Path(path_type=Path),
+    help="With --ray: the interpreter that drives Ray (default: the project's environment, else llm-sync's own).",
+)
+@click.option(
+    "--node-timeout",
+    type=float,
+    default=7200.0,
+    show_default=True,
+    help="With --ray: seconds each wave of nodes gets to sync (a build included).",
+)
 @click.argument("uv_args", nargs=-1, type=click.UNPROCESSED)
-def sync(no_sync: bool, no_build_check: bool, no_retry: bool, uv_args: tuple[str, ...], **kwargs: Any) -> int:
+def sync(
+    *,
+    no_sync: bool,
+    no_build_check: bool,
+    no_retry: bool,
+    ray_address: str | None,
+    python: Path | None,
+    node_timeout: float,
+    uv_args: tuple[str, ...],
+    **kwargs: Any,
+) -> int:
     """Detect, plan, update pyproject.toml, run `uv sync` (the default command)."""
     from uvx_llm import syncing  # noqa: PLC0415 - uv and progress load only where they are used
+    from uvx_llm.cluster_sync import Target  # noqa: PLC0415 - same
 
+    cluster = Target(ray_address, python, node_timeout) if ray_address is not None else None
     return syncing.sync(
-        _options(kwargs), uv_args=uv_args, no_sync=no_sync, no_build_check=no_build_check, no_retry=no_retry
+        _options(kwargs),
+        uv_args=uv_args,
+        no_sync=no_sync,
+        no_build_check=no_build_check,
+        no_retry=no_retry,
+        cluster=cluster,
     )
 
 
@@ -313,6 +353,17 @@ def _value_options() -> set[str]:
     }
 
 
+def _optional_values() -> set[str]:
+    """The options whose value may be left out (`--ray [ADDRESS]`): an option after one is not its value."""
+    return {
+        name
+        for command in cli.commands.values()
+        for param in command.params
+        if isinstance(param, click.Option) and getattr(param, "_flag_needs_value", False)
+        for name in param.opts
+    }
+
+
 def _no_such_command(word: str) -> click.UsageError:
     import difflib  # noqa: PLC0415 - only for this message
 
@@ -336,7 +387,9 @@ def with_default_command(argv: list[str]) -> list[str]:
     for position, word in enumerate(argv):
         if word == "--":
             break
-        takes_value = previous in _value_options()
+        takes_value = previous in _value_options() and not (
+            word.startswith("-") and previous in _optional_values()
+        )
         previous = "" if takes_value else word
         if takes_value or word.startswith("-"):
             continue

@@ -360,7 +360,7 @@ def differences(nodes: Sequence[NodeAnswer]) -> list[Finding]:
     return found
 
 
-def _ray_versions(driver: object, nodes: Sequence[NodeAnswer]) -> list[Finding]:
+def ray_versions(driver: object, nodes: Sequence[NodeAnswer]) -> list[Finding]:
     """The ray that drove the doctor (the project's environment here) against the nodes' ray."""
     other = sorted({n.name for n in nodes if n.facts.get("packages", {}).get("ray", driver) != driver})
     if not driver or not other:
@@ -386,7 +386,7 @@ def report(document: dict[str, Any], catalog: Catalog, *, address: str, timeout:
     for node in nodes:
         found += node_findings(node, catalog, timeout=timeout)
     found += differences(nodes)
-    found += _ray_versions(document.get("ray"), nodes)
+    found += ray_versions(document.get("ray"), nodes)
     facts = {
         "ray": {"address": address, "version": document.get("ray")},
         "nodes": [

@@ -54,6 +54,7 @@ class Options:
     verbose: int = 0
     quiet: int = 0
     color: str = "auto"  # --color: auto, always or never
+    fleet: fleet_module.Fleet | None = None  # sync --ray: the cluster's nodes, when --machines is not set
 
 
 @dataclass(frozen=True)
@@ -248,7 +249,7 @@ def fleet(options: Options, project: project_module.Project) -> fleet_module.Fle
     resolved = settings(options, project.config)
     chosen = resolved["machines"]
     if not chosen.value:
-        return None
+        return options.fleet
     targets = [s for s in (resolved["cuda"], resolved["arch"]) if s.value]
     if targets:
         raise LlmSyncError(

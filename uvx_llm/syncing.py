@@ -20,7 +20,7 @@ from uvx_llm import files, log, paths, pipeline, render
 from uvx_llm.errors import ExitCode, LlmSyncError
 
 if TYPE_CHECKING:
-    from uvx_llm import lockfile, progress
+    from uvx_llm import cluster_sync, lockfile, progress
     from uvx_llm import uv as uv_module
     from uvx_llm import wheelhouse as wheelhouse_module
     from uvx_llm.actions import Plan
@@ -36,15 +36,22 @@ def sync(
     no_sync: bool = False,
     no_build_check: bool = False,
     no_retry: bool = False,
+    cluster: cluster_sync.Target | None = None,
 ) -> int:
-    """Detect, plan, update pyproject.toml, run `uv sync`; uv's exit code."""
+    """Detect, plan, update pyproject.toml, run `uv sync`; uv's exit code. With ``cluster``
+    (`--ray`): planned for the cluster's nodes, locked here, synced on every node (cluster_sync)."""
     from uvx_llm import patch as patch_module  # noqa: PLC0415 - loads only for sync and plan
     from uvx_llm import uv as uv_module  # noqa: PLC0415 - same
 
+    surveyed = survey(cluster, options)
+    options = surveyed.options if surveyed is not None else options
     run = pipeline.make_plan(options, detect=True, offline=pipeline.offline(uv_args))
     made, project = run.plan, run.project
     uv_args = member_arguments(project, uv_args)
-    refused = refusal(made, project, no_sync=no_sync, no_build_check=no_build_check)
+    # with --ray the nodes build, not this machine: its toolkit says nothing about theirs
+    refused = refusal(made, project, no_sync=no_sync, no_build_check=no_build_check or surveyed is not None)
+    if surveyed is not None and not no_sync:
+        surveyed.require_wheelhouse(run)
     # each decision: shown with -v, in JSON logs always; a refused build's reason only once, in the error
     pipeline.report(made, except_warnings=made.build_blockers if refused else ())
     if refused is not None:
@@ -70,7 +77,18 @@ def sync(
             return uv_failed("uv lock", code)
         if "--locked" not in uv_args:
             uv_args = ("--locked", *uv_args)  # installs exactly what was just verified
+    if surveyed is not None:
+        return surveyed.finish(run, uv_args)
     return install(run, uv, uv_args, env, no_retry=no_retry)
+
+
+def survey(cluster: cluster_sync.Target | None, options: pipeline.Options) -> cluster_sync.Surveyed | None:
+    """`--ray`: the cluster's nodes, and the options that plan for them (cluster_sync.py)."""
+    if cluster is None:
+        return None
+    from uvx_llm import cluster_sync  # noqa: PLC0415 - only with --ray
+
+    return cluster_sync.prepare(options, cluster)
 
 
 def install(

@@ -18,20 +18,21 @@ entry's revision carries the sdist's hashes, and the built wheel sits under a ha
 build settings (extra-build-variables, extra-build-dependencies, config-settings), so an
 entry built for other GPUs or another torch is never used, only ignored (uv builds).
 
-Pure key and path logic first; the copying at the end is called from syncing.py only.
+Pure key and path logic here; the copying is wheelcopy.py's (standard library only: `sync --ray`
+runs the same text on each node).
 """
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
+from uvx_llm import wheelcopy
 from uvx_llm.catalog import show_sm
+from uvx_llm.wheelcopy import python_of_venv, restore
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -39,8 +40,7 @@ if TYPE_CHECKING:
     from uvx_llm.catalog import Pair
 
 SETTING = "wheelhouse"
-# uv's cache bucket for source distributions from an index: sdists-v<N>/index/<index hash>/<name>/<version>.
-_INDEX_ENTRIES = "sdists-v*/index/*"
+__all__ = ["SETTING", "Key", "export", "keys", "matching", "python_of_venv", "restore", "uv_cache"]
 
 
 @dataclass(frozen=True)
@@ -67,89 +67,16 @@ class Key:
         return self.folder.as_posix()
 
 
-def python_of_venv(venv: Path) -> str | None:
-    """ "3.11" from a virtual environment's pyvenv.cfg; None without one."""
-    try:
-        lines = (venv / "pyvenv.cfg").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        name, _, value = line.partition("=")
-        if name.strip() in {"version_info", "version"}:
-            parts = value.strip().split(".")
-            if len(parts) >= 2:  # noqa: PLR2004 - major and minor
-                return f"{parts[0]}.{parts[1]}"
-    return None
-
-
-def cache_entries(cache: Path, package: str, version: str) -> list[Path]:
-    """uv's cache folders for ``package`` ``version`` built from an index sdist."""
-    name = canonicalize_name(package)
-    return sorted(p for p in cache.glob(f"{_INDEX_ENTRIES}/{name}/{version}") if p.is_dir())
-
-
-def _has_wheel(folder: Path) -> bool:
-    return any(folder.rglob("*.whl"))
-
-
-def _skip(_folder: str, names: list[str]) -> set[str]:
-    """Leave out uv's lock files and the unpacked sdist (uv needs neither to install a built wheel)."""
-    return {n for n in names if n.endswith(".lock") or n == "src"}
-
-
 def export(*, cache: Path, house: Path, key: Key) -> Path | None:
-    """Copy uv's cache entry for ``key``'s build into the wheelhouse; the folder written, or None
-    when there is nothing built to share or the wheelhouse already has it (the first machine wins).
-
-    Written under a temporary name and renamed, so a teammate never sees half an entry."""
-    target = house / key.folder
-    if target.exists():
-        return None
-    entries = [e for e in cache_entries(cache, key.package, key.version) if _has_wheel(e)]
-    if not entries:
-        return None
-    staging = house / f".incoming-{uuid.uuid4().hex}"
-    for entry in entries:
-        shutil.copytree(entry, staging / entry.relative_to(cache), ignore=_skip)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        staging.rename(target)
-    except OSError:  # another machine finished first
-        shutil.rmtree(staging, ignore_errors=True)
-        return None
-    return target
+    """Copy uv's cache entry for ``key``'s build into the wheelhouse (wheelcopy.export)."""
+    return wheelcopy.export(
+        cache=cache, target=house / key.folder, name=canonicalize_name(key.package), version=key.version
+    )
 
 
 def matching(house: Path, keys: Iterable[Key]) -> list[Path]:
     """The wheelhouse folders for ``keys``, every Python: uv picks the wheel whose tags fit."""
-    found: list[Path] = []
-    for key in keys:
-        folder = house / key.build
-        if folder.is_dir():
-            found.extend(sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("py")))
-    return found
-
-
-def restore(*, house_entry: Path, cache: Path) -> int:
-    """Copy one wheelhouse entry into uv's cache, never replacing a file there; the wheels added.
-
-    A version folder the cache already has keeps its own revision: the entry's built-wheel
-    folders are added to each of its revisions (a revision is one download of the same sdist;
-    uv checks its hashes against uv.lock)."""
-    added = 0
-    for version_folder in (p for p in house_entry.glob(f"{_INDEX_ENTRIES}/*/*") if p.is_dir()):
-        destination = cache / version_folder.relative_to(house_entry)
-        if not destination.exists():
-            shutil.copytree(version_folder, destination)
-            added += sum(1 for _ in destination.rglob("*.whl"))
-            continue
-        built = [b for rev in version_folder.iterdir() if rev.is_dir() for b in rev.iterdir() if b.is_dir()]
-        for revision in (r for r in destination.iterdir() if r.is_dir()):
-            for folder in built:
-                if not (revision / folder.name).exists():
-                    shutil.copytree(folder, revision / folder.name)
-                    added += sum(1 for _ in folder.rglob("*.whl"))
-    return added
+    return [entry for key in keys for entry in wheelcopy.entries_of(house / key.build)]
 
 
 # --- the edges, called from syncing.py ----------------------------------------------------------

@@ -4,7 +4,9 @@ simulated nodes read from the JSON file that RAY_STANDIN_NODES names.
 Each node is {"NodeID", "NodeManagerHostname", "NodeManagerAddress", "Alive", "env", "hang"}.
 A task pinned to a node (NodeAffinitySchedulingStrategy, soft=False, as the driver must ask)
 runs in this process with that node's environment variables ("env": PATH with its own
-nvidia-smi, UV_PROJECT_ENVIRONMENT with its own interpreter); a "hang" node never answers.
+nvidia-smi and uv, UV_PROJECT_ENVIRONMENT with its own interpreter, UV_CACHE_DIR with its own
+uv cache: `sync --ray`'s task runs the real uv there, so each node is a machine of its own);
+a "hang" node never answers (true: no task; a list: the tasks of those functions, by name).
 Every call is appended to the file RAY_STANDIN_LOG names, for the tests to read.
 """
 
@@ -55,7 +57,8 @@ class _Bound:
             raise AssertionError("the stand-in cluster wants every task pinned (soft=False)")
         node = next(n for n in _STATE["nodes"] if n["NodeID"] == strategy.node_id)
         _log("task", node=strategy.node_id, options=sorted(self.options))
-        if node.get("hang"):
+        hang = node.get("hang")
+        if hang is True or (isinstance(hang, list) and self.function.__name__ in hang):
             return ObjectRef(strategy.node_id, done=False)
         saved = dict(os.environ)
         os.environ.update(node.get("env", {}))

@@ -1,0 +1,579 @@
+"""`llm-sync sync --ray`: every alive node of a Ray cluster made to match the lock.
+
+The same approach as `doctor --ray` (cluster.py): Ray is driven by a script of ours run in
+an interpreter that has the cluster's ray, never imported here. Three steps:
+
+1. *survey*: cluster.py's driver asks every node for its nvidia-smi; the plan is made for
+   those nodes together (fleet.combine: the union of GPU architectures, the lowest driver),
+   unless `--machines` names the documents to plan for;
+2. here, once: pyproject.toml written, `uv lock`, the lock checked against the plan
+   (syncing.sync);
+3. ``DRIVER``: one task per node, pinned (NodeAffinitySchedulingStrategy, soft=False), runs
+   `uv sync --locked --project <the same path>` with that node's uv (`uv` on its PATH, else
+   `python -m uv` of the interpreter Ray runs the task with). When the plan builds a
+   package, one node goes first and shares its build through the `wheelhouse` folder
+   (wheelcopy.py, whose text the task runs); the others then install without compiling.
+   The build does not depend on the node's own GPUs: uv reads the architectures from
+   pyproject.toml's [tool.uv.extra-build-variables], the plan's union, so one build serves
+   every node.
+
+The driver writes one JSON event a line on stderr (node started, finished, failed), shown as
+they come; Ctrl-C stops the driver, which cancels every node's task, and the task stops its
+uv's process group. Everything between the edges is pure: ``waves``, ``fleet_nodes``,
+``outcome``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from uvx_llm import log, proc
+from uvx_llm.errors import ExitCode, LlmSyncError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from uvx_llm import fleet, pipeline
+    from uvx_llm.catalog import Catalog
+    from uvx_llm.cluster import NodeAnswer
+    from uvx_llm.wheelhouse import Key
+
+logger = log.get_logger("llm-sync")
+
+EVENT = "llm-sync-event "  # the driver's lines that are ours (Ray prints its own on stderr too)
+TAIL_LINES = 30
+INSTALL_HINT = (
+    "run llm-sync with ray beside it: `uvx --from 'llm-sync[ray]' llm-sync sync --ray` (the extra "
+    "installs ray; pin the cluster's version: `--with ray==X.Y.Z`), or give --python an interpreter "
+    "that has the cluster's ray (the project's own .venv/bin/python once it has ray)"
+)
+
+# Runs in the chosen interpreter on this machine: standard library and ray only.
+DRIVER = r"""
+import json, signal, sys, time
+args = json.loads(sys.argv[1])
+
+def say(event, **fields):
+    print("llm-sync-event " + json.dumps({"event": event, **fields}), file=sys.stderr, flush=True)
+
+def on_term(signum, frame):
+    raise KeyboardInterrupt
+signal.signal(signal.SIGTERM, on_term)
+
+try:
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+except ImportError as error:
+    say("error", kind="no-ray", detail=str(error))
+    sys.exit(0)
+
+def sync_node(project_root, uv_args, keys, house, wheelcopy, run_id):
+    import importlib.util, os, shutil, signal, subprocess, sys, time
+    from pathlib import Path
+    from collections import deque
+    found = shutil.which("uv")
+    if found:
+        uv = [found]
+    elif importlib.util.find_spec("uv") is not None:
+        uv = [sys.executable, "-m", "uv"]
+    else:
+        return {"error": "no-uv", "detail": f"no uv on PATH and no uv module in {sys.executable}"}
+    cache_root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    log_path = os.path.join(cache_root, "llm-sync", "logs", "ray", f"{run_id}.log")
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    out = {"uv": " ".join(uv), "log": log_path, "restored": 0, "shared": []}
+    tools = {"__name__": "llm_sync_wheelcopy"}
+    exec(wheelcopy, tools)
+    cache = None
+    if keys:
+        asked = subprocess.run([*uv, "cache", "dir"], capture_output=True, text=True, timeout=60)
+        cache = Path(asked.stdout.strip()) if asked.returncode == 0 and asked.stdout.strip() else None
+    if cache is not None:
+        for key in keys:
+            for entry in tools["entries_of"](Path(house) / key["build"]):
+                out["restored"] += tools["restore"](house_entry=entry, cache=cache)
+    started = time.monotonic()
+    with open(log_path, "w", encoding="utf-8") as log:
+        child = subprocess.Popen(
+            [*uv, "sync", "--project", project_root, *uv_args],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            out["rc"] = child.wait()
+        except BaseException:  # cancelled (Ctrl-C on the driver) or the worker stopping: uv goes too
+            for signum, grace in ((signal.SIGINT, 5), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+                try:
+                    os.killpg(child.pid, signum)
+                except ProcessLookupError:
+                    break
+                try:
+                    child.wait(timeout=grace)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+            raise
+    out["seconds"] = round(time.monotonic() - started, 1)
+    with open(log_path, encoding="utf-8", errors="replace") as log:
+        out["tail"] = list(deque((line.rstrip("\n") for line in log), maxlen=30))
+    if out["rc"] == 0 and cache is not None:
+        chosen = os.environ.get("UV_PROJECT_ENVIRONMENT")
+        venv = Path(project_root) / chosen if chosen else Path(project_root) / ".venv"
+        python = tools["python_of_venv"](venv)
+        for key in keys if python else ():
+            target = Path(house) / key["build"] / f"py{python}"
+            try:
+                if tools["export"](cache=cache, target=target, name=key["name"], version=key["version"]):
+                    out["shared"].append(str(target))
+            except OSError as error:
+                out.setdefault("warnings", []).append(f"could not share {target}: {error}")
+    return out
+
+try:
+    ray.init(address=args["address"], logging_level="ERROR", log_to_driver=False)
+except Exception as error:
+    say("error", kind="connect", detail=f"{type(error).__name__}: {error}")
+    sys.exit(0)
+say("ray", version=ray.__version__)
+asked = {}
+try:
+    alive = {node["NodeID"] for node in ray.nodes() if node.get("Alive")}
+    task = ray.remote(sync_node)
+    for wave in args["waves"]:
+        for node in wave:
+            if node["node_id"] not in alive:
+                say("node", name=node["name"], status="gone")
+                continue
+            strategy = NodeAffinitySchedulingStrategy(node_id=node["node_id"], soft=False)
+            say("node", name=node["name"], status="started")
+            ref = task.options(num_cpus=0, scheduling_strategy=strategy).remote(
+                args["project_root"], args["uv_args"], args["keys"], args["house"], args["wheelcopy"],
+                args["run_id"],
+            )
+            asked[ref] = node["name"]
+        deadline = time.monotonic() + args["timeout"]
+        failed = False
+        while asked:
+            left = deadline - time.monotonic()
+            ready, _ = ray.wait(list(asked), num_returns=1, timeout=max(left, 0)) if left > 0 else ([], None)
+            if not ready:
+                for ref, name in asked.items():
+                    try:
+                        ray.cancel(ref, force=True)
+                    except Exception:
+                        pass
+                    say("node", name=name, status="timed-out")
+                asked.clear()
+                failed = True
+                break
+            for ref in ready:
+                name = asked.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except Exception as error:
+                    say("node", name=name, status="task-failed", detail=f"{type(error).__name__}: {error}"[:2000])
+                    failed = True
+                    continue
+                ok = result.get("rc") == 0 and "error" not in result
+                failed = failed or not ok
+                say("node", name=name, status="done" if ok else "failed", **result)
+        if failed:
+            break
+    say("end")
+except KeyboardInterrupt:
+    for ref, name in asked.items():
+        try:
+            ray.cancel(ref)  # KeyboardInterrupt in the task: it stops its uv's process group
+        except Exception:
+            pass
+        say("node", name=name, status="cancelled")
+    raise
+finally:
+    ray.shutdown()
+"""
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    """What one node's sync came to."""
+
+    name: str
+    status: str  # done, failed, timed-out, task-failed, gone, cancelled, not-started
+    detail: str = ""
+    log: str = ""
+    tail: tuple[str, ...] = ()
+    seconds: float | None = None
+    restored: int = 0
+    shared: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "done"
+
+
+# --- pure ---------------------------------------------------------------------------------------
+
+
+def fleet_nodes(nodes: Sequence[NodeAnswer]) -> tuple[fleet.Node, ...]:
+    """The surveyed nodes as a fleet to plan for (fleet.combine), named by their hostnames."""
+    from uvx_llm import fleet  # noqa: PLC0415 - only sync --ray plans for Ray's nodes
+
+    return tuple(
+        fleet.Node(name=n.name, origin=f"Ray node {n.name}", machine=n.machine)
+        for n in nodes
+        if n.machine is not None
+    )
+
+
+def silent(nodes: Sequence[NodeAnswer]) -> LlmSyncError | None:
+    """The error for nodes that did not answer the survey (then nothing is written or run)."""
+    missing = [n for n in nodes if n.problem is not None]
+    if not missing:
+        return None
+    shown = "; ".join(f"{n.name} {n.problem}" for n in missing)
+    return LlmSyncError(
+        f"{len(missing)} of {len(nodes)} Ray nodes did not answer: {shown}",
+        why="sync --ray plans for every alive node and syncs each; nothing was changed",
+        fix="check the node (`ray status`, its raylet log), or remove it from the cluster, and run again",
+        exit_code=ExitCode.DIFFERENCES,
+    )
+
+
+def waves(nodes: Sequence[NodeAnswer], *, builds: bool) -> list[list[dict[str, str]]]:
+    """The order of the node syncs: when the plan builds a package, the first node alone (it
+    compiles and shares the build), then every other node at once; otherwise all at once."""
+    ordered = [{"node_id": n.node_id, "name": n.name} for n in sorted(nodes, key=lambda n: n.name)]
+    if not builds or len(ordered) < 2:  # noqa: PLR2004 - one node needs no second wave
+        return [ordered]
+    return [ordered[:1], ordered[1:]]
+
+
+def key_arguments(keys: Sequence[Key]) -> list[dict[str, str]]:
+    """The wheelhouse keys as the node task reads them: the folder per Python, name, version."""
+    from packaging.utils import canonicalize_name  # noqa: PLC0415 - see fleet_nodes
+
+    return [
+        {"build": key.build.as_posix(), "name": str(canonicalize_name(key.package)), "version": key.version}
+        for key in keys
+    ]
+
+
+def result_of(event: dict[str, Any]) -> NodeResult:
+    """A driver's node event as a result."""
+    tail = event.get("tail")
+    detail = str(event.get("detail") or "")
+    if event.get("error") == "no-uv":
+        return NodeResult(str(event["name"]), "no-uv", detail, log=str(event.get("log", "")))
+    return NodeResult(
+        name=str(event["name"]),
+        status=str(event.get("status")),
+        detail=detail or (f"uv's exit code {event['rc']}" if event.get("rc") not in {None, 0} else ""),
+        log=str(event.get("log") or ""),
+        tail=tuple(str(line) for line in tail) if isinstance(tail, list) else (),
+        seconds=event.get("seconds") if isinstance(event.get("seconds"), float | int) else None,
+        restored=int(event.get("restored") or 0),
+        shared=tuple(str(s) for s in event.get("shared") or ()),
+    )
+
+
+def line_of(result: NodeResult) -> str:
+    """The progress line of a node's end."""
+    if result.ok:
+        took = f" in {result.seconds:g} s" if result.seconds is not None else ""
+        extra = " (its build shared in the wheelhouse)" if result.shared else ""
+        extra += " (built packages from the wheelhouse, no compile)" if result.restored else ""
+        return f"{result.name}: uv sync done{took}{extra}"
+    reasons = {
+        "failed": f"uv sync failed ({result.detail})",
+        "timed-out": "did not answer within the timeout: its task was cancelled",
+        "task-failed": f"its task failed: {result.detail}",
+        "gone": "left the cluster before its sync started",
+        "cancelled": "cancelled",
+        "no-uv": f"no uv: {result.detail}",
+    }
+    where = f"; its log on {result.name}: {result.log}" if result.log and result.status == "failed" else ""
+    return f"{result.name}: {reasons.get(result.status, result.status)}{where}"
+
+
+def outcome(results: Sequence[NodeResult], planned: Sequence[str], *, timeout: float) -> LlmSyncError | None:
+    """The command's error when any node did not end in sync; None when every planned node did."""
+    seen = {r.name for r in results}
+    failed = [r for r in results if not r.ok]
+    skipped = [name for name in planned if name not in seen]
+    if not failed and not skipped:
+        return None
+    first = failed[0] if failed else None
+    tail = "\n".join(f"    {line}" for line in first.tail[-TAIL_LINES:]) if first and first.tail else ""
+    fixes = {
+        "timed-out": f"check the node (`ray status`, its raylet log); raise --node-timeout (now {timeout:g} s) "
+        "for a long build",
+        "no-uv": "install uv on the node (`pip install uv` into the interpreter Ray runs, or uv on its PATH)",
+    }
+    fix = fixes.get(first.status, "") if first else ""
+    if first and first.log:
+        fix = f"read its log on {first.name} ({first.log}), fix the cause and run `llm-sync sync --ray` again"
+    return LlmSyncError(
+        f"{len(failed) + len(skipped)} of {len(planned)} Ray nodes are not in sync: "
+        + "; ".join([line_of(r) for r in failed] + [f"{name}: not started" for name in skipped]),
+        why=(f"the last lines of uv on {first.name}:\n{tail}" if tail and first else "")
+        + (
+            f"\n{', '.join(skipped)} did not start: the first node's build failed"
+            if skipped and failed
+            else ""
+        ),
+        fix=fix or "run `llm-sync sync --ray` again once the node is back",
+        exit_code=ExitCode.DIFFERENCES,
+    )
+
+
+# --- the edges ----------------------------------------------------------------------------------
+
+
+def survey(
+    interpreter: Path, *, address: str, project_root: Path, catalog: Catalog, timeout: float
+) -> tuple[tuple[NodeAnswer, ...], str | None]:
+    """Every alive node's machine (and environment), through doctor --ray's driver; the driver's ray."""
+    from uvx_llm import cluster  # noqa: PLC0415 - see the module docstring
+
+    document = run_or_explain(
+        lambda: cluster.run_driver(interpreter, address=address, project_root=project_root, timeout=timeout)
+    )
+    nodes = cluster.answers(document, catalog)
+    if not nodes:
+        raise LlmSyncError(
+            f"the Ray cluster at {address} has no alive node",
+            fix="`ray status` on the head node",
+            exit_code=ExitCode.DIFFERENCES,
+        )
+    error = silent(nodes)
+    if error is not None:
+        raise error
+    for finding in cluster.ray_versions(document.get("ray"), nodes):
+        logger.warning(f"{finding.title}: {finding.fix}")
+    return nodes, document.get("ray")
+
+
+def run_or_explain(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """cluster.run_driver's answer; its no-ray error with how to get ray for sync --ray."""
+    try:
+        return call()
+    except LlmSyncError as error:
+        if error.what.startswith("ray is not installed"):
+            raise replace_fix(error, INSTALL_HINT) from None
+        raise
+
+
+def replace_fix(error: LlmSyncError, fix: str) -> LlmSyncError:
+    return LlmSyncError(error.what, why=error.why, fix=fix, exit_code=error.exit_code)
+
+
+def sync_nodes(
+    interpreter: Path,
+    *,
+    address: str,
+    project_root: Path,
+    plan: list[list[dict[str, str]]],
+    uv_args: Sequence[str],
+    keys: Sequence[Key],
+    house: Path | None,
+    timeout: float,
+) -> list[NodeResult]:
+    """Run ``DRIVER``: each wave's nodes synced, progress shown as the events come."""
+    from uvx_llm import wheelcopy  # noqa: PLC0415 - see the module docstring
+
+    args = {
+        "address": address,
+        "project_root": str(project_root.absolute()),
+        "waves": plan,
+        "uv_args": ["--locked", *(a for a in uv_args if a != "--locked")],
+        "keys": key_arguments(keys) if house is not None else [],
+        "house": str(house) if house is not None else "",
+        "wheelcopy": wheelcopy.source(),
+        "run_id": f"sync-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}",
+        "timeout": timeout,
+    }
+    results: list[NodeResult] = []
+    problem: list[dict[str, Any]] = []
+
+    def on_line(line: str) -> None:
+        if not line.startswith(EVENT):
+            logger.debug("ray driver", line=line)
+            return
+        event: dict[str, Any] = json.loads(line[len(EVENT) :])
+        if event["event"] == "error":
+            problem.append(event)
+        elif event["event"] == "ray":
+            logger.debug(f"ray {event.get('version')} drives the sync")
+        elif event["event"] == "node" and event.get("status") == "started":
+            logger.info(f"{event['name']}: uv sync started")
+        elif event["event"] == "node":
+            result = result_of(event)
+            results.append(result)
+            (logger.info if result.ok else logger.error)(line_of(result))
+
+    with tempfile.TemporaryDirectory(prefix="llm-sync-ray-") as neutral:
+        code = proc.run_streaming(
+            [str(interpreter), "-c", DRIVER, json.dumps(args)],
+            cwd=Path(neutral),
+            env={"PYTHONUNBUFFERED": "1"},
+            on_stderr_line=on_line,
+        )
+    if problem:
+        raise driver_error(problem[0], interpreter=interpreter, address=address)
+    if code != 0 and not results:
+        raise LlmSyncError(
+            f"the Ray driver in {interpreter} failed (exit code {code})",
+            fix="run it again with -v to see the driver's output; check `ray status` on the head node",
+            exit_code=ExitCode.DIFFERENCES,
+        )
+    return results
+
+
+def driver_error(event: dict[str, Any], *, interpreter: Path, address: str) -> LlmSyncError:
+    if event.get("kind") == "no-ray":
+        return LlmSyncError(
+            f"ray is not installed in {interpreter}", why=str(event.get("detail")), fix=INSTALL_HINT
+        )
+    return LlmSyncError(
+        f"cannot connect to the Ray cluster at {address}",
+        why=str(event.get("detail")),
+        fix="start the cluster (`ray start --head`) or give its address (`--ray HOST:6379`, or RAY_ADDRESS)",
+    )
+
+
+def driver_interpreter(project_root: Path, python: Path | None) -> Path:
+    """Who drives Ray: --python; else the project's environment here; else llm-sync's own
+    interpreter (with the `llm-sync[ray]` extra it has ray: a head node without the project's
+    environment yet)."""
+    from uvx_llm import interpreter  # noqa: PLC0415 - see the module docstring
+
+    if python is not None:
+        if not python.exists():
+            raise LlmSyncError(
+                f"--python {python} does not exist",
+                fix="give the path of a Python interpreter that has the cluster's ray, e.g. .venv/bin/python",
+            )
+        return python
+    return interpreter.interpreter_of(project_root, None, os.environ) or Path(sys.executable)
+
+
+@dataclass(frozen=True)
+class Target:
+    """`sync --ray`'s command line: the cluster, the interpreter that drives it, each node's time."""
+
+    address: str
+    python: Path | None = None
+    timeout: float = 7200.0
+
+
+@dataclass(frozen=True)
+class Surveyed:
+    """The cluster as the survey found it, and the options that plan for it."""
+
+    target: Target
+    interpreter: Path
+    nodes: tuple[NodeAnswer, ...]
+    options: pipeline.Options
+
+    def require_wheelhouse(self, run: pipeline.Run) -> Path | None:
+        return require_wheelhouse(run)
+
+    def finish(self, run: pipeline.Run, uv_args: Sequence[str]) -> int:
+        return finish(self, run, uv_args)
+
+
+def prepare(options: pipeline.Options, target: Target) -> Surveyed:
+    """The survey, and the options that plan for its nodes (unless `machines` names documents)."""
+    from uvx_llm import catalog as catalog_module  # noqa: PLC0415 - see the module docstring
+    from uvx_llm import fleet, pipeline  # noqa: PLC0415 - same
+
+    project = pipeline.load_project(options)
+    interpreter = driver_interpreter(project.root, target.python)
+    nodes, _ = survey(
+        interpreter,
+        address=target.address,
+        project_root=project.root,
+        catalog=catalog_module.load(),
+        timeout=min(target.timeout, 120.0),
+    )
+    for node in nodes:
+        logger.info(f"{node.name}: {describe(node)}")
+    members = fleet_nodes(nodes)
+    planned = None
+    if members:
+        combined = fleet.combine(members)
+        source = f"Ray cluster at {target.address} ({len(members)} nodes)"
+        planned = replace(combined, machine=replace(combined.machine, source=source))
+    return Surveyed(target, interpreter, nodes, replace(options, fleet=planned))
+
+
+def describe(node: NodeAnswer) -> str:
+    from uvx_llm.catalog import show_sm  # noqa: PLC0415 - see the module docstring
+
+    machine = node.machine
+    if machine is None or not machine.gpus:
+        return "no NVIDIA GPU seen (nvidia-smi)"
+    archs = ", ".join(sorted({show_sm(g.capability) for g in machine.gpus if g.capability})) or "unknown"
+    return f"{len(machine.gpus)} GPU(s), {archs}, driver {machine.driver_version or 'unknown'}"
+
+
+def require_wheelhouse(run: pipeline.Run) -> Path | None:
+    """The wheelhouse folder the nodes share; an error when the plan builds and none is set."""
+    from uvx_llm import wheelhouse  # noqa: PLC0415 - see the module docstring
+
+    if not run.plan.built_packages:
+        return None
+    chosen = run.request.wheelhouse if run.request is not None else None
+    if not chosen:
+        raise LlmSyncError(
+            f"sync --ray builds {', '.join(run.plan.built_packages)} and needs the `{wheelhouse.SETTING}` "
+            "setting: a folder every node can read and write",
+            why="one node compiles and the others install its build from that folder; without it every "
+            "node would compile for itself; nothing was changed",
+            fix=f"set it to a shared folder: `--{wheelhouse.SETTING} /shared/wheels`, "
+            f'LLM_SYNC_WHEELHOUSE, or `{wheelhouse.SETTING} = "/shared/wheels"` in [tool.llm-sync]',
+        )
+    return Path(chosen).expanduser().absolute()
+
+
+def finish(surveyed: Surveyed, run: pipeline.Run, uv_args: Sequence[str]) -> int:
+    """After the lock here: every node's `uv sync --locked`; exit 0, or the error of a node."""
+    from uvx_llm import build, lockfile, wheelhouse  # noqa: PLC0415 - see the module docstring
+    from uvx_llm import project as project_module  # noqa: PLC0415 - same
+
+    house = require_wheelhouse(run)
+    keys: list[Key] = []
+    if house is not None:
+        written = project_module.load(run.project.path)
+        python = lockfile.lowest_python(written.table("project").get("requires-python")) or "3"
+        keys = wheelhouse.keys(
+            root=run.project.root,
+            packages=run.plan.built_packages,
+            archs=build.recorded_archs(written),
+            python=python,
+        )
+    order = waves(surveyed.nodes, builds=bool(keys))
+    if len(order) > 1:
+        logger.info(f"{order[0][0]['name']} builds first and shares it in {house}; then the other nodes")
+    results = sync_nodes(
+        surveyed.interpreter,
+        address=surveyed.target.address,
+        project_root=run.project.root,
+        plan=order,
+        uv_args=uv_args,
+        keys=keys,
+        house=house,
+        timeout=surveyed.target.timeout,
+    )
+    error = outcome(results, [n["name"] for wave in order for n in wave], timeout=surveyed.target.timeout)
+    if error is not None:
+        raise error
+    logger.info(f"every node ({len(results)}) matches uv.lock")
+    return ExitCode.OK

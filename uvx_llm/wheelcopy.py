@@ -1,0 +1,101 @@
+"""The wheelhouse's copying, standard library only: uv's cache entries to and from the folder.
+
+Two callers run this same text: wheelhouse.py on this machine (around `uv sync`), and
+`sync --ray`'s node task, which gets this module's source and runs it on each node
+(where llm-sync is not installed: only the project's interpreter is). So nothing here
+imports beyond the standard library, and names come in canonical (`flash-attn`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+# uv's cache bucket for source distributions from an index: sdists-v<N>/index/<index hash>/<name>/<version>.
+INDEX_ENTRIES = "sdists-v*/index/*"
+
+
+def python_of_venv(venv: Path) -> str | None:
+    """ "3.11" from a virtual environment's pyvenv.cfg; None without one."""
+    try:
+        lines = (venv / "pyvenv.cfg").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        name, _, value = line.partition("=")
+        if name.strip() in {"version_info", "version"}:
+            parts = value.strip().split(".")
+            if len(parts) >= 2:  # noqa: PLR2004 - major and minor
+                return f"{parts[0]}.{parts[1]}"
+    return None
+
+
+def cache_entries(cache: Path, name: str, version: str) -> list[Path]:
+    """uv's cache folders for ``name`` (canonical) ``version`` built from an index sdist."""
+    return sorted(p for p in cache.glob(f"{INDEX_ENTRIES}/{name}/{version}") if p.is_dir())
+
+
+def _has_wheel(folder: Path) -> bool:
+    return any(folder.rglob("*.whl"))
+
+
+def _skip(_folder: str, names: list[str]) -> set[str]:
+    """Leave out uv's lock files and the unpacked sdist (uv needs neither to install a built wheel)."""
+    return {n for n in names if n.endswith(".lock") or n == "src"}
+
+
+def export(*, cache: Path, target: Path, name: str, version: str) -> Path | None:
+    """Copy uv's cache entry for ``name`` ``version`` to ``target`` (a wheelhouse folder); the
+    folder written, or None when nothing was built or ``target`` exists (the first machine wins).
+
+    Written under a temporary name beside ``target`` and renamed: nobody sees half an entry."""
+    if target.exists():
+        return None
+    entries = [e for e in cache_entries(cache, name, version) if _has_wheel(e)]
+    if not entries:
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".incoming-{uuid.uuid4().hex}"
+    for entry in entries:
+        shutil.copytree(entry, staging / entry.relative_to(cache), ignore=_skip)
+    try:
+        staging.rename(target)
+    except OSError:  # another machine finished first
+        shutil.rmtree(staging, ignore_errors=True)
+        return None
+    return target
+
+
+def entries_of(build: Path) -> list[Path]:
+    """The wheelhouse folders of one build (package/version/torch/archs), every Python."""
+    if not build.is_dir():
+        return []
+    return sorted(p for p in build.iterdir() if p.is_dir() and p.name.startswith("py"))
+
+
+def restore(*, house_entry: Path, cache: Path) -> int:
+    """Copy one wheelhouse entry into uv's cache, never replacing a file there; the wheels added.
+
+    A version folder the cache already has keeps its own revision: the entry's built-wheel
+    folders are added to each of its revisions (a revision is one download of the same sdist;
+    uv checks its hashes against uv.lock)."""
+    added = 0
+    for version_folder in (p for p in house_entry.glob(f"{INDEX_ENTRIES}/*/*") if p.is_dir()):
+        destination = cache / version_folder.relative_to(house_entry)
+        if not destination.exists():
+            shutil.copytree(version_folder, destination)
+            added += sum(1 for _ in destination.rglob("*.whl"))
+            continue
+        built = [b for rev in version_folder.iterdir() if rev.is_dir() for b in rev.iterdir() if b.is_dir()]
+        for revision in (r for r in destination.iterdir() if r.is_dir()):
+            for folder in built:
+                if not (revision / folder.name).exists():
+                    shutil.copytree(folder, revision / folder.name)
+                    added += sum(1 for _ in folder.rglob("*.whl"))
+    return added
+
+
+def source() -> str:
+    """This module's text, for a node task to run (`sync --ray`)."""
+    return Path(__file__).read_text(encoding="utf-8")
