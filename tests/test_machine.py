@@ -7,7 +7,7 @@ import pynvml
 import pytest
 from fakes import RecordedNvml, recorded, with_devices
 
-from uvx_llm import machine
+from uvx_llm import machine, targets
 from uvx_llm.errors import LlmSyncError
 
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ def test_bad_overrides_are_clear_errors(
 
 
 def test_target_machine_from_the_command_line() -> None:
-    target = machine.target(cuda=machine.parse_cuda("12.8"), archs=machine.parse_arch_list("8.0,sm_90"))
+    target = machine.target(cuda=targets.parse_cuda("12.8"), archs=targets.parse_arch_list("8.0,sm_90"))
     assert target.cuda_max == (12, 8)
     assert target.capabilities == ((8, 0), (9, 0))
     only_cuda = machine.target(cuda=(12, 8), archs=None)
@@ -194,12 +194,12 @@ def test_target_machine_from_the_command_line() -> None:
 @pytest.mark.parametrize("bad", ["", ",", "x.y"])
 def test_bad_arch_list(bad: str) -> None:
     with pytest.raises(LlmSyncError, match="compute capabilities"):
-        machine.parse_arch_list(bad)
+        targets.parse_arch_list(bad)
 
 
 def test_bad_cuda() -> None:
     with pytest.raises(LlmSyncError, match="not a CUDA version"):
-        machine.parse_cuda("new")
+        targets.parse_cuda("new")
 
 
 def test_mig_and_several_gpus(cat: Catalog, monkeypatch: pytest.MonkeyPatch, no_proc: Path) -> None:
@@ -287,16 +287,16 @@ def test_odd_nvidia_smi_output_is_handled(
 )
 def test_cuda_values_are_major_minor_in_plain_digits(text: str, meant: str) -> None:
     with pytest.raises(LlmSyncError, match="not a CUDA version") as refused:
-        machine.parse_cuda(text)
+        targets.parse_cuda(text)
     assert meant in refused.value.what
 
 
 @pytest.mark.parametrize("bad", ["99.0", "9.10", "sm_990", "0.5", "-9.0", "９.０"])
 def test_capabilities_no_gpu_has_are_refused(bad: str) -> None:
     with pytest.raises(LlmSyncError, match="compute capabilities"):
-        machine.parse_arch_list(bad)
+        targets.parse_arch_list(bad)
 
 
 @pytest.mark.parametrize("spelled", ["9.0a", "sm_90a", "9.0", "sm_90", "90", "compute_90", "9.0f"])
 def test_arch_specific_spellings_name_the_same_gpus(spelled: str) -> None:
-    assert machine.parse_arch_list(f"8.0;{spelled}") == ((8, 0), (9, 0))
+    assert targets.parse_arch_list(f"8.0;{spelled}") == ((8, 0), (9, 0))

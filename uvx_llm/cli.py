@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from uvx_llm import __version__, config, lifecycle, log, pipeline, render
+from uvx_llm import __version__, cli_argv, config, lifecycle, log, pipeline, render
 from uvx_llm.errors import ExitCode, Interrupted, LlmSyncError
 from uvx_llm.pipeline import Options
 
@@ -342,86 +342,9 @@ def detect(as_json: bool, **kwargs: Any) -> int:
 # --- entry point -------------------------------------------------------------------------------------
 
 
-def _value_options() -> set[str]:
-    """Every option that takes a value, of every command (the word after one is not a command)."""
-    return {
-        name
-        for command in cli.commands.values()
-        for param in command.params
-        if isinstance(param, click.Option) and not param.is_flag and not param.count
-        for name in param.opts
-    }
-
-
-def _optional_values() -> set[str]:
-    """The options whose value may be left out (`--ray [ADDRESS]`): an option after one is not its value."""
-    return {
-        name
-        for command in cli.commands.values()
-        for param in command.params
-        if isinstance(param, click.Option) and getattr(param, "_flag_needs_value", False)
-        for name in param.opts
-    }
-
-
-def _no_such_command(word: str) -> click.UsageError:
-    import difflib  # noqa: PLC0415 - only for this message
-
-    close = difflib.get_close_matches(word, list(cli.commands), n=1)
-    hint = f" — did you mean {close[0]!r}?" if close else ""
-    return click.UsageError(
-        f"no such command {word!r}{hint}\n"
-        f"  commands: {', '.join(sorted(cli.commands))}; uv arguments go after `--` "
-        f"(llm-sync -- {word}); nothing was written"
-    )
-
-
 def with_default_command(argv: list[str]) -> list[str]:
-    """`llm-sync [options] [-- uv args]` means `llm-sync sync ...`; a command may follow options.
-
-    A bare word before `--` that is neither a command nor an option's value is a usage error
-    (`llm-sync chek`), found before anything is read or written: uv's arguments go after `--`.
-    """
-    previous = ""
-    command: tuple[int, str] | None = None
-    for position, word in enumerate(argv):
-        if word == "--":
-            break
-        takes_value = previous in _value_options() and not (
-            word.startswith("-") and previous in _optional_values()
-        )
-        previous = "" if takes_value else word
-        if takes_value or word.startswith("-"):
-            continue
-        if command is None and word in cli.commands:
-            command = (position, word)
-            continue
-        raise _no_such_command(word)
-    if command is not None:
-        position, word = command
-        return [word, *argv[:position], *argv[position + 1 :]]
-    if any(token in {"--help", "-h", "--version"} for token in argv[:1]):
-        return argv
-    return ["sync", *argv]
-
-
-def _explain_unknown_option(error: click.NoSuchOption) -> click.UsageError:
-    """An unknown option is most often uv's (`sync --frozen`): say where uv's options go, and
-    suggest one of ours only when it is a near miss (not --force for --frozen)."""
-    import difflib  # noqa: PLC0415 - only for this message
-
-    name, ctx = error.option_name, error.ctx
-    command = ctx.info_name if ctx is not None else None
-    if command == "check" and name in {"--cuda", "--rocm", "--arch"}:
-        return click.UsageError(
-            "check is machine-independent: --cuda/--rocm/--arch do not apply (use `llm-sync plan`)", ctx
-        )
-    ours = sorted({opt for param in (ctx.command.params if ctx else []) for opt in param.opts})
-    close = difflib.get_close_matches(name, ours, n=1, cutoff=0.8)
-    message = f"No such option: {name}" + (f" — did you mean {close[0]}?" if close else "")
-    if command in {"sync", "plan"}:
-        message += f"\n  uv options go after `--` (llm-sync {command} -- {name})"
-    return click.UsageError(message + "; nothing was written", ctx)
+    """`llm-sync [options] [-- uv args]` means `llm-sync sync ...` (cli_argv.default_command)."""
+    return cli_argv.default_command(argv, cli)
 
 
 def _interrupted_by(error: BaseException) -> int:
@@ -467,7 +390,7 @@ def _run(argv: list[str]) -> int:
 
         misplaced = uv_module.misplaced_option(error.option_name, command=args[0] if args else "")
         if misplaced is None:
-            _explain_unknown_option(error).show()
+            cli_argv.explain_unknown_option(error).show()
         else:
             colour = log.use_colour(sys.stderr)
             click.echo(misplaced.render(colour=colour), err=True, color=colour)

@@ -23,7 +23,8 @@ from uvx_llm.accelerators import AmdGpu
 from uvx_llm.actions import Decision
 from uvx_llm.catalog import Pair, parse_capability, parse_version_pair, show_pair, show_sm
 from uvx_llm.errors import LlmSyncError
-from uvx_llm.machine import AMD, NVIDIA, Gpu, Machine, parse_gfx_list
+from uvx_llm.machine import AMD, NVIDIA, Gpu, Machine
+from uvx_llm.targets import parse_gfx_list
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
