@@ -24,13 +24,14 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from uvx_llm import gitread, tomlread
+from uvx_llm import tomlread
 from uvx_llm.log import get_logger
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from uvx_llm.gitread import Commit
+
 
 KNOWN_FRAMEWORKS = ("verl", "OpenRLHF", "vllm")  # folders looked for at the project root
 VLLM = "vllm"  # a vLLM checkout: its commit is read too (its precompiled binaries are per commit)
@@ -418,7 +419,7 @@ def read(folder: Path, written_as: str, declared: Declared | None = None) -> Che
         version=version,
         unread=tuple(unread),
         own_sources=_own_sources(data),
-        commit=gitread.commit(folder) if is_vllm else None,
+        commit=_commit(folder) if is_vllm else None,
     )
 
 
@@ -460,3 +461,9 @@ def _read_or_warn(folder: Path, written_as: str, declared: Declared | None) -> C
             f"cannot read the checkout {folder}'s requirements ({reason}); it is left out of the plan"
         )
         return Checkout(written_as, None, (), {}, f"nothing readable ({reason})")
+
+
+def _commit(folder: Path) -> Commit:
+    from uvx_llm import gitread  # noqa: PLC0415 - only a vLLM checkout needs its commit (and git)
+
+    return gitread.commit(folder)

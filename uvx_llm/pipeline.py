@@ -224,14 +224,20 @@ def default_index(options: Options, project: project_module.Project, catalog: ca
 
 def learn_newer(
     options: Options, project: project_module.Project, catalog: catalog_module.Catalog, *, reads: str
-) -> newer_module.Learned:
+) -> newer_module.Learned | None:
     """Pins of the vllm releases the project names that the catalog lacks: read from the index's
-    METADATA (``reads``: network, cache or offline), cached under the user cache directory."""
-    from uvx_llm import newer  # noqa: PLC0415 - see the module docstring
+    METADATA (``reads``: network, cache or offline), cached under the user cache directory.
+    None when there is none: then the index reader (urllib, email) is never even imported,
+    which `check` in a pre-commit hook would pay for on every commit."""
+    from uvx_llm.torch_fit import newer_than_catalog  # noqa: PLC0415 - see the module docstring
 
     requirements = [r for dep_list in project.dependency_lists() for r in dep_list.requirements]
-    if not any(r.name.lower() == "vllm" for r in requirements):
-        return newer.Learned()
+    newest = catalog_module.newest_vllm(catalog.vllm)
+    vllm = [r for r in requirements if r.name.lower() == "vllm"]
+    if newest is None or not any(newer_than_catalog(r.specifier, newest) for r in vllm):
+        return None
+    from uvx_llm import newer  # noqa: PLC0415 - see the module docstring
+
     learned = newer.learn(
         requirements,
         catalog,
@@ -298,9 +304,9 @@ def make_plan(options: Options, *, detect: bool, offline: bool = False) -> Run:
     with stage("index"):
         reads = "offline" if offline else "network" if detect else "cache"
         learned = learn_newer(options, project, catalog, reads=reads)
-    if learned.pins:
+    if learned is not None:
         catalog = dataclasses.replace(catalog, vllm=(*catalog.vllm, *learned.pins))
-    asked = dataclasses.replace(asked, unread=learned.unread)
+        asked = dataclasses.replace(asked, unread=learned.unread)
     found_checkouts = checkouts(project)
     with stage("plan"):
         made = plan_module.make(
