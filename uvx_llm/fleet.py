@@ -14,7 +14,7 @@ import dataclasses
 import json
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from packaging.version import InvalidVersion, Version
 
@@ -27,7 +27,7 @@ from uvx_llm.machine import AMD, NVIDIA, Gpu, Machine
 from uvx_llm.targets import parse_gfx_list
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
 DOCUMENT_VERSION = 1  # the "version" of `detect --json` documents this reader understands
@@ -329,12 +329,7 @@ def combine(nodes: Sequence[Node]) -> Fleet:
             f"the GPU architectures of {_names(unknown_archs)} are unknown: builds may not cover them; "
             "collect their documents where NVML or nvidia-smi works, or record them in [tool.llm-sync] cuda-archs"
         )
-    where: dict[tuple[str, Pair | None], list[str]] = {}
-    for node in gpu_nodes:
-        for gpu in node.machine.gpus:
-            holders = where.setdefault((gpu.name, gpu.capability), [])
-            if node.name not in holders:
-                holders.append(node.name)
+    where = _who_has(gpu_nodes, lambda n: [(g.name, g.capability) for g in n.machine.gpus])
     gpus = tuple(
         Gpu(index=i, name=f"{name} on {_names(holders)}", capability=capability)
         for i, ((name, capability), holders) in enumerate(
@@ -390,6 +385,22 @@ def _rocm_limit(nodes: Sequence[Node]) -> Node | None:
     return min(limited, key=lambda pair: pair[0])[1] if limited else None
 
 
+_Kind = TypeVar("_Kind")
+
+
+def _who_has(
+    nodes: Sequence[Node], kinds_of: Callable[[Node], list[tuple[str, _Kind]]]
+) -> dict[tuple[str, _Kind], list[str]]:
+    """Each kind of GPU (name and architecture) and the nodes that have it, in node order."""
+    where: dict[tuple[str, _Kind], list[str]] = {}
+    for node in nodes:
+        for kind in kinds_of(node):
+            holders = where.setdefault(kind, [])
+            if node.name not in holders:
+                holders.append(node.name)
+    return where
+
+
 def _combine_amd(nodes: Sequence[Node]) -> Fleet:
     gpu_nodes = [n for n in nodes if n.machine.has_amd]
     limit = _rocm_limit(gpu_nodes)
@@ -406,12 +417,7 @@ def _combine_amd(nodes: Sequence[Node]) -> Fleet:
             f"the gfx targets of {_names(unknown_archs)} are unknown: builds may not cover them; "
             "collect their documents where the KFD topology or amdsmi is readable"
         )
-    where: dict[tuple[str, str | None], list[str]] = {}
-    for node in gpu_nodes:
-        for gpu in node.machine.amd:
-            holders = where.setdefault((gpu.name, gpu.gfx), [])
-            if node.name not in holders:
-                holders.append(node.name)
+    where = _who_has(gpu_nodes, lambda n: [(g.name, g.gfx) for g in n.machine.amd])
     gpus = tuple(
         AmdGpu(index=i, name=f"{name} on {_names(holders)}", gfx=gfx)
         for i, ((name, gfx), holders) in enumerate(sorted(where.items(), key=lambda kv: kv[0][1] or ""))
