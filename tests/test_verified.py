@@ -31,6 +31,7 @@ def real_shape_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Packa
     # Built against PyPI's torch 2.9.0 (CUDA 12.8): it must not pair with a cu130 torch.
     index.add("/simple", "vllm", "0.11.2", requires=["torch==2.9.0"])
     index.add("/simple", "vllm", "0.24.0", requires=["torch==2.11.0"])  # CUDA 13.0, like torch 2.11
+    index.add("/simple", "evalkit", "1.0", requires=["vllm"])  # brings vllm without naming a torch
     for need in ("ninja", "packaging", "psutil"):
         index.add("/simple", need, "1.0")
     index.add_sdist("/simple", "flash-attn", "9.9.9", backend=STANDINS / "recording_backend.py")
@@ -143,3 +144,21 @@ def test_plan_resolve_exits_1_when_the_lock_leaves_the_plan(
     assert resolved["stacks"]["linux"]["vllm"] == "0.1.2"
     assert any("vllm 0.1.2 is older" in p for p in resolved["problems"])
     assert not (project / "uv.lock").exists()
+
+
+def test_a_pinless_release_reached_through_another_package_is_fenced_off_and_locked_again(
+    real_shape_index: PackageIndex, tmp_path: Path
+) -> None:
+    """vllm arrives through a package the plan does not bound: uv falls back to vllm 0.1.2 next
+    to torch 2.15; llm-sync writes a floor at the oldest vllm it knows and locks again."""
+    project = write_project(tmp_path / "app", "evalkit", "torch")
+    env = environment(real_shape_index)
+    result = llm_sync(["--cuda", "13.0", "--arch", "10.0"], env=env, cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "wrote vllm>=0.6.0, locking again" in result.stderr
+    assert installed_version(project, "vllm") == "0.24.0"
+    assert installed_version(project, "torch") == "2.11.0+cu130"
+    text = (project / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"vllm>=0.6.0", # llm-sync: bound: releases before 0.6.0 pin no torch' in text
+    again = llm_sync(["check"], env=env, cwd=project)
+    assert again.returncode == 0, again.stderr  # the floor is kept, not churned

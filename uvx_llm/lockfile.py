@@ -293,6 +293,19 @@ def check(
     return stacks, problems
 
 
+def too_old(stacks: tuple[Stack, ...], expected: Expectation) -> list[str]:
+    """The packages some platform locked older than any release the catalog knows (the ones a
+    floor at that release keeps uv from)."""
+    return sorted(
+        {
+            name
+            for s in stacks
+            for name, oldest in expected.oldest.items()
+            if (p := s.get(name)) is not None and Version(p.version.public) < oldest
+        }
+    )
+
+
 def disagreements(locked: Stack, expected: Expectation) -> list[str]:
     """Every way ``locked`` leaves the plan, as sentences naming the package, the version and the bound."""
     problems: list[str] = []

@@ -284,7 +284,16 @@ def lock_and_verify(
         explain_failure(shown.output, project=project, made=made, uv_args=uv_args)
         return code
     python = lockfile.lowest_python(project.table("project").get("requires-python"))
-    _, problems = lockfile.check(lockfile.read(path), made.expectation, python=python)
+    stacks, problems = lockfile.check(lockfile.read(path), made.expectation, python=python)
+    if problems and tighten(project, made, lockfile.too_old(stacks, made.expectation)):
+        with shown_progress(env) as shown:
+            code = uv_module.lock(
+                uv, project_dir=project.root, uv_args=args, env=env, **stderr_handlers(shown)
+            )
+        if code != 0:
+            explain_failure(shown.output, project=project, made=made, uv_args=uv_args)
+            return code
+        stacks, problems = lockfile.check(lockfile.read(path), made.expectation, python=python)
     if not problems:
         logger.debug("uv.lock agrees with the plan", python=python)
         return 0
@@ -302,6 +311,42 @@ def lock_and_verify(
         ),
         exit_code=ExitCode.DIFFERENCES,
     )
+
+
+def tighten(project: Project, made: Plan, old: list[str]) -> bool:
+    """The lock holds a release older than any the catalog knows (a 2023 vllm that pins no torch,
+    reached through a package the plan did not bound): write a floor at the oldest known release
+    as llm-sync's own bound, so the next lock cannot fall back to it. Whether anything was
+    written (never over a bound that is already there: then the project's own constraint keeps
+    uv there, and the run stops with the disagreement)."""
+    from uvx_llm import bounds  # noqa: PLC0415 - see sync
+    from uvx_llm import patch as patch_module  # noqa: PLC0415 - same
+    from uvx_llm import project as project_module  # noqa: PLC0415 - same
+    from uvx_llm.actions import SetBound  # noqa: PLC0415 - same
+
+    current = project_module.load(project.path)
+    owned = bounds.owned(current)
+    constrained = {b.package for b in made.expectation.bounds}
+    floors = [
+        SetBound(
+            f"{name}>={made.expectation.oldest[name]}",
+            f"{bounds.MARK}: releases before {made.expectation.oldest[name]} pin no torch, and uv fell back to one",
+        )
+        for name in old
+        if name not in owned and name not in constrained
+    ]
+    if not floors:
+        return False
+    files.write(
+        current.path,
+        patch_module.encode(current, patch_module.render(current, tuple(floors))),
+        expected=current.raw,
+    )
+    for floor in floors:
+        logger.warning(
+            f"uv.lock held a release older than llm-sync knows: wrote {floor.requirement}, locking again"
+        )
+    return True
 
 
 def colour_environment() -> dict[str, str]:
