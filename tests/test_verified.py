@@ -32,6 +32,7 @@ def real_shape_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Packa
     index.add("/simple", "vllm", "0.11.2", requires=["torch==2.9.0"])
     index.add("/simple", "vllm", "0.24.0", requires=["torch==2.11.0"])  # CUDA 13.0, like torch 2.11
     index.add("/simple", "evalkit", "1.0", requires=["vllm"])  # brings vllm without naming a torch
+    index.add("/simple", "rlkit", "1.0", requires=["flash-attn==9.9.9"])  # a framework pinning flash-attn
     for need in ("ninja", "packaging", "psutil"):
         index.add("/simple", need, "1.0")
     index.add_sdist("/simple", "flash-attn", "9.9.9", backend=STANDINS / "recording_backend.py")
@@ -162,3 +163,15 @@ def test_a_pinless_release_reached_through_another_package_is_fenced_off_and_loc
     assert '"vllm>=0.6.0", # llm-sync: bound: releases before 0.6.0 pin no torch' in text
     again = llm_sync(["check"], env=env, cwd=project)
     assert again.returncode == 0, again.stderr  # the floor is kept, not churned
+
+
+def test_a_cuda_build_a_framework_brings_to_macos_is_named_with_the_override_to_write(
+    real_shape_index: PackageIndex, tmp_path: Path
+) -> None:
+    project = write_project(tmp_path / "app", "rlkit", "torch")
+    env = environment(real_shape_index)
+    args = ["--cuda", "13.0", "--arch", "10.0", "--", "--no-install-package", "flash-attn"]
+    result = llm_sync(args, env=env, cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "uv.lock gives macos flash-attn 9.9.9" in result.stderr
+    assert "\"flash-attn==9.9.9 ; sys_platform == 'linux'\"" in result.stderr

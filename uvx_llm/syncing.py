@@ -296,6 +296,7 @@ def lock_and_verify(
         stacks, problems = lockfile.check(lockfile.read(path), made.expectation, python=python)
     if not problems:
         logger.debug("uv.lock agrees with the plan", python=python)
+        warn_compiles_elsewhere(stacks)
         return 0
     if before is None:
         path.unlink()
@@ -311,6 +312,31 @@ def lock_and_verify(
         ),
         exit_code=ExitCode.DIFFERENCES,
     )
+
+
+def warn_compiles_elsewhere(stacks: tuple[lockfile.Stack, ...]) -> None:
+    """A CUDA-only package (flash-attn, deepspeed's ops…) that the lock gives macOS, through a
+    framework from an index: a teammate's Mac `uv sync` would try to compile it. llm-sync does
+    not write the override that prevents it on its own (it would freeze the framework's exact
+    pin until someone changes it), so it says what to write."""
+    from uvx_llm import catalog as catalog_module  # noqa: PLC0415 - see sync
+
+    linux = next((s for s in stacks if s.platform == "linux"), None)
+    for stack in stacks:
+        if stack.platform == "linux":
+            continue
+        for build in catalog_module.load().builds:
+            found = stack.get(build.name)
+            if found is None or not build.platform_marker:
+                continue
+            version = linux.get(build.name) if linux is not None else None
+            pin = f"=={version.version}" if version is not None else ""
+            logger.warning(
+                f"uv.lock gives {stack.platform} {found} (a CUDA build a Mac would try to compile), through a "
+                f"package that requires it everywhere: add to [tool.uv] override-dependencies "
+                f'"{build.name}{pin} ; {build.platform_marker}" (this fixes its version until you change it), '
+                "or sync on Linux only"
+            )
 
 
 def tighten(project: Project, made: Plan, old: list[str]) -> bool:
