@@ -33,6 +33,8 @@ def real_shape_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Packa
     index.add("/simple", "vllm", "0.24.0", requires=["torch==2.11.0"])  # CUDA 13.0, like torch 2.11
     index.add("/simple", "evalkit", "1.0", requires=["vllm"])  # brings vllm without naming a torch
     index.add("/simple", "rlkit", "1.0", requires=["flash-attn==9.9.9"])  # a framework pinning flash-attn
+    index.add("/simple", "rlkit", "0.9", requires=["flash-attn==9.9.8"])  # its older release, another pin
+    index.add_sdist("/simple", "flash-attn", "9.9.8", backend=STANDINS / "recording_backend.py")
     for need in ("ninja", "packaging", "psutil"):
         index.add("/simple", need, "1.0")
     index.add_sdist("/simple", "flash-attn", "9.9.9", backend=STANDINS / "recording_backend.py")
@@ -165,7 +167,7 @@ def test_a_pinless_release_reached_through_another_package_is_fenced_off_and_loc
     assert again.returncode == 0, again.stderr  # the floor is kept, not churned
 
 
-def test_a_cuda_build_a_framework_brings_to_macos_is_named_with_the_override_to_write(
+def test_a_cuda_build_a_framework_brings_to_macos_is_fenced_at_the_frameworks_own_pin(
     real_shape_index: PackageIndex, tmp_path: Path
 ) -> None:
     project = write_project(tmp_path / "app", "rlkit", "torch")
@@ -173,5 +175,34 @@ def test_a_cuda_build_a_framework_brings_to_macos_is_named_with_the_override_to_
     args = ["--cuda", "13.0", "--arch", "10.0", "--", "--no-install-package", "flash-attn"]
     result = llm_sync(args, env=env, cwd=project)
     assert result.returncode == 0, result.stderr
-    assert "uv.lock gives macos flash-attn 9.9.9" in result.stderr
-    assert "\"flash-attn==9.9.9 ; sys_platform == 'linux'\"" in result.stderr
+    text = (project / "pyproject.toml").read_text(encoding="utf-8")
+    assert "\"flash-attn==9.9.9 ; sys_platform == 'linux'\", # llm-sync: CUDA-only" in text
+    lock = (project / "uv.lock").read_text(encoding="utf-8")
+    from uvx_llm import lockfile  # noqa: PLC0415 - only this test reads the lock
+
+    packages = lockfile.parse(lock)
+    assert lockfile.stack(packages, platform="macos", python="3.10").get("flash-attn") is None
+    assert lockfile.stack(packages, platform="linux", python="3.10").get("flash-attn") is not None
+    again = llm_sync(args, env=env, cwd=project)
+    assert again.returncode == 0, again.stderr
+    assert (project / "pyproject.toml").read_text(encoding="utf-8") == text  # re-read, unchanged
+    assert llm_sync(["check"], env=env, cwd=project).returncode == 0
+
+
+def test_the_fence_follows_the_frameworks_pin_when_the_framework_moves(
+    real_shape_index: PackageIndex, tmp_path: Path
+) -> None:
+    project = write_project(tmp_path / "app", "rlkit==0.9", "torch")
+    env = environment(real_shape_index)
+    args = ["--cuda", "13.0", "--arch", "10.0", "--", "--no-install-package", "flash-attn"]
+    assert llm_sync(args, env=env, cwd=project).returncode == 0
+    assert "flash-attn==9.9.8 ; sys_platform == 'linux'" in (project / "pyproject.toml").read_text(
+        encoding="utf-8"
+    )
+    text = (project / "pyproject.toml").read_text(encoding="utf-8").replace("rlkit==0.9", "rlkit==1.0")
+    (project / "pyproject.toml").write_text(text, encoding="utf-8")
+    moved = llm_sync(args, env=env, cwd=project)
+    assert moved.returncode == 0, moved.stderr
+    after = (project / "pyproject.toml").read_text(encoding="utf-8")
+    assert "flash-attn==9.9.9 ; sys_platform == 'linux'" in after
+    assert "flash-attn==9.9.8" not in after

@@ -129,6 +129,16 @@ class SetBound:
     old: str | None = None
 
 
+@dataclass(frozen=True)
+class SetOverride:
+    """Write ``requirement`` to [tool.uv] override-dependencies, replacing ``old`` (llm-sync's own);
+    ``requirement`` None only takes ``old`` away."""
+
+    requirement: str | None
+    comment: str
+    old: str | None = None
+
+
 Action = (
     SetIndex
     | RemoveIndex
@@ -144,6 +154,7 @@ Action = (
     | SetDependencyMetadata
     | AddConstraint
     | SetBound
+    | SetOverride
 )
 
 

@@ -32,6 +32,7 @@ from uvx_llm.actions import (
     SetConfig,
     SetDependencyMetadata,
     SetIndex,
+    SetOverride,
     SetPathSource,
     SetRequirement,
     SetSource,
@@ -240,6 +241,20 @@ def _data_bound(data: dict[str, Any], action: SetBound) -> None:
     uv["constraint-dependencies"] = [*kept, action.requirement]
 
 
+def _doc_set_override(doc: Container, action: SetOverride) -> None:
+    if action.old is not None:
+        entries = _table(doc, "tool", "uv")["override-dependencies"]
+        del entries[[str(item) for item in entries].index(action.old)]  # its comment goes with it
+    if action.requirement is not None:
+        _add_commented(doc, "override-dependencies", action.requirement, action.comment)
+
+
+def _data_set_override(data: dict[str, Any], action: SetOverride) -> None:
+    uv = _plain_dict(data, "tool", "uv")
+    kept = [e for e in uv.get("override-dependencies", []) if e != action.old]
+    uv["override-dependencies"] = [*kept, *([action.requirement] if action.requirement else [])]
+
+
 def _data_constraint(data: dict[str, Any], action: AddConstraint) -> None:
     uv = _plain_dict(data, "tool", "uv")
     uv["constraint-dependencies"] = [*uv.get("constraint-dependencies", []), action.requirement]
@@ -437,6 +452,7 @@ STEPS: dict[type, tuple[Callable[[Container, Any], None], Callable[[dict[str, An
     SetDependencyMetadata: (_doc_metadata, _data_metadata),
     AddConstraint: (_doc_constraint, _data_constraint),
     SetBound: (_doc_bound, _data_bound),
+    SetOverride: (_doc_set_override, _data_set_override),
 }
 
 

@@ -20,6 +20,8 @@ from uvx_llm import files, log, paths, pipeline, render
 from uvx_llm.errors import ExitCode, LlmSyncError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from uvx_llm import cluster_sync, lockfile, progress
     from uvx_llm import uv as uv_module
     from uvx_llm import wheelhouse as wheelhouse_module
@@ -220,6 +222,8 @@ def lock_phase(run: pipeline.Run, uv: uv_module.Uv, uv_args: tuple[str, ...], en
     from uvx_llm import patch as patch_module  # noqa: PLC0415 - see sync
 
     code = lock_and_verify(uv, run.project, run.plan, uv_args, env)
+    if code == 0 and fence_cuda_builds(run.project, uv=uv, uv_args=uv_args, env=env):
+        code = lock_and_verify(uv, run.project, run.plan, uv_args, env)
     flat = run.request is not None and run.request.index_format == "flat"
     if code != 0 or not flat or not run.plan.built_packages:
         return code
@@ -296,7 +300,6 @@ def lock_and_verify(
         stacks, problems = lockfile.check(lockfile.read(path), made.expectation, python=python)
     if not problems:
         logger.debug("uv.lock agrees with the plan", python=python)
-        warn_compiles_elsewhere(stacks)
         return 0
     if before is None:
         path.unlink()
@@ -314,29 +317,71 @@ def lock_and_verify(
     )
 
 
-def warn_compiles_elsewhere(stacks: tuple[lockfile.Stack, ...]) -> None:
-    """A CUDA-only package (flash-attn, deepspeed's ops…) that the lock gives macOS, through a
-    framework from an index: a teammate's Mac `uv sync` would try to compile it. llm-sync does
-    not write the override that prevents it on its own (it would freeze the framework's exact
-    pin until someone changes it), so it says what to write."""
-    from uvx_llm import catalog as catalog_module  # noqa: PLC0415 - see sync
+FENCE_MARK = "llm-sync: CUDA-only"
+_FENCE = re.compile(r'^\s*"(?P<requirement>[^"]+)",?\s*#\s*' + re.escape(FENCE_MARK), re.MULTILINE)
 
-    linux = next((s for s in stacks if s.platform == "linux"), None)
-    for stack in stacks:
-        if stack.platform == "linux":
-            continue
-        for build in catalog_module.load().builds:
-            found = stack.get(build.name)
-            if found is None or not build.platform_marker:
-                continue
-            version = linux.get(build.name) if linux is not None else None
-            pin = f"=={version.version}" if version is not None else ""
-            logger.warning(
-                f"uv.lock gives {stack.platform} {found} (a CUDA build a Mac would try to compile), through a "
-                f"package that requires it everywhere: add to [tool.uv] override-dependencies "
-                f'"{build.name}{pin} ; {build.platform_marker}" (this fixes its version until you change it), '
-                "or sync on Linux only"
+
+def fences(project: Project) -> dict[str, str]:
+    """llm-sync's own overrides that keep a CUDA build off other platforms, by package."""
+    found = {}
+    for match in _FENCE.finditer(project.text):
+        name = match["requirement"].split("==", 1)[0].split(";", 1)[0].strip().lower()
+        found[name] = match["requirement"]
+    return found
+
+
+def fence_cuda_builds(
+    project: Project, *, uv: uv_module.Uv, uv_args: tuple[str, ...], env: dict[str, str]
+) -> bool:
+    """A CUDA build (flash-attn, deepspeed…) that a framework from an index requires everywhere
+    reaches the macOS side of the universal lock as a source-only package, which a Mac `uv sync`
+    would compile. Its requirement's marker cannot be changed from outside; an override can, but
+    replaces the framework's own pin. So the version comes from a trial lock *without* llm-sync's
+    overrides (the framework's pin as it is today, re-read on every sync) and the override is
+    written for Linux only with that version. Whether the file changed (then lock again)."""
+    from uvx_llm import catalog as catalog_module  # noqa: PLC0415 - see sync
+    from uvx_llm import lockfile  # noqa: PLC0415 - same
+    from uvx_llm import patch as patch_module  # noqa: PLC0415 - same
+    from uvx_llm import project as project_module  # noqa: PLC0415 - same
+    from uvx_llm.actions import SetOverride  # noqa: PLC0415 - same
+
+    current = project_module.load(project.path)
+    ours = fences(current)
+    markers = {b.name: b.platform_marker for b in catalog_module.load().builds if b.platform_marker}
+    python = lockfile.lowest_python(current.table("project").get("requires-python"))
+    packages: list[dict[str, Any]] | None = lockfile.read(current.root / "uv.lock")
+    if ours:  # what the frameworks ask for today, without the fences
+        free = patch_module.render(current, tuple(SetOverride(None, "", old) for old in ours.values()))
+        _, packages = scratch_lock(
+            current,
+            patch_module.encode(current, free),
+            uv=uv,
+            args=lock_arguments(uv_args),
+            env=env,
+            on_line=lambda _line: None,
+        )
+    if packages is None:
+        return False
+    linux, mac = (lockfile.stack(packages, platform=p, python=python) for p in ("linux", "macos"))
+    actions = []
+    for name, marker in markers.items():
+        locked, elsewhere = linux.get(name), mac.get(name)
+        wanted = f"{name}=={locked.version} ; {marker}" if locked and elsewhere else None
+        if wanted != ours.get(name) and (wanted or name in ours):
+            actions.append(
+                SetOverride(wanted, f"{FENCE_MARK}: a framework requires it everywhere", ours.get(name))
             )
+    if not actions:
+        return False
+    text = patch_module.render(current, tuple(actions))
+    files.write(current.path, patch_module.encode(current, text), expected=current.raw)
+    for action in actions:
+        what = f"wrote {action.requirement}" if action.requirement else f"took away {action.old}"
+        logger.warning(
+            f"{what} in [tool.uv] override-dependencies: a CUDA build that a framework requires everywhere "
+            "stays off macOS (where it would compile), at the version the framework asks for today; locking again"
+        )
+    return True
 
 
 def tighten(project: Project, made: Plan, old: list[str]) -> bool:
@@ -393,8 +438,7 @@ def resolve(run: pipeline.Run, *, uv_args: tuple[str, ...]) -> lockfile.Resoluti
     and links to everything else (checkouts keep their relative paths), so the
     project's own files, uv.lock included, stay byte-identical.
     """
-    import tempfile  # noqa: PLC0415 - only plan --resolve needs it
-    import time  # noqa: PLC0415 - same
+    import time  # noqa: PLC0415 - only plan --resolve needs it
 
     from uvx_llm import lockfile  # noqa: PLC0415 - see sync
     from uvx_llm import patch as patch_module  # noqa: PLC0415 - same
@@ -403,31 +447,47 @@ def resolve(run: pipeline.Run, *, uv_args: tuple[str, ...]) -> lockfile.Resoluti
     project, made = run.project, run.plan
     uv = uv_module.find()
     uv_module.require(uv, made.uv_min_version)
+    output: list[str] = []
+    started = time.monotonic()
+    text = patch_module.encode(project, patch_module.render(project, made.actions))
+    code, packages = scratch_lock(
+        project, text, uv=uv, args=lock_arguments(uv_args), env=made.uv_environment(), on_line=output.append
+    )
+    seconds = time.monotonic() - started
+    if code != 0 or packages is None:
+        return lockfile.Resolution(code, seconds, output=tuple(output))
+    python = lockfile.lowest_python(project.table("project").get("requires-python"))
+    stacks, problems = lockfile.check(packages, made.expectation, python=python)
+    return lockfile.Resolution(code, seconds, stacks, tuple(problems), tuple(output))
+
+
+def scratch_lock(
+    project: Project,
+    text: bytes,
+    *,
+    uv: uv_module.Uv,
+    args: tuple[str, ...],
+    env: dict[str, str],
+    on_line: Callable[[str], None],
+) -> tuple[int, list[dict[str, Any]] | None]:
+    """`uv lock` of ``text`` as pyproject.toml in a temporary copy of the project: the copy links
+    to everything else (checkouts keep their relative paths) and starts from a copy of uv.lock,
+    so the project's own files stay byte-identical. (uv's exit code, the locked packages.)"""
+    import tempfile  # noqa: PLC0415 - only trial locks need it
+
+    from uvx_llm import lockfile  # noqa: PLC0415 - see sync
+    from uvx_llm import uv as uv_module  # noqa: PLC0415 - same
+
     with tempfile.TemporaryDirectory(prefix="llm-sync-resolve-") as scratch:
         copy = Path(scratch)
         for entry in project.root.iterdir():
             if entry.name not in {"pyproject.toml", "uv.lock", ".venv", ".git"}:
                 (copy / entry.name).symlink_to(entry)
-        (copy / "pyproject.toml").write_bytes(
-            patch_module.encode(project, patch_module.render(project, made.actions))
-        )
+        (copy / "pyproject.toml").write_bytes(text)
         if (project.root / "uv.lock").exists():
             (copy / "uv.lock").write_bytes((project.root / "uv.lock").read_bytes())
-        output: list[str] = []
-        started = time.monotonic()
-        code = uv_module.lock(
-            uv,
-            project_dir=copy,
-            uv_args=lock_arguments(uv_args),
-            env=made.uv_environment(),
-            on_stderr_line=output.append,
-        )
-        seconds = time.monotonic() - started
-        if code != 0:
-            return lockfile.Resolution(code, seconds, output=tuple(output))
-        python = lockfile.lowest_python(project.table("project").get("requires-python"))
-        stacks, problems = lockfile.check(lockfile.read(copy / "uv.lock"), made.expectation, python=python)
-    return lockfile.Resolution(code, seconds, stacks, tuple(problems), tuple(output))
+        code = uv_module.lock(uv, project_dir=copy, uv_args=args, env=env, on_stderr_line=on_line)
+        return code, (lockfile.read(copy / "uv.lock") if code == 0 else None)
 
 
 def shown_progress(env: dict[str, str]) -> progress.Progress:
