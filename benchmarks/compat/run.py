@@ -5,8 +5,9 @@
 Needs PyPI (not run in CI). The PyTorch index is a loopback stand-in built from the
 real torch/torchvision/torchaudio metadata (compat_index.py). For each case and machine:
 make the project in a temporary folder, ask `llm-sync plan --json` what it intends,
-let `llm-sync sync --no-sync` edit pyproject.toml, run `uv lock`, read uv.lock and
-compare it with the plan (compat_lock.py). Writes docs/compatibility.md and
+let `llm-sync sync --no-sync` edit pyproject.toml, let `llm-sync sync -- --dry-run` lock
+(its own lock step: uv lock, the check, relief, floors, fences), read uv.lock and compare
+it with the plan (compat_lock.py). Writes docs/compatibility.md and
 docs/compatibility.json; with --case/--machine, the other rows of the JSON are kept.
 """
 
@@ -186,11 +187,15 @@ def run_one(
         return result
     result["sync_says"] = [line for line in err.splitlines() if line.startswith(("warning", "error"))]
     result["release_assets"] = stand_in_release_assets(folder, release_host(base), index_root)
-    rc, out, err, seconds = run([tool("uv"), "lock", "--project", str(folder)], folder, env, timeout)
+    # llm-sync's own lock step: `uv lock`, the check against the plan, relief for a framework's
+    # pin, a floor for a pin-less release, the fence for CUDA builds; `--dry-run` installs nothing.
+    locking = [llm_sync, "sync", *target, "--no-build-check", "--", "--dry-run"]
+    rc, out, err, seconds = run(locking, folder, {**env, "UV": tool("uv")}, timeout)
     result["lock_seconds"] = round(seconds, 1)
+    result["sync_says"] += [line for line in err.splitlines() if line.startswith("warning")]
     if rc != 0:
         result["status"] = "timeout" if rc == 124 else "lock failed"
-        result["detail"] = f"uv lock ran past {timeout:.0f} s" if rc == 124 else failure_summary(err)
+        result["detail"] = f"llm-sync ran past {timeout:.0f} s" if rc == 124 else failure_summary(err)
         return result
     lock = compat_lock.read_lock(folder / "uv.lock")
     views = {}
