@@ -37,14 +37,17 @@ if TYPE_CHECKING:
 MARK = "llm-sync: bound"
 MINORS = range(8, 17)  # the CPython 3.x minors a range is probed with; 3.16 stands for "and later"
 # Packages whose old releases pin no torch: a bound keeps uv from falling back to them.
-TORCH_CONSUMERS_WITH_PINS = ("vllm",)
 FRAMEWORKS_BRINGING_VLLM = ("vllm", "verl", "openrlhf")
 
 
+def show_range(specifier: SpecifierSet) -> str:
+    """ ">=2.9,<2.15": lower bound first, as people write ranges."""
+    items = sorted(specifier, key=lambda s: (not s.operator.startswith(">"), s.version))
+    return ",".join(str(s) for s in items)
+
+
 def show(bound: Bound) -> str:
-    """ "torch>=2.9,<2.15": lower bound first, as people write ranges."""
-    items = sorted(bound.specifier, key=lambda s: (not s.operator.startswith(">"), s.version))
-    return bound.package + ",".join(str(s) for s in items)
+    return bound.package + show_range(bound.specifier)
 
 
 def _series_after(release: str) -> str:
@@ -124,12 +127,11 @@ def plan_bounds(
     return tuple(bounds)
 
 
-_OWNED = re.compile(r'^\s*"(?P<requirement>[^"]+)",?\s*#\s*' + re.escape(MARK), re.MULTILINE)
-
-
-def owned(project: Project) -> dict[str, str]:
-    """llm-sync's own bounds in the file, by package: the entries carrying its mark."""
-    found = {(_name(m["requirement"]), m["requirement"]) for m in _OWNED.finditer(project.text)}
+def owned(project: Project, mark: str = MARK) -> dict[str, str]:
+    """llm-sync's own entries of a [tool.uv] requirement list, by package: those whose comment
+    carries ``mark`` (its bounds by default)."""
+    entries = re.compile(r'^\s*"(?P<requirement>[^"]+)",?\s*#\s*' + re.escape(mark), re.MULTILINE)
+    found = {(_name(m["requirement"]), m["requirement"]) for m in entries.finditer(project.text)}
     return {name: text for name, text in found if name is not None}
 
 

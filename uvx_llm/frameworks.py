@@ -20,6 +20,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from uvx_llm.actions import AddOverride, AddRequirement, Builder, SetDependencyMetadata, SetPathSource
+from uvx_llm.bounds import show_range
 from uvx_llm.checkouts import DECLARE_HINT, Checkout
 
 if TYPE_CHECKING:
@@ -309,8 +310,7 @@ def platform_overrides(
         specifier = SpecifierSet()
         for requirement in [r for r, _ in wanted] + [r for r in ours if canonicalize_name(r.name) == name]:
             specifier &= requirement.specifier
-        items = sorted(specifier, key=lambda s: (not s.operator.startswith(">"), s.version))
-        entry = f"{name}{','.join(str(s) for s in items)} ; {marker}"
+        entry = f"{name}{show_range(specifier)} ; {marker}"
         origins = "; ".join(f"{r} ({origin})" for r, origin in wanted)
         comment = f"llm-sync: CUDA-only, required by a checkout ({origins}): other platforms skip it instead of compiling it"
         reason = (

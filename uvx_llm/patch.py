@@ -228,31 +228,35 @@ def _doc_constraint(doc: Container, action: AddConstraint) -> None:
     _add_commented(doc, "constraint-dependencies", action.requirement, action.comment)
 
 
+def _doc_replace_commented(doc: Container, key: str, old: str | None, new: str | None, comment: str) -> None:
+    """llm-sync's own entry ``old`` of a [tool.uv] requirement list replaced by ``new`` (None: taken away)."""
+    if old is not None:
+        entries = _table(doc, "tool", "uv")[key]
+        del entries[[str(item) for item in entries].index(old)]  # its comment goes with it
+    if new is not None:
+        _add_commented(doc, key, new, comment)
+
+
+def _data_replace_commented(data: dict[str, Any], key: str, old: str | None, new: str | None) -> None:
+    uv = _plain_dict(data, "tool", "uv")
+    kept = [e for e in uv.get(key, []) if e != old]
+    uv[key] = [*kept, *([new] if new is not None else [])]
+
+
 def _doc_bound(doc: Container, action: SetBound) -> None:
-    if action.old is not None:
-        entries = _table(doc, "tool", "uv")["constraint-dependencies"]
-        del entries[[str(item) for item in entries].index(action.old)]  # its comment goes with it
-    _add_commented(doc, "constraint-dependencies", action.requirement, action.comment)
+    _doc_replace_commented(doc, "constraint-dependencies", action.old, action.requirement, action.comment)
 
 
 def _data_bound(data: dict[str, Any], action: SetBound) -> None:
-    uv = _plain_dict(data, "tool", "uv")
-    kept = [e for e in uv.get("constraint-dependencies", []) if e != action.old]
-    uv["constraint-dependencies"] = [*kept, action.requirement]
+    _data_replace_commented(data, "constraint-dependencies", action.old, action.requirement)
 
 
 def _doc_set_override(doc: Container, action: SetOverride) -> None:
-    if action.old is not None:
-        entries = _table(doc, "tool", "uv")["override-dependencies"]
-        del entries[[str(item) for item in entries].index(action.old)]  # its comment goes with it
-    if action.requirement is not None:
-        _add_commented(doc, "override-dependencies", action.requirement, action.comment)
+    _doc_replace_commented(doc, "override-dependencies", action.old, action.requirement, action.comment)
 
 
 def _data_set_override(data: dict[str, Any], action: SetOverride) -> None:
-    uv = _plain_dict(data, "tool", "uv")
-    kept = [e for e in uv.get("override-dependencies", []) if e != action.old]
-    uv["override-dependencies"] = [*kept, *([action.requirement] if action.requirement else [])]
+    _data_replace_commented(data, "override-dependencies", action.old, action.requirement)
 
 
 def _data_constraint(data: dict[str, Any], action: AddConstraint) -> None:

@@ -318,16 +318,6 @@ def lock_and_verify(
 
 
 FENCE_MARK = "llm-sync: CUDA-only"
-_FENCE = re.compile(r'^\s*"(?P<requirement>[^"]+)",?\s*#\s*' + re.escape(FENCE_MARK), re.MULTILINE)
-
-
-def fences(project: Project) -> dict[str, str]:
-    """llm-sync's own overrides that keep a CUDA build off other platforms, by package."""
-    found = {}
-    for match in _FENCE.finditer(project.text):
-        name = match["requirement"].split("==", 1)[0].split(";", 1)[0].strip().lower()
-        found[name] = match["requirement"]
-    return found
 
 
 def fence_cuda_builds(
@@ -339,14 +329,14 @@ def fence_cuda_builds(
     replaces the framework's own pin. So the version comes from a trial lock *without* llm-sync's
     overrides (the framework's pin as it is today, re-read on every sync) and the override is
     written for Linux only with that version. Whether the file changed (then lock again)."""
-    from uvx_llm import catalog as catalog_module  # noqa: PLC0415 - see sync
-    from uvx_llm import lockfile  # noqa: PLC0415 - same
+    from uvx_llm import bounds, lockfile  # noqa: PLC0415 - see sync
+    from uvx_llm import catalog as catalog_module  # noqa: PLC0415 - same
     from uvx_llm import patch as patch_module  # noqa: PLC0415 - same
     from uvx_llm import project as project_module  # noqa: PLC0415 - same
     from uvx_llm.actions import SetOverride  # noqa: PLC0415 - same
 
     current = project_module.load(project.path)
-    ours = fences(current)
+    ours = bounds.owned(current, FENCE_MARK)  # llm-sync's own fences, by package
     markers = {b.name: b.platform_marker for b in catalog_module.load().builds if b.platform_marker}
     python = lockfile.lowest_python(current.table("project").get("requires-python"))
     packages: list[dict[str, Any]] | None = lockfile.read(current.root / "uv.lock")
