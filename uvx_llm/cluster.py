@@ -18,9 +18,10 @@ compares the nodes, ``report`` gathers the findings.
 from __future__ import annotations
 
 import json
+import socket
 import tempfile
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,15 @@ SMI = [
     "--format=csv,noheader,nounits",
 ]
 NO_TOOLKIT = Toolkit(nvcc=None, cuda_home=None, version=None, how_found="not checked on cluster nodes")
+# For the drivers: when llm-sync itself runs under `uv run`, Ray (2.45 and newer) would start
+# the driver's workers with `uv run` in the driver's folder (a temporary one) on every node,
+# instead of the interpreter the cluster runs; llm-sync's tasks need only the standard library.
+DRIVER_ENVIRONMENT = {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "PYTHONUNBUFFERED": "1"}
+# A node may describe its machine as a command line does with --cuda/--rocm/--arch: these
+# variables in its Ray worker's environment (`ray start` passes its own on) stand for its
+# nvidia-smi: a node whose GPUs Ray's worker cannot see (a container without the driver's
+# tools), or a rehearsal of a cluster that is not there yet.
+TARGET_VARIABLES = ("LLM_SYNC_CUDA", "LLM_SYNC_ROCM", "LLM_SYNC_ARCH")
 COMPARED = ("flash-attn", "vllm", "transformers", "ray", "deepspeed", "verl", "openrlhf")
 
 # Runs in the project's interpreter on this machine: standard library and ray only, one JSON line out.
@@ -57,13 +67,14 @@ except ImportError as error:
     print(json.dumps({"error": "no-ray", "detail": str(error)}))
     sys.exit(0)
 
-def look(project_root, probe, smi, timeout):
+def look(project_root, probe, smi, timeout, targets):
     import os, subprocess, tempfile
     out = {}
     chosen = os.environ.get("UV_PROJECT_ENVIRONMENT")
     environment = os.path.join(project_root, chosen) if chosen else os.path.join(project_root, ".venv")
     python = os.path.join(environment, "bin", "python")
     out["interpreter"] = python
+    out["target"] = {key: os.environ[key] for key in targets if os.environ.get(key)}
     try:
         done = subprocess.run(smi, capture_output=True, text=True, timeout=20)
         out["smi"] = {"rc": done.returncode, "stdout": done.stdout, "stderr": done.stderr[-2000:]}
@@ -95,8 +106,8 @@ try:
     asked = {}
     for node in alive:
         strategy = NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False)
-        ref = task.options(num_cpus=0, scheduling_strategy=strategy).remote(
-            args["project_root"], args["probe"], args["smi"], args["timeout"]
+        ref = task.options(num_cpus=0, max_retries=0, scheduling_strategy=strategy).remote(
+            args["project_root"], args["probe"], args["smi"], args["timeout"], args["targets"]
         )
         asked[ref] = node
     ready, pending = (
@@ -148,18 +159,40 @@ class NodeAnswer:
 # --- the edge: run the driver ------------------------------------------------------------------
 
 
+def check_reachable(address: str, *, timeout: float = 5.0) -> None:
+    """Fail at once when nothing listens at a HOST:PORT address: ray.init waits minutes there.
+    `auto`, `local` and ray:// (Ray Client) addresses are left to Ray."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise LlmSyncError(
+            f"cannot connect to the Ray cluster at {address}",
+            why=f"nothing answers at {host} port {port}: {error.strerror or error}",
+            fix="start the cluster (`ray start --head`), or give the head node's GCS address "
+            "(`--ray HOST:6379`, or RAY_ADDRESS)",
+        ) from None
+
+
 def run_driver(interpreter: Path, *, address: str, project_root: Path, timeout: float) -> dict[str, Any]:
     """The driver's answer; an error (what/why/fix) when Ray is missing or unreachable."""
+    check_reachable(address)
     args = {
         "address": address,
         "project_root": str(project_root.absolute()),
         "probe": PROBE % {"packages": PACKAGES},
         "smi": SMI,
         "timeout": timeout,
+        "targets": list(TARGET_VARIABLES),
     }
     with tempfile.TemporaryDirectory(prefix="llm-sync-ray-") as neutral:
         result = proc.run(
-            [str(interpreter), "-c", DRIVER, json.dumps(args)], cwd=Path(neutral), timeout=timeout + 120
+            [str(interpreter), "-c", DRIVER, json.dumps(args)],
+            cwd=Path(neutral),
+            env=DRIVER_ENVIRONMENT,
+            timeout=timeout + 120,
         )
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     if result.failure is not None or result.returncode != 0 or not lines:
@@ -235,39 +268,94 @@ def _environment(interpreter: str, probe: object) -> Environment | None:
         return Environment(interpreter, problem="printed something that is not the probe's answer")
 
 
+def _declared(raw: dict[str, Any], catalog: Catalog, name: str) -> Machine | str | None:
+    """The machine a node declares with LLM_SYNC_CUDA/ROCM/ARCH, read as the command line reads
+    them (machine.for_run); None when it declares none, the problem when a value is bad."""
+    from uvx_llm import machine as machine_module  # noqa: PLC0415 - the planner's reader, only for such nodes
+
+    declared = raw.get("target")
+    if not isinstance(declared, dict) or not declared:
+        return None
+    value = {key: str(declared.get(key) or "") for key in TARGET_VARIABLES}
+    try:
+        found = machine_module.for_run(
+            catalog,
+            cuda=value["LLM_SYNC_CUDA"],
+            arch=value["LLM_SYNC_ARCH"],
+            rocm=value["LLM_SYNC_ROCM"],
+            env={},
+            cuda_origin=f"LLM_SYNC_CUDA on {name}",
+            arch_origin=f"LLM_SYNC_ARCH on {name}",
+            rocm_origin=f"LLM_SYNC_ROCM on {name}",
+        )
+    except LlmSyncError as error:
+        return f"declares its machine with a value llm-sync cannot read: {error.what}"
+    shown = ", ".join(f"{key}={declared[key]}" for key in TARGET_VARIABLES if declared.get(key))
+    return replace(found, system="linux", source=f"{shown} on {name}")
+
+
+def unique_names(raws: Sequence[dict[str, Any]]) -> list[str]:
+    """Each node's name: its hostname, with the start of its node ID where hostnames repeat
+    (several Ray nodes on one host, or containers that share one hostname)."""
+    names = [str(raw.get("name")) for raw in raws]
+    counts = Counter(names)
+    return [
+        f"{name}/{str(raw.get('node_id'))[:8]}" if counts[name] > 1 else name
+        for name, raw in zip(names, raws, strict=True)
+    ]
+
+
+def _answer(raw: dict[str, Any], name: str, catalog: Catalog) -> NodeAnswer:
+    node_id, interpreter = str(raw.get("node_id")), str(raw.get("interpreter", ""))
+    if raw.get("timed_out"):
+        return NodeAnswer(name, node_id, problem="did not answer in time", raw=raw)
+    if raw.get("error"):
+        return NodeAnswer(name, node_id, problem=f"its task failed: {raw['error']}", raw=raw)
+    declared = _declared(raw, catalog, name)
+    if isinstance(declared, str):
+        return NodeAnswer(name, node_id, problem=declared, raw=raw)
+    return NodeAnswer(
+        name,
+        node_id,
+        machine=declared or _machine(raw, catalog),
+        environment=_environment(interpreter, raw.get("probe")),
+        interpreter=interpreter,
+        raw=raw,
+    )
+
+
 def answers(document: dict[str, Any], catalog: Catalog) -> tuple[NodeAnswer, ...]:
-    found = []
-    for raw in document.get("nodes", []):
-        name, node_id = str(raw.get("name")), str(raw.get("node_id"))
-        interpreter = str(raw.get("interpreter", ""))
-        if raw.get("timed_out"):
-            found.append(NodeAnswer(name, node_id, problem="did not answer in time", raw=raw))
-        elif raw.get("error"):
-            found.append(NodeAnswer(name, node_id, problem=f"its task failed: {raw['error']}", raw=raw))
-        else:
-            found.append(
-                NodeAnswer(
-                    name,
-                    node_id,
-                    machine=_machine(raw, catalog),
-                    environment=_environment(interpreter, raw.get("probe")),
-                    interpreter=interpreter,
-                    raw=raw,
-                )
-            )
+    raws = [raw for raw in document.get("nodes", []) if isinstance(raw, dict)]
+    found = [_answer(raw, name, catalog) for raw, name in zip(raws, unique_names(raws), strict=True)]
     return tuple(sorted(found, key=lambda a: a.name))
+
+
+def driver_text(machine: Machine) -> str:
+    """ "driver 580.159.04", or what a node that declares its machine says of its driver."""
+    if machine.driver_version:
+        return f"driver {machine.driver_version}"
+    if machine.cuda_max is not None:
+        return f"a driver for CUDA up to {machine.cuda_max[0]}.{machine.cuda_max[1]} ({machine.source})"
+    return "driver unknown"
+
+
+def problem_fix(answer: NodeAnswer, timeout: float) -> str:
+    """What to do about a node that gave no usable answer."""
+    if "in time" in (answer.problem or ""):
+        return f"check the node (`ray status`, its raylet log); raise --timeout (now {timeout:g} s) for a slow disk"
+    if (answer.problem or "").startswith("declares"):
+        return (
+            f"correct (or unset) {'/'.join(TARGET_VARIABLES)} in the environment Ray's worker has on "
+            f"{answer.name} (the one `ray start` ran with)"
+        )
+    return "check the node's Ray worker log"
 
 
 def node_findings(answer: NodeAnswer, catalog: Catalog, *, timeout: float) -> list[Finding]:
     """One node's own problems (and one line saying what it has)."""
     area = f"node {answer.name}"
     if answer.problem is not None:
-        fix = (
-            f"check the node (`ray status`, its raylet log); raise --timeout (now {timeout:g} s) for a slow disk"
-            if "in time" in answer.problem
-            else "check the node's Ray worker log"
-        )
-        return [Finding(area, ERROR, f"{answer.name} {answer.problem}", fix=fix)]
+        return [Finding(area, ERROR, f"{answer.name} {answer.problem}", fix=problem_fix(answer, timeout))]
     if answer.environment is None:
         return [
             Finding(
@@ -287,7 +375,7 @@ def node_findings(answer: NodeAnswer, catalog: Catalog, *, timeout: float) -> li
     torch = answer.facts.get("torch", {})
     gpus = ", ".join(sorted({show_sm(g.capability) for g in machine.gpus if g.capability})) or "no GPU"
     summary = (
-        f"{answer.name}: driver {machine.driver_version or 'unknown'}, {gpus}, "
+        f"{answer.name}: {driver_text(machine)}, {gpus}, "
         f"torch {torch.get('version', 'not importable')}"
         + (f" (CUDA {torch['cuda']})" if torch.get("cuda") else "")
     )

@@ -153,7 +153,7 @@ try:
                 continue
             strategy = NodeAffinitySchedulingStrategy(node_id=node["node_id"], soft=False)
             say("node", name=node["name"], status="started")
-            ref = task.options(num_cpus=0, scheduling_strategy=strategy).remote(
+            ref = task.options(num_cpus=0, max_retries=0, scheduling_strategy=strategy).remote(
                 args["project_root"], args["uv_args"], args["keys"], args["house"], args["wheelcopy"],
                 args["run_id"],
             )
@@ -178,7 +178,9 @@ try:
                 try:
                     result = ray.get(ref)
                 except Exception as error:
-                    say("node", name=name, status="task-failed", detail=f"{type(error).__name__}: {error}"[:2000])
+                    died = type(error).__name__ in ("NodeDiedError", "WorkerCrashedError")
+                    status = "died" if died else "task-failed"
+                    say("node", name=name, status=status, detail=f"{type(error).__name__}: {error}"[:2000])
                     failed = True
                     continue
                 ok = result.get("rc") == 0 and "error" not in result
@@ -193,6 +195,11 @@ except KeyboardInterrupt:
             ray.cancel(ref)  # KeyboardInterrupt in the task: it stops its uv's process group
         except Exception:
             pass
+    try:  # a moment for the tasks to stop their uv before this driver, and its job, end
+        ray.wait(list(asked), num_returns=len(asked), timeout=20)
+    except BaseException:
+        pass
+    for name in asked.values():
         say("node", name=name, status="cancelled")
     raise
 finally:
@@ -205,7 +212,7 @@ class NodeResult:
     """What one node's sync came to."""
 
     name: str
-    status: str  # done, failed, timed-out, task-failed, gone, cancelled, not-started
+    status: str  # done, failed, timed-out, task-failed, died, gone, cancelled, not-started
     detail: str = ""
     log: str = ""
     tail: tuple[str, ...] = ()
@@ -232,16 +239,18 @@ def fleet_nodes(nodes: Sequence[NodeAnswer]) -> tuple[fleet.Node, ...]:
     )
 
 
-def silent(nodes: Sequence[NodeAnswer]) -> LlmSyncError | None:
+def silent(nodes: Sequence[NodeAnswer], *, timeout: float) -> LlmSyncError | None:
     """The error for nodes that did not answer the survey (then nothing is written or run)."""
     missing = [n for n in nodes if n.problem is not None]
     if not missing:
         return None
+    from uvx_llm.cluster import problem_fix  # noqa: PLC0415 - see the module docstring
+
     shown = "; ".join(f"{n.name} {n.problem}" for n in missing)
     return LlmSyncError(
-        f"{len(missing)} of {len(nodes)} Ray nodes did not answer: {shown}",
+        f"{len(missing)} of {len(nodes)} Ray nodes gave no usable answer: {shown}",
         why="sync --ray plans for every alive node and syncs each; nothing was changed",
-        fix="check the node (`ray status`, its raylet log), or remove it from the cluster, and run again",
+        fix=problem_fix(missing[0], timeout) + "; or take the node out of the cluster, and run again",
         exit_code=ExitCode.DIFFERENCES,
     )
 
@@ -294,6 +303,7 @@ def line_of(result: NodeResult) -> str:
         "failed": f"uv sync failed ({result.detail})",
         "timed-out": "did not answer within the timeout: its task was cancelled",
         "task-failed": f"its task failed: {result.detail}",
+        "died": f"the node (or its Ray worker) died during its sync: {result.detail.split('. ')[0]}",
         "gone": "left the cluster before its sync started",
         "cancelled": "cancelled",
         "no-uv": f"no uv: {result.detail}",
@@ -315,6 +325,8 @@ def outcome(results: Sequence[NodeResult], planned: Sequence[str], *, timeout: f
         "timed-out": f"check the node (`ray status`, its raylet log); raise --node-timeout (now {timeout:g} s) "
         "for a long build",
         "no-uv": "install uv on the node (`pip install uv` into the interpreter Ray runs, or uv on its PATH)",
+        "died": "bring the node back (or take it out of the cluster) and run `llm-sync sync --ray` again: "
+        "nodes already in sync have nothing to do",
     }
     fix = fixes.get(first.status, "") if first else ""
     if first and first.log:
@@ -352,7 +364,7 @@ def survey(
             fix="`ray status` on the head node",
             exit_code=ExitCode.DIFFERENCES,
         )
-    error = silent(nodes)
+    error = silent(nodes, timeout=timeout)
     if error is not None:
         raise error
     for finding in cluster.ray_versions(document.get("ray"), nodes):
@@ -387,6 +399,7 @@ def sync_nodes(
 ) -> list[NodeResult]:
     """Run ``DRIVER``: each wave's nodes synced, progress shown as the events come."""
     from uvx_llm import wheelcopy  # noqa: PLC0415 - see the module docstring
+    from uvx_llm.cluster import DRIVER_ENVIRONMENT  # noqa: PLC0415 - same
 
     args = {
         "address": address,
@@ -422,7 +435,7 @@ def sync_nodes(
         code = proc.run_streaming(
             [str(interpreter), "-c", DRIVER, json.dumps(args)],
             cwd=Path(neutral),
-            env={"PYTHONUNBUFFERED": "1"},
+            env=DRIVER_ENVIRONMENT,
             on_stderr_line=on_line,
         )
     if problem:
@@ -516,12 +529,13 @@ def prepare(options: pipeline.Options, target: Target) -> Surveyed:
 
 def describe(node: NodeAnswer) -> str:
     from uvx_llm.catalog import show_sm  # noqa: PLC0415 - see the module docstring
+    from uvx_llm.cluster import driver_text  # noqa: PLC0415 - same
 
     machine = node.machine
     if machine is None or not machine.gpus:
         return "no NVIDIA GPU seen (nvidia-smi)"
     archs = ", ".join(sorted({show_sm(g.capability) for g in machine.gpus if g.capability})) or "unknown"
-    return f"{len(machine.gpus)} GPU(s), {archs}, driver {machine.driver_version or 'unknown'}"
+    return f"{len(machine.gpus)} GPU(s), {archs}, {driver_text(machine)}"
 
 
 def require_wheelhouse(run: pipeline.Run) -> Path | None:
