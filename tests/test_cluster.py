@@ -113,3 +113,21 @@ def test_an_address_where_nothing_listens_fails_at_once() -> None:
         cluster.check_reachable(address, timeout=2)
     for left_to_ray in ("auto", "ray://10.0.0.1:10001", "local"):
         cluster.check_reachable(left_to_ray)  # nothing raised: Ray resolves these itself
+
+
+def test_a_ray_version_other_than_the_clusters_names_the_version_to_install() -> None:
+    detail = (
+        "RuntimeError: Version mismatch: The cluster was started with:\n    Ray: 2.60.0\n    Python: 3.11.7\n"
+        "This process on node 10.0.0.2 was started with:\n    Ray: 2.49.0\n    Python: 3.11.7\n"
+    )
+    error = cluster.connect_error("10.0.0.1:6379", detail)
+    assert error.what == (
+        "the Ray cluster at 10.0.0.1:6379 runs Ray 2.60.0 on Python 3.11.7; "
+        "the driver's interpreter has Ray 2.49.0 on Python 3.11.7"
+    )
+    assert "uv add 'ray==2.60.0'" in error.fix
+    other_python = detail.replace("2.49.0", "2.60.0").replace("3.11.7\nThis", "3.11.9\nThis")
+    assert "uv python pin 3.11.9" in cluster.connect_error("h:1", other_python).fix  # the cluster's
+    plain = cluster.connect_error("10.0.0.1:6379", "ConnectionError: no GCS")
+    assert plain.what == "cannot connect to the Ray cluster at 10.0.0.1:6379"
+    assert "ray start --head" in plain.fix

@@ -18,6 +18,7 @@ compares the nodes, ``report`` gathers the findings.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import tempfile
 from collections import Counter
@@ -212,13 +213,36 @@ def run_driver(interpreter: Path, *, address: str, project_root: Path, timeout: 
             "or give --python an interpreter that has the cluster's ray",
         )
     if answer.get("error") == "connect":
-        raise LlmSyncError(
-            f"cannot connect to the Ray cluster at {address}",
-            why=str(answer.get("detail")),
-            fix="start the cluster (`ray start --head`), give its address (`--ray HOST:6379`, or RAY_ADDRESS), "
-            "and use the cluster's Ray version in the project",
-        )
+        raise connect_error(address, str(answer.get("detail")))
     return answer
+
+
+def connect_error(address: str, detail: str) -> LlmSyncError:
+    """ray.init's failure, with the way out: a Ray or Python version other than the cluster's
+    (Ray refuses a client whose Ray, or Python down to the patch level, differs), or no cluster."""
+    versions = re.findall(r"Ray:\s*(\S+)\s*Python:\s*(\S+)", detail)
+    if "version mismatch" in detail.lower() and len(versions) == 2:  # noqa: PLR2004 - the cluster's, then ours
+        (cluster_ray, cluster_python), (our_ray, our_python) = versions
+        if cluster_ray != our_ray:
+            wanted = f"ray=={cluster_ray}"
+            fix = f"install {wanted} in the project (`uv add '{wanted}'`, then `llm-sync`) or give --python one that has it"
+        else:
+            fix = (
+                f"run the project on Python {cluster_python}, as the cluster does (`uv python pin {cluster_python}`, "
+                "then `llm-sync`), or give --python such an interpreter"
+            )
+        return LlmSyncError(
+            f"the Ray cluster at {address} runs Ray {cluster_ray} on Python {cluster_python}; "
+            f"the driver's interpreter has Ray {our_ray} on Python {our_python}",
+            why="Ray refuses a client whose Ray version, or Python version, differs from the cluster's",
+            fix=fix,
+        )
+    return LlmSyncError(
+        f"cannot connect to the Ray cluster at {address}",
+        why=detail,
+        fix="start the cluster (`ray start --head`), give its address (`--ray HOST:6379`, or RAY_ADDRESS), "
+        "and use the cluster's Ray version in the project",
+    )
 
 
 # --- pure: answers, findings, differences ------------------------------------------------------------

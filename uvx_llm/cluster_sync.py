@@ -454,11 +454,9 @@ def driver_error(event: dict[str, Any], *, interpreter: Path, address: str) -> L
         return LlmSyncError(
             f"ray is not installed in {interpreter}", why=str(event.get("detail")), fix=INSTALL_HINT
         )
-    return LlmSyncError(
-        f"cannot connect to the Ray cluster at {address}",
-        why=str(event.get("detail")),
-        fix="start the cluster (`ray start --head`) or give its address (`--ray HOST:6379`, or RAY_ADDRESS)",
-    )
+    from uvx_llm.cluster import connect_error  # noqa: PLC0415 - see the module docstring
+
+    return connect_error(address, str(event.get("detail")))
 
 
 def driver_interpreter(project_root: Path, python: Path | None) -> Path:
