@@ -481,4 +481,3 @@ def test_a_node_slower_than_the_node_timeout_is_cancelled_and_named(
         assert f"{slow.name}: did not answer within the timeout: its task was cancelled" in done.stderr
         assert "raise --node-timeout (now 5 s)" in done.stderr
         _wait_for(lambda: not any(_alive(pid) for pid in _pids(pids)), 15)
-
