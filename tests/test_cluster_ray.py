@@ -83,6 +83,7 @@ class RayNode:
         """The node as new: no environment, an empty uv cache, the real uv on its PATH."""
         for name in ("venv", "uv-cache", "cache", "bin"):
             shutil.rmtree(self.folder / name, ignore_errors=True)
+        (self.folder / "builds.jsonl").unlink(missing_ok=True)
         (self.folder / "bin").mkdir(parents=True)
         (self.folder / "bin" / "uv").symlink_to(uv_binary())
         if self.label == "h100":
@@ -332,7 +333,8 @@ def test_one_build_for_every_architecture_and_identical_environments(ray_cluster
     assert builds[0]["FLASH_ATTN_CUDA_ARCHS"] == "80;90"
     [shared] = [p.relative_to(house).as_posix() for p in house.glob("*/*/*/*/*")]
     assert shared.startswith("flash-attn/9.9.9/torch-2.9.0+cu128/sm_80-sm_90/py")
-    assert done.stderr.count("built packages from the wheelhouse, no compile") == 2
+    assert done.stderr.count("built packages from the first node, no compile") == 2
+    assert "(its build shared through the wheelhouse)" in done.stderr
     # every node has the same environment, the lock's
     installed = {node.label: node.installed() for node in nodes}
     assert installed["h100"] == installed["a100"] == installed["old-driver"]
@@ -349,12 +351,17 @@ def test_one_build_for_every_architecture_and_identical_environments(ray_cluster
     assert len([b for node in nodes for b in node.builds()]) == 1
 
 
-def test_a_plan_that_builds_needs_a_wheelhouse(ray_cluster: RealCluster) -> None:
-    before = (ray_cluster.project / "pyproject.toml").read_bytes()
+def test_without_a_wheelhouse_the_build_goes_through_rays_object_store(ray_cluster: RealCluster) -> None:
     done = sync(ray_cluster)
-    assert done.returncode == ExitCode.USAGE, done.stderr
-    assert "needs the `wheelhouse` setting" in done.stderr
-    assert (ray_cluster.project / "pyproject.toml").read_bytes() == before
+    assert done.returncode == 0, done.stderr
+    nodes = list(ray_cluster.nodes.values())
+    assert len([b for node in nodes for b in node.builds()]) == 1, done.stderr
+    assert "builds first and shares it through Ray's object store" in done.stderr
+    assert "(its build shared through Ray's object store)" in done.stderr
+    assert done.stderr.count("built packages from the first node, no compile") == 2
+    installed = [node.installed() for node in nodes]
+    assert installed[0] == installed[1] == installed[2]
+    assert "flash_attn-9.9.9.dist-info" in installed[0]
 
 
 def test_a_failing_node_fails_the_command_with_its_log(ray_cluster: RealCluster) -> None:

@@ -3,8 +3,17 @@ to. The driver against a real local Ray cluster: tests/test_cluster_ray.py."""
 
 from __future__ import annotations
 
-from uvx_llm import cluster_sync
+import io
+import tarfile
+from typing import TYPE_CHECKING
+
+import pytest
+
+from uvx_llm import cluster_sync, wheelcopy
 from uvx_llm.cluster import NodeAnswer
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _node(name: str) -> NodeAnswer:
@@ -58,3 +67,24 @@ def test_nodes_without_a_usable_answer_stop_before_anything_is_written() -> None
     assert error.what == "1 of 2 Ray nodes gave no usable answer: gpu-02 did not answer in time"
     assert "raise --timeout (now 30 s)" in error.fix
     assert cluster_sync.silent([_node("gpu-01")], timeout=30) is None
+
+
+def test_a_carried_build_unpacks_as_it_was_packed_and_nothing_outside(tmp_path: Path) -> None:
+    folder = tmp_path / "built" / "flash-attn" / "9.9.9"
+    folder.mkdir(parents=True)
+    (folder / "flash_attn-9.9.9-cp311-cp311-linux_x86_64.whl").write_bytes(b"wheel")
+    target = tmp_path / "carried"
+    target.mkdir()
+    wheelcopy.unpack(wheelcopy.pack(tmp_path / "built"), target)
+    assert (
+        target / "flash-attn" / "9.9.9" / "flash_attn-9.9.9-cp311-cp311-linux_x86_64.whl"
+    ).read_bytes() == b"wheel"
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        member = tarfile.TarInfo("../escaped")
+        member.size = 1
+        archive.addfile(member, io.BytesIO(b"x"))
+    with pytest.raises(ValueError, match=r"refusing '\.\./escaped'"):
+        wheelcopy.unpack(buffer.getvalue(), target)
+    assert not (tmp_path / "escaped").exists()

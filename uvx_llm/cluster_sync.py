@@ -75,8 +75,8 @@ except ImportError as error:
     say("error", kind="no-ray", detail=str(error))
     sys.exit(0)
 
-def sync_node(project_root, uv_args, keys, house, wheelcopy, run_id):
-    import importlib.util, os, shutil, signal, subprocess, sys, time
+def sync_node(project_root, uv_args, keys, house, wheelcopy, run_id, carried):
+    import importlib.util, os, shutil, signal, subprocess, sys, tempfile, time
     from pathlib import Path
     from collections import deque
     found = shutil.which("uv")
@@ -85,7 +85,7 @@ def sync_node(project_root, uv_args, keys, house, wheelcopy, run_id):
     elif importlib.util.find_spec("uv") is not None:
         uv = [sys.executable, "-m", "uv"]
     else:
-        return {"error": "no-uv", "detail": f"no uv on PATH and no uv module in {sys.executable}"}
+        return {"error": "no-uv", "detail": f"no uv on PATH and no uv module in {sys.executable}"}, None
     cache_root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     log_path = os.path.join(cache_root, "llm-sync", "logs", "ray", f"{run_id}.log")
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
@@ -97,9 +97,13 @@ def sync_node(project_root, uv_args, keys, house, wheelcopy, run_id):
         asked = subprocess.run([*uv, "cache", "dir"], capture_output=True, text=True, timeout=60)
         cache = Path(asked.stdout.strip()) if asked.returncode == 0 and asked.stdout.strip() else None
     if cache is not None:
-        for key in keys:
-            for entry in tools["entries_of"](Path(house) / key["build"]):
-                out["restored"] += tools["restore"](house_entry=entry, cache=cache)
+        with tempfile.TemporaryDirectory(prefix="llm-sync-carried-") as unpacked:
+            if carried:  # the first node's build, through Ray's object store
+                tools["unpack"](carried, Path(unpacked))
+            source = Path(house) if house else Path(unpacked)
+            for key in keys:
+                for entry in tools["entries_of"](source / key["build"]):
+                    out["restored"] += tools["restore"](house_entry=entry, cache=cache)
     started = time.monotonic()
     with open(log_path, "w", encoding="utf-8") as log:
         child = subprocess.Popen(
@@ -123,18 +127,22 @@ def sync_node(project_root, uv_args, keys, house, wheelcopy, run_id):
     out["seconds"] = round(time.monotonic() - started, 1)
     with open(log_path, encoding="utf-8", errors="replace") as log:
         out["tail"] = list(deque((line.rstrip("\n") for line in log), maxlen=30))
-    if out["rc"] == 0 and cache is not None:
-        chosen = os.environ.get("UV_PROJECT_ENVIRONMENT")
-        venv = Path(project_root) / chosen if chosen else Path(project_root) / ".venv"
-        python = tools["python_of_venv"](venv)
+    if out["rc"] != 0 or cache is None or (not house and carried is not None):
+        return out, None
+    chosen = os.environ.get("UV_PROJECT_ENVIRONMENT")
+    venv = Path(project_root) / chosen if chosen else Path(project_root) / ".venv"
+    python = tools["python_of_venv"](venv)
+    with tempfile.TemporaryDirectory(prefix="llm-sync-share-") as staging:
+        folder = Path(house) if house else Path(staging)
         for key in keys if python else ():
-            target = Path(house) / key["build"] / f"py{python}"
+            target = folder / key["build"] / f"py{python}"
             try:
                 if tools["export"](cache=cache, target=target, name=key["name"], version=key["version"]):
-                    out["shared"].append(str(target))
+                    out["shared"].append(str(target) if house else "Ray's object store")
             except OSError as error:
                 out.setdefault("warnings", []).append(f"could not share {target}: {error}")
-    return out
+        packed = tools["pack"](folder) if out["shared"] and not house else None
+    return out, packed
 
 try:
     ray.init(address=args["address"], logging_level="ERROR", log_to_driver=False)
@@ -146,16 +154,20 @@ asked = {}
 try:
     alive = {node["NodeID"] for node in ray.nodes() if node.get("Alive")}
     task = ray.remote(sync_node)
+    carried = None  # the first node's build for the others, when no wheelhouse is set
     for wave in args["waves"]:
+        built = {}
         for node in wave:
             if node["node_id"] not in alive:
                 say("node", name=node["name"], status="gone")
                 continue
             strategy = NodeAffinitySchedulingStrategy(node_id=node["node_id"], soft=False)
             say("node", name=node["name"], status="started")
-            ref = task.options(num_cpus=0, max_retries=0, scheduling_strategy=strategy).remote(
+            ref, built[ref] = task.options(
+                num_cpus=0, max_retries=0, num_returns=2, scheduling_strategy=strategy
+            ).remote(
                 args["project_root"], args["uv_args"], args["keys"], args["house"], args["wheelcopy"],
-                args["run_id"],
+                args["run_id"], carried,
             )
             asked[ref] = node["name"]
         deadline = time.monotonic() + args["timeout"]
@@ -185,6 +197,8 @@ try:
                     continue
                 ok = result.get("rc") == 0 and "error" not in result
                 failed = failed or not ok
+                if ok and result.get("shared") and not args["house"]:
+                    carried = built[ref]  # passed on as it is: Ray hands each later node the bytes
                 say("node", name=name, status="done" if ok else "failed", **result)
         if failed:
             break
@@ -296,8 +310,9 @@ def line_of(result: NodeResult) -> str:
     """The progress line of a node's end."""
     if result.ok:
         took = f" in {result.seconds:g} s" if result.seconds is not None else ""
-        extra = " (its build shared in the wheelhouse)" if result.shared else ""
-        extra += " (built packages from the wheelhouse, no compile)" if result.restored else ""
+        through = "Ray's object store" if result.shared == ("Ray's object store",) else "the wheelhouse"
+        extra = f" (its build shared through {through})" if result.shared else ""
+        extra += " (built packages from the first node, no compile)" if result.restored else ""
         return f"{result.name}: uv sync done{took}{extra}"
     reasons = {
         "failed": f"uv sync failed ({result.detail})",
@@ -406,7 +421,7 @@ def sync_nodes(
         "project_root": str(project_root.absolute()),
         "waves": plan,
         "uv_args": ["--locked", *(a for a in uv_args if a != "--locked")],
-        "keys": key_arguments(keys) if house is not None else [],
+        "keys": key_arguments(keys),
         "house": str(house) if house is not None else "",
         "wheelcopy": wheelcopy.source(),
         "run_id": f"sync-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}",
@@ -493,9 +508,6 @@ class Surveyed:
     nodes: tuple[NodeAnswer, ...]
     options: pipeline.Options
 
-    def require_wheelhouse(self, run: pipeline.Run) -> Path | None:
-        return require_wheelhouse(run)
-
     def finish(self, run: pipeline.Run, uv_args: Sequence[str]) -> int:
         return finish(self, run, uv_args)
 
@@ -536,23 +548,11 @@ def describe(node: NodeAnswer) -> str:
     return f"{len(machine.gpus)} GPU(s), {archs}, {driver_text(machine)}"
 
 
-def require_wheelhouse(run: pipeline.Run) -> Path | None:
-    """The wheelhouse folder the nodes share; an error when the plan builds and none is set."""
-    from uvx_llm import wheelhouse  # noqa: PLC0415 - see the module docstring
-
-    if not run.plan.built_packages:
-        return None
+def shared_folder(run: pipeline.Run) -> Path | None:
+    """The wheelhouse folder, when one is set: the build goes through it (and stays for the next
+    run); without one it goes from node to node through Ray's object store, for this run only."""
     chosen = run.request.wheelhouse if run.request is not None else None
-    if not chosen:
-        raise LlmSyncError(
-            f"sync --ray builds {', '.join(run.plan.built_packages)} and needs the `{wheelhouse.SETTING}` "
-            "setting: a folder every node can read and write",
-            why="one node compiles and the others install its build from that folder; without it every "
-            "node would compile for itself; nothing was changed",
-            fix=f"set it to a shared folder: `--{wheelhouse.SETTING} /shared/wheels`, "
-            f'LLM_SYNC_WHEELHOUSE, or `{wheelhouse.SETTING} = "/shared/wheels"` in [tool.llm-sync]',
-        )
-    return Path(chosen).expanduser().absolute()
+    return Path(chosen).expanduser().absolute() if chosen else None
 
 
 def finish(surveyed: Surveyed, run: pipeline.Run, uv_args: Sequence[str]) -> int:
@@ -560,9 +560,9 @@ def finish(surveyed: Surveyed, run: pipeline.Run, uv_args: Sequence[str]) -> int
     from uvx_llm import build, lockfile, wheelhouse  # noqa: PLC0415 - see the module docstring
     from uvx_llm import project as project_module  # noqa: PLC0415 - same
 
-    house = require_wheelhouse(run)
+    house = shared_folder(run)
     keys: list[Key] = []
-    if house is not None:
+    if run.plan.built_packages:
         written = project_module.load(run.project.path)
         python = lockfile.lowest_python(written.table("project").get("requires-python")) or "3"
         keys = wheelhouse.keys(
@@ -573,7 +573,8 @@ def finish(surveyed: Surveyed, run: pipeline.Run, uv_args: Sequence[str]) -> int
         )
     order = waves(surveyed.nodes, builds=bool(keys))
     if len(order) > 1:
-        logger.info(f"{order[0][0]['name']} builds first and shares it in {house}; then the other nodes")
+        through = f"in {house}" if house is not None else "through Ray's object store"
+        logger.info(f"{order[0][0]['name']} builds first and shares it {through}; then the other nodes")
     results = sync_nodes(
         surveyed.interpreter,
         address=surveyed.target.address,

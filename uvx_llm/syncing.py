@@ -52,8 +52,6 @@ def sync(
     uv_args = member_arguments(project, uv_args)
     # with --ray the nodes build, not this machine: its toolkit says nothing about theirs
     refused = refusal(made, project, no_sync=no_sync, no_build_check=no_build_check or surveyed is not None)
-    if surveyed is not None and not no_sync:
-        surveyed.require_wheelhouse(run)
     # each decision: shown with -v, in JSON logs always; a refused build's reason only once, in the error
     pipeline.report(made, except_warnings=made.build_blockers if refused else ())
     if refused is not None:

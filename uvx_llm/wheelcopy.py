@@ -8,7 +8,9 @@ imports beyond the standard library, and names come in canonical (`flash-attn`).
 
 from __future__ import annotations
 
+import io
 import shutil
+import tarfile
 import uuid
 from pathlib import Path
 
@@ -94,6 +96,28 @@ def restore(*, house_entry: Path, cache: Path) -> int:
                     shutil.copytree(folder, revision / folder.name)
                     added += sum(1 for _ in folder.rglob("*.whl"))
     return added
+
+
+def pack(folder: Path) -> bytes:
+    """A folder as tar bytes: `sync --ray` carries the first node's build to the others in Ray's
+    object store when no wheelhouse folder is shared (uv's built wheels are compressed already)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        archive.add(folder, arcname=".")
+    return buffer.getvalue()
+
+
+def unpack(data: bytes, folder: Path) -> None:
+    """``pack``'s bytes into ``folder``: plain files and folders only, nothing outside it."""
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        members = archive.getmembers()
+        for member in members:
+            where = (folder / member.name).resolve()
+            if not (member.isfile() or member.isdir()) or not where.is_relative_to(folder.resolve()):
+                raise ValueError(f"refusing {member.name!r} in a carried build")
+        # Python's own "data" filter where it has one (3.10.12+, 3.11.4+): also quiet on 3.12+
+        safe: dict[str, str] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        archive.extractall(folder, members=members, **safe)  # type: ignore[arg-type]  # noqa: S202 - every member checked above
 
 
 def source() -> str:
