@@ -434,35 +434,38 @@ def _no_leftovers(pids: Path) -> Iterator[None]:
                 os.kill(pid, signal.SIGKILL)
 
 
-def test_ctrl_c_stops_every_nodes_uv(ray_cluster: RealCluster, tmp_path: Path) -> None:
-    write_project(ray_cluster.project, "torch")  # nothing to build: every node at once
-    pids = tmp_path / "pids"
-    pids.mkdir()
+@pytest.fixture
+def pids(ray_cluster: RealCluster, tmp_path: Path) -> Iterator[Path]:
+    """Where slow uvs record their pids (killed at the end whatever happens); a project with
+    nothing to build, so that every node syncs at once."""
+    write_project(ray_cluster.project, "torch")
+    folder = tmp_path / "pids"
+    folder.mkdir()
+    with _no_leftovers(folder):
+        yield folder
+
+
+def test_ctrl_c_stops_every_nodes_uv(ray_cluster: RealCluster, pids: Path) -> None:
     for node in ray_cluster.nodes.values():
         _slow_uv(node, pids)
-    with _no_leftovers(pids):
-        running = _start(ray_cluster)
-        _wait_for(lambda: len(_pids(pids)) == 3, 120)
-        running.send_signal(signal.SIGINT)
-        _, err = running.communicate(timeout=60)
-        assert running.returncode == ExitCode.INTERRUPTED, err
-        _wait_for(lambda: not any(_alive(pid) for pid in _pids(pids)), 15)
+    running = _start(ray_cluster)
+    _wait_for(lambda: len(_pids(pids)) == 3, 120)
+    running.send_signal(signal.SIGINT)
+    _, err = running.communicate(timeout=60)
+    assert running.returncode == ExitCode.INTERRUPTED, err
+    _wait_for(lambda: not any(_alive(pid) for pid in _pids(pids)), 15)
 
 
 def test_a_node_that_dies_mid_sync_fails_the_command_and_is_named(
-    ray_cluster: RealCluster, tmp_path: Path
+    ray_cluster: RealCluster, pids: Path
 ) -> None:
-    write_project(ray_cluster.project, "torch")
-    pids = tmp_path / "pids"
-    pids.mkdir()
     doomed = ray_cluster.add("doomed", **DECLARED["a100"])
     _slow_uv(doomed, pids)
     try:
-        with _no_leftovers(pids):
-            running = _start(ray_cluster)
-            _wait_for(lambda: len(_pids(pids)) == 1, 120)
-            ray_cluster.cluster.remove_node(doomed.handle, allow_graceful=False)
-            _, err = running.communicate(timeout=120)
+        running = _start(ray_cluster)
+        _wait_for(lambda: len(_pids(pids)) == 1, 120)
+        ray_cluster.cluster.remove_node(doomed.handle, allow_graceful=False)
+        _, err = running.communicate(timeout=120)
     finally:
         ray_cluster.nodes.pop("doomed")
         ray_cluster.cluster.wait_for_nodes()
@@ -475,16 +478,12 @@ def test_a_node_that_dies_mid_sync_fails_the_command_and_is_named(
 
 
 def test_a_node_slower_than_the_node_timeout_is_cancelled_and_named(
-    ray_cluster: RealCluster, tmp_path: Path
+    ray_cluster: RealCluster, pids: Path
 ) -> None:
-    write_project(ray_cluster.project, "torch")
-    pids = tmp_path / "pids"
-    pids.mkdir()
     slow = ray_cluster.nodes["old-driver"]
     _slow_uv(slow, pids)
-    with _no_leftovers(pids):
-        done = sync(ray_cluster, "--node-timeout", "5")
-        assert done.returncode == ExitCode.DIFFERENCES, done.stderr
-        assert f"{slow.name}: did not answer within the timeout: its task was cancelled" in done.stderr
-        assert "raise --node-timeout (now 5 s)" in done.stderr
-        _wait_for(lambda: not any(_alive(pid) for pid in _pids(pids)), 15)
+    done = sync(ray_cluster, "--node-timeout", "5")
+    assert done.returncode == ExitCode.DIFFERENCES, done.stderr
+    assert f"{slow.name}: did not answer within the timeout: its task was cancelled" in done.stderr
+    assert "raise --node-timeout (now 5 s)" in done.stderr
+    _wait_for(lambda: not any(_alive(pid) for pid in _pids(pids)), 15)
