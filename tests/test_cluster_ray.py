@@ -266,6 +266,23 @@ def test_the_old_driver_cannot_run_the_others_build_and_is_named(ray_cluster: Re
     assert others == []
 
 
+def test_a_node_whose_gpu_the_builds_leave_out_is_named(ray_cluster: RealCluster) -> None:
+    pyproject = ray_cluster.project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text(encoding="utf-8") + '\n[tool.llm-sync]\ncuda-archs = "9.0"\n', "utf-8"
+    )
+    for node in ray_cluster.nodes.values():
+        node.probe_answers(RECORDED_PROBE)
+    code, document, err = doctor(ray_cluster)
+    assert code == ExitCode.DIFFERENCES, err
+    a100 = ray_cluster.nodes["a100"].name
+    left_out = [f for f in document["findings"] if "CUDA builds cover" in f["title"]]
+    assert [f["title"] for f in left_out] == [
+        f"{a100}: sm_80 is not among the GPU architectures the project's CUDA builds cover (sm_90)"
+    ]
+    assert "llm-sync sync --ray" in left_out[0]["fix"]
+
+
 def test_silent_nodes_and_missing_environments_are_findings_not_hangs(ray_cluster: RealCluster) -> None:
     nodes = ray_cluster.nodes
     nodes["h100"].probe_answers(RECORDED_PROBE)

@@ -38,7 +38,7 @@ from uvx_llm.toolkit import Toolkit
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from uvx_llm.catalog import Catalog
+    from uvx_llm.catalog import Catalog, Pair
 
 SMI = [
     "nvidia-smi",
@@ -488,7 +488,46 @@ def ray_versions(driver: object, nodes: Sequence[NodeAnswer]) -> list[Finding]:
     ]
 
 
-def report(document: dict[str, Any], catalog: Catalog, *, address: str, timeout: float) -> Report:
+def uncovered(nodes: Sequence[NodeAnswer], built_for: Sequence[Pair]) -> list[Finding]:
+    """Nodes with a GPU architecture that the project's CUDA builds (flash-attn, ...) leave out:
+    they are built for [tool.llm-sync] cuda-archs, and a kernel built for sm_90 does not run
+    on sm_100 or sm_80."""
+    if not built_for:
+        return []
+    covered = ", ".join(show_sm(a) for a in sorted(built_for))
+    left_out = [
+        (node.name, sm)
+        for node in nodes
+        for sm in sorted(
+            {
+                show_sm(g.capability)
+                for g in (node.machine.gpus if node.machine is not None else ())
+                if g.capability and g.capability not in built_for
+            }
+        )
+    ]
+    return [
+        Finding(
+            f"node {name}",
+            ERROR,
+            f"{name}: {sm} is not among the GPU architectures the project's CUDA builds cover ({covered})",
+            "the builds are made for [tool.llm-sync] cuda-archs; their kernels do not run on other GPUs",
+            "run `llm-sync sync --ray`: it plans for every node (the union of their architectures) "
+            "and rebuilds once for all",
+        )
+        for name, sm in left_out
+    ]
+
+
+def report(
+    document: dict[str, Any],
+    catalog: Catalog,
+    *,
+    address: str,
+    timeout: float,
+    built_for: Sequence[Pair] = (),
+) -> Report:
+    """``built_for``: the architectures the project's CUDA builds cover (its recorded cuda-archs)."""
     nodes = answers(document, catalog)
     found: list[Finding] = []
     if not nodes:
@@ -497,6 +536,7 @@ def report(document: dict[str, Any], catalog: Catalog, *, address: str, timeout:
         )
     for node in nodes:
         found += node_findings(node, catalog, timeout=timeout)
+    found += uncovered(nodes, built_for)
     found += differences(nodes)
     found += ray_versions(document.get("ray"), nodes)
     facts = {

@@ -537,5 +537,9 @@ def diagnose_cluster(
             why="llm-sync drives Ray through the project's interpreter, which has the cluster's ray",
             fix="run `llm-sync` to create the environment, or give --python an interpreter with ray",
         )
+    from uvx_llm.build import recorded_archs  # noqa: PLC0415 - see the module docstring
+
     document = cluster.run_driver(driver, address=address, project_root=loaded.root, timeout=timeout)
-    return cluster.report(document, catalog_module.load(), address=address, timeout=timeout)
+    return cluster.report(
+        document, catalog_module.load(), address=address, timeout=timeout, built_for=recorded_archs(loaded)
+    )
