@@ -51,9 +51,19 @@ RECORDED_PROBE = json.loads((FIXTURES / "env" / "h100-torch-2.11-cu130.json").re
 ]
 DECLARED = {
     "h100": {},  # the recorded nvidia-smi
-    "a100": {"LLM_SYNC_CUDA": "13.0", "LLM_SYNC_ARCH": "8.0"},
+    # and Ray hides every GPU from the node's tasks that ask for none, as Ray did before 2.4x
+    "a100": {"LLM_SYNC_CUDA": "13.0", "LLM_SYNC_ARCH": "8.0", "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "1"},
     "old-driver": {"LLM_SYNC_CUDA": "12.8", "LLM_SYNC_ARCH": "9.0"},  # a 570 driver: CUDA 12.8 at most
 }
+PROBE_STANDIN = """#!{python}
+import json, os, time
+time.sleep({sleep})
+answer = json.loads(open("{recorded}", encoding="utf-8").read())
+answer["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
+if answer["cuda_visible_devices"] == "":
+    answer["torch"] |= {{"cuda_available": False, "device_count": 0}}
+print(json.dumps(answer))
+"""
 BASE_PYTHON = Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
 
 
@@ -90,12 +100,17 @@ class RayNode:
             _script(self.folder / "bin" / "nvidia-smi", f"#!/bin/sh\nprintf '%s' '{RECORDED_SMI}'\n")
 
     def probe_answers(self, answer: dict[str, Any] | None, *, sleep: int = 0) -> None:
-        """A project environment whose interpreter answers the doctor's probe as recorded."""
+        """A project environment whose interpreter answers the doctor's probe as recorded on the
+        H100, with what its own environment changes: CUDA_VISIBLE_DEVICES, and torch's view of
+        the GPUs under it (an empty value hides every GPU from torch)."""
         shutil.rmtree(self.venv, ignore_errors=True)
         if answer is not None:
             recorded = self.folder / "probe.json"
             recorded.write_text(json.dumps(answer), encoding="utf-8")
-            _script(self.venv / "bin" / "python", f"#!/bin/sh\nsleep {sleep}\ncat {recorded}\n")
+            _script(
+                self.venv / "bin" / "python",
+                PROBE_STANDIN.format(python=BASE_PYTHON, sleep=sleep, recorded=recorded),
+            )
 
     def installed(self) -> list[str]:
         return sorted(p.name for p in self.venv.glob("lib/python*/site-packages/*.dist-info"))
@@ -262,6 +277,8 @@ def test_the_old_driver_cannot_run_the_others_build_and_is_named(ray_cluster: Re
     assert own, document["findings"]
     assert all(f["title"].startswith(f"{old}: ") for f in own)
     assert any("13.0" in f["title"] for f in own)
+    # nothing else: not the a100, whose tasks Ray runs with CUDA_VISIBLE_DEVICES="" (the probe
+    # looks as the node's jobs do)
     others = [f for f in document["findings"] if f["severity"] == "error" and old not in f["title"]]
     assert others == []
 

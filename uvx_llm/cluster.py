@@ -70,6 +70,7 @@ except ImportError as error:
 
 def look(project_root, probe, smi, timeout, targets):
     import os, subprocess, tempfile
+    import ray
     out = {}
     chosen = os.environ.get("UV_PROJECT_ENVIRONMENT")
     environment = os.path.join(project_root, chosen) if chosen else os.path.join(project_root, ".venv")
@@ -84,10 +85,21 @@ def look(project_root, probe, smi, timeout, targets):
     if not os.path.exists(python):
         out["probe"] = None
         return out
+    env = dict(os.environ)
+    try:
+        assigned = ray.get_runtime_context().get_accelerator_ids().get("GPU")
+    except Exception:
+        assigned = None
+    if not assigned and env.get("CUDA_VISIBLE_DEVICES") == "":
+        # Ray's own doing (older Ray, or RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO): it hides every GPU
+        # from a task that asks for none, and this one asks for none so as never to wait for a
+        # busy node. The node's jobs get their GPUs from Ray: the probe looks as the node does.
+        del env["CUDA_VISIBLE_DEVICES"]
+        out["ray_hid_gpus"] = True
     with tempfile.TemporaryDirectory() as neutral:
         try:
             done = subprocess.run(
-                [python, "-I", "-c", probe], capture_output=True, text=True, timeout=timeout, cwd=neutral
+                [python, "-I", "-c", probe], capture_output=True, text=True, timeout=timeout, cwd=neutral, env=env
             )
             out["probe"] = {"rc": done.returncode, "stdout": done.stdout, "stderr": done.stderr[-2000:]}
         except subprocess.TimeoutExpired:
