@@ -48,6 +48,18 @@ def test_differences_are_pure() -> None:
     assert [f.severity for f in cluster.differences([_answer("a"), silent])] == ["ok"]
 
 
+def test_an_older_driver_is_the_one_named_even_one_against_one() -> None:
+    titles = [f.title for f in cluster.differences([_answer("a", driver="570.86.10"), _answer("b")])]
+    assert titles == ["driver major differs across nodes: a: 570 (the other has 580)"]
+    titles = [
+        f.title
+        for f in cluster.differences(
+            [_answer("a"), _answer("b", driver="570.86.10"), _answer("c", driver="570.1")]
+        )
+    ]
+    assert titles == ["driver major differs across nodes: b: 570; c: 570 (the other has 580)"]
+
+
 def test_a_node_with_a_gpu_outside_the_arch_list_is_named(tmp_path: Path) -> None:
     document = {
         "ray": "2.49.0",

@@ -276,7 +276,8 @@ def test_the_old_driver_cannot_run_the_others_build_and_is_named(ray_cluster: Re
     own = [f for f in document["findings"] if f["area"] == f"node {old}" and f["severity"] == "error"]
     assert own, document["findings"]
     assert all(f["title"].startswith(f"{old}: ") for f in own)
-    assert any("13.0" in f["title"] for f in own)
+    [too_old] = [f for f in own if "13.0" in f["title"]]
+    assert too_old["detail"] == f"LLM_SYNC_CUDA=12.8 on {old} runs CUDA ≤ 12.8"
     # nothing else: not the a100, whose tasks Ray runs with CUDA_VISIBLE_DEVICES="" (the probe
     # looks as the node's jobs do)
     others = [f for f in document["findings"] if f["severity"] == "error" and old not in f["title"]]

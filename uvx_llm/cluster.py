@@ -327,7 +327,8 @@ def _declared(raw: dict[str, Any], catalog: Catalog, name: str) -> Machine | str
     except LlmSyncError as error:
         return f"declares its machine with a value llm-sync cannot read: {error.what}"
     shown = ", ".join(f"{key}={declared[key]}" for key in TARGET_VARIABLES if declared.get(key))
-    return replace(found, system="linux", source=f"{shown} on {name}")
+    cuda_source = f"LLM_SYNC_CUDA={declared['LLM_SYNC_CUDA']} on {name}" if found.cuda_max else ""
+    return replace(found, system="linux", source=f"{shown} on {name}", cuda_source=cuda_source)
 
 
 def unique_names(raws: Sequence[dict[str, Any]]) -> list[str]:
@@ -437,6 +438,14 @@ def _values(answer: NodeAnswer) -> dict[str, str]:
     return values
 
 
+def _others(count: int) -> str:
+    return "the other has" if count == 1 else f"the other {count} have"
+
+
+def _number(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+
 _SOFT = {"driver major", "CUDA major the driver runs"}  # each node's own findings say whether torch runs
 
 
@@ -453,7 +462,10 @@ def differences(nodes: Sequence[NodeAnswer]) -> list[Finding]:
         counts = Counter(held.values())
         if len(counts) < 2:  # noqa: PLR2004 - one value: all equal
             continue
-        common = max(sorted(counts), key=lambda value: counts[value])
+        # a driver: the nodes behind the newest are the ones to update (even one against many)
+        common = (
+            max(counts, key=_number) if key in _SOFT else max(sorted(counts), key=lambda value: counts[value])
+        )
         odd = sorted(name for name, value in held.items() if value != common)
         shown = "; ".join(f"{name}: {held[name]}" for name in odd[:6]) + ("; ..." if len(odd) > 6 else "")  # noqa: PLR2004 - a readable line
         soft = key in _SOFT
@@ -461,7 +473,7 @@ def differences(nodes: Sequence[NodeAnswer]) -> list[Finding]:
             Finding(
                 "cluster",
                 WARNING if soft else ERROR,
-                f"{key} differs across nodes: {shown} (the other {len(held) - len(odd)} have {common})",
+                f"{key} differs across nodes: {shown} ({_others(len(held) - len(odd))} {common})",
                 "one build runs everywhere only while each node's driver runs its CUDA (see each node's findings)"
                 if soft
                 else "a distributed job whose nodes differ here hangs or crashes in collectives or at import",

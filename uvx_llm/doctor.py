@@ -106,7 +106,7 @@ def _driver_findings(machine: Machine, torch_cuda: Pair, catalog: Catalog) -> li
                 "environment",
                 OK,
                 f"the driver runs torch's CUDA {show_pair(torch_cuda)}",
-                f"driver {machine.driver_version} runs CUDA ≤ {show_pair(machine.cuda_max)}",
+                f"{machine.driver_label()} runs CUDA ≤ {show_pair(machine.cuda_max)}",
             )
         ]
     if runs == torch_fit.COMPAT:
@@ -124,7 +124,7 @@ def _driver_findings(machine: Machine, torch_cuda: Pair, catalog: Catalog) -> li
             "environment",
             ERROR,
             f"the driver is too old for torch's CUDA {show_pair(torch_cuda)}",
-            f"driver {machine.driver_version} runs CUDA ≤ {show_pair(machine.cuda_max)}",
+            f"{machine.driver_label()} runs CUDA ≤ {show_pair(machine.cuda_max)}",
             "update the NVIDIA driver, or run `llm-sync` to route torch to a build this driver runs",
         )
     ]
