@@ -7,6 +7,7 @@ lists. These tests run the real CLI and the real uv against the loopback index.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import pytest
@@ -158,3 +159,20 @@ def test_a_member_that_may_not_be_written_leaves_every_file_as_it_was(
     assert refused.returncode == 2, refused.stderr
     assert "read-only" in refused.stderr
     assert {path: path.read_bytes() for path in root.rglob("pyproject.toml")} == before
+
+
+def test_plan_resolve_locks_the_members_edits_too_and_writes_nothing(
+    package_index: PackageIndex, tmp_path: Path
+) -> None:
+    """The trial lock holds the members' new requirement lists: train's flash-attn for Linux only
+    (a Mac's side of the lock without it), serve's torch beside vllm."""
+    root = _workspace(tmp_path)
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    result = llm_sync(["plan", "--json", "--resolve", *TARGET], env=environment(package_index), cwd=root)
+    assert result.returncode == 0, result.stderr
+    resolved = json.loads(result.stdout)["resolved"]
+    assert resolved["ok"] is True, resolved
+    assert resolved["stacks"]["linux"]["torch"] == "2.9.0+cu128"
+    assert resolved["stacks"]["linux"]["flash-attn"] == "9.9.9"
+    assert "flash-attn" not in resolved["stacks"]["macos"]
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before

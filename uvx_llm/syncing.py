@@ -342,7 +342,7 @@ def fence_cuda_builds(
         free = patch_module.render(current, tuple(SetOverride(None, "", old) for old in ours.values()))
         _, packages = scratch_lock(
             current,
-            patch_module.encode(current, free),
+            ((current, free),),
             uv=uv,
             args=lock_arguments(uv_args),
             env=env,
@@ -437,9 +437,8 @@ def resolve(run: pipeline.Run, *, uv_args: tuple[str, ...]) -> lockfile.Resoluti
     uv_module.require(uv, made.uv_min_version)
     output: list[str] = []
     started = time.monotonic()
-    text = patch_module.encode(project, patch_module.render(project, made.actions))
     code, packages = scratch_lock(
-        project, text, uv=uv, args=lock_arguments(uv_args), env=made.uv_environment(), on_line=output.append
+        project, patch_module.render_all(project, made.actions), uv=uv, args=lock_arguments(uv_args), env=made.uv_environment(), on_line=output.append
     )
     seconds = time.monotonic() - started
     if code != 0 or packages is None:
@@ -451,31 +450,55 @@ def resolve(run: pipeline.Run, *, uv_args: tuple[str, ...]) -> lockfile.Resoluti
 
 def scratch_lock(
     project: Project,
-    text: bytes,
+    edits: tuple[tuple[Project, str], ...],
     *,
     uv: uv_module.Uv,
     args: tuple[str, ...],
     env: dict[str, str],
     on_line: Callable[[str], None],
 ) -> tuple[int, list[dict[str, Any]] | None]:
-    """`uv lock` of ``text`` as pyproject.toml in a temporary copy of the project: the copy links
-    to everything else (checkouts keep their relative paths) and starts from a copy of uv.lock,
-    so the project's own files stay byte-identical. (uv's exit code, the locked packages.)"""
+    """`uv lock` of the ``edits`` (pyproject.toml, and a uv workspace member's file, each with its
+    new text) in a temporary copy of the project: the copy links to everything else (checkouts
+    keep their relative paths) and starts from a copy of uv.lock, so the project's own files stay
+    byte-identical. (uv's exit code, the locked packages.)"""
     import tempfile  # noqa: PLC0415 - only trial locks need it
 
     from uvx_llm import lockfile  # noqa: PLC0415 - see sync
+    from uvx_llm import patch as patch_module  # noqa: PLC0415 - same
     from uvx_llm import uv as uv_module  # noqa: PLC0415 - same
 
     with tempfile.TemporaryDirectory(prefix="llm-sync-resolve-") as scratch:
         copy = Path(scratch)
-        for entry in project.root.iterdir():
-            if entry.name not in {"pyproject.toml", "uv.lock", ".venv", ".git"}:
-                (copy / entry.name).symlink_to(entry)
-        (copy / "pyproject.toml").write_bytes(text)
+        _link_entries(project.root, copy, leave_out={"pyproject.toml", "uv.lock", ".venv", ".git"})
+        for file, text in edits:
+            relative = file.path.relative_to(project.root)
+            written = _own_folder(copy, relative.parent) / relative.name
+            written.unlink(missing_ok=True)  # a link to the project's own file: replaced, never written through
+            written.write_bytes(patch_module.encode(file, text))
         if (project.root / "uv.lock").exists():
             (copy / "uv.lock").write_bytes((project.root / "uv.lock").read_bytes())
         code = uv_module.lock(uv, project_dir=copy, uv_args=args, env=env, on_stderr_line=on_line)
         return code, (lockfile.read(copy / "uv.lock") if code == 0 else None)
+
+
+def _link_entries(source: Path, target: Path, *, leave_out: frozenset[str] | set[str] = frozenset()) -> None:
+    for entry in source.iterdir():
+        if entry.name not in leave_out:
+            (target / entry.name).symlink_to(entry)
+
+
+def _own_folder(copy: Path, relative: Path) -> Path:
+    """``copy / relative`` as real folders (each entry inside a link to the project's), so that a
+    file written there stays in the copy: a workspace member's pyproject.toml in a trial lock."""
+    here = copy
+    for part in relative.parts:
+        here = here / part
+        if here.is_symlink():
+            real = here.resolve()
+            here.unlink()
+            here.mkdir()
+            _link_entries(real, here)
+    return here
 
 
 def shown_progress(env: dict[str, str]) -> progress.Progress:
