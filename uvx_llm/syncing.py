@@ -438,7 +438,12 @@ def resolve(run: pipeline.Run, *, uv_args: tuple[str, ...]) -> lockfile.Resoluti
     output: list[str] = []
     started = time.monotonic()
     code, packages = scratch_lock(
-        project, patch_module.render_all(project, made.actions), uv=uv, args=lock_arguments(uv_args), env=made.uv_environment(), on_line=output.append
+        project,
+        patch_module.render_all(project, made.actions),
+        uv=uv,
+        args=lock_arguments(uv_args),
+        env=made.uv_environment(),
+        on_line=output.append,
     )
     seconds = time.monotonic() - started
     if code != 0 or packages is None:
@@ -473,7 +478,9 @@ def scratch_lock(
         for file, text in edits:
             relative = file.path.relative_to(project.root)
             written = _own_folder(copy, relative.parent) / relative.name
-            written.unlink(missing_ok=True)  # a link to the project's own file: replaced, never written through
+            written.unlink(
+                missing_ok=True
+            )  # a link to the project's own file: replaced, never written through
             written.write_bytes(patch_module.encode(file, text))
         if (project.root / "uv.lock").exists():
             (copy / "uv.lock").write_bytes((project.root / "uv.lock").read_bytes())
