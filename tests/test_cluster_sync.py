@@ -88,3 +88,46 @@ def test_a_carried_build_unpacks_as_it_was_packed_and_nothing_outside(tmp_path: 
     with pytest.raises(ValueError, match=r"refusing '\.\./escaped'"):
         wheelcopy.unpack(buffer.getvalue(), target)
     assert not (tmp_path / "escaped").exists()
+
+
+def test_each_node_compiles_with_jobs_for_its_own_cpus_and_memory() -> None:
+    from uvx_llm.actions import EnvSetting, Plan  # noqa: PLC0415 - only here
+    from uvx_llm.resources import Resources  # noqa: PLC0415 - same
+
+    settings = (
+        EnvSetting("NVCC_THREADS", "2", "two archs"),
+        EnvSetting("MAX_JOBS", "64", "this machine: 128 CPUs"),
+        EnvSetting("CMAKE_BUILD_PARALLEL_LEVEL", "64", "as MAX_JOBS"),
+    )
+    plan = Plan(None, (), (), (), None, settings, gib_per_build_thread=5.0)
+    small = NodeAnswer("gpu-01", "a", resources=Resources(16, "16 CPUs", 40 * 2**30, "40 GiB free"))
+    env, why = cluster_sync.node_environment(plan, small)
+    assert env == {"NVCC_THREADS": "2", "MAX_JOBS": "4", "CMAKE_BUILD_PARALLEL_LEVEL": "4"}  # 40 GiB / 10
+    assert why.startswith("MAX_JOBS=4: the smaller of: 16 usable CPUs")
+    env, why = cluster_sync.node_environment(plan, _node("unknown"))
+    assert env == {"NVCC_THREADS": "2"}
+    assert why == "its CPUs and memory are unknown: MAX_JOBS is left to the package"
+    nothing_built = Plan(None, (), (), (), None, ())
+    assert cluster_sync.node_environment(nothing_built, small) == ({}, "")
+
+
+@pytest.mark.parametrize("module", ["wheelcopy", "resources"])
+def test_the_modules_a_node_runs_import_only_the_standard_library(module: str) -> None:
+    """`sync --ray` and `doctor --ray` run these modules' text on nodes without llm-sync installed."""
+    import ast  # noqa: PLC0415 - only here
+    import sys  # noqa: PLC0415 - same
+    from pathlib import Path  # noqa: PLC0415 - same
+
+    tree = ast.parse((Path(cluster_sync.__file__).parent / f"{module}.py").read_text(encoding="utf-8"))
+    imported = {
+        name.split(".")[0]
+        for node in ast.walk(tree)
+        for name in (
+            [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else []
+        )
+    }
+    assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported

@@ -230,6 +230,7 @@ class Plan:
     build_blockers: tuple[str, ...] = ()  # why a source build would fail before it starts
     built_packages: tuple[str, ...] = ()  # CUDA-extension packages built from source
     expectation: Expectation = field(default_factory=Expectation)  # what uv.lock must show
+    gib_per_build_thread: float | None = None  # memory per nvcc thread of the heaviest build, if any
 
     def uv_environment(self) -> dict[str, str]:
         """What llm-sync adds to uv's environment (values the user set are inherited as they are)."""

@@ -267,7 +267,12 @@ def tuning(
     )
     settings.append(threads_setting)
     settings.extend(
-        _jobs(host=host, packages=packages, threads=_int(threads_setting.value, threads), env=env)
+        job_settings(
+            host=host,
+            gib_per_thread=gib_per_thread(packages),
+            threads=_int(threads_setting.value, threads),
+            env=env,
+        )
     )
     settings.append(
         _setting(
@@ -362,10 +367,17 @@ def _int(text: str, default: int) -> int:
         return default
 
 
-def _jobs(
-    *, host: Resources, packages: list[BuildPackage], threads: int, env: Mapping[str, str]
+def gib_per_thread(packages: list[BuildPackage]) -> float:
+    """Memory one nvcc thread of the heaviest of ``packages`` takes (the catalog's figure)."""
+    return max(p.gib_per_nvcc_thread for p in packages)
+
+
+def job_settings(
+    *, host: Resources, gib_per_thread: float, threads: int, env: Mapping[str, str]
 ) -> list[EnvSetting]:
-    per_job_gib = max(p.gib_per_nvcc_thread for p in packages) * threads
+    """MAX_JOBS (and CMAKE_BUILD_PARALLEL_LEVEL) for ``host``: as many compilers as its usable CPUs
+    and its free memory allow (`sync --ray` asks each node for its own)."""
+    per_job_gib = gib_per_thread * threads
     by_cpu = max(1, host.cpus // threads)
     reason = f"{host.cpus} usable CPUs ({host.cpu_reason}) / {threads} nvcc thread(s) = {by_cpu}"
     jobs = by_cpu

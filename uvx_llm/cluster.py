@@ -17,6 +17,7 @@ compares the nodes, ``report`` gathers the findings.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import socket
@@ -26,13 +27,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from uvx_llm import proc
+from uvx_llm import proc, resources
 from uvx_llm.catalog import show_sm
 from uvx_llm.doctor import Report, environment_findings
 from uvx_llm.errors import ExitCode, LlmSyncError
 from uvx_llm.findings import ERROR, OK, WARNING, Finding, ordered
 from uvx_llm.interpreter import PACKAGES, PROBE, Environment
 from uvx_llm.machine import Machine, parse_smi_csv
+from uvx_llm.resources import Resources
 from uvx_llm.toolkit import Toolkit
 
 if TYPE_CHECKING:
@@ -68,10 +70,18 @@ except ImportError as error:
     print(json.dumps({"error": "no-ray", "detail": str(error)}))
     sys.exit(0)
 
-def look(project_root, probe, smi, timeout, targets):
-    import os, subprocess, tempfile
+def look(project_root, probe, smi, timeout, targets, resources):
+    import os, subprocess, sys, tempfile, types
     import ray
     out = {}
+    try:  # the CPUs and memory a build can use there: llm-sync's resources.py, standard library only
+        module = types.ModuleType("llm_sync_resources")
+        sys.modules[module.__name__] = module
+        exec(resources, module.__dict__)
+        found = module.detect()
+        out["resources"] = {key: getattr(found, key) for key in ("cpus", "cpu_reason", "memory_bytes", "memory_reason")}
+    except Exception as error:
+        out["resources"] = {"error": f"{type(error).__name__}: {error}"}
     chosen = os.environ.get("UV_PROJECT_ENVIRONMENT")
     environment = os.path.join(project_root, chosen) if chosen else os.path.join(project_root, ".venv")
     python = os.path.join(environment, "bin", "python")
@@ -120,7 +130,7 @@ try:
     for node in alive:
         strategy = NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False)
         ref = task.options(num_cpus=0, max_retries=0, scheduling_strategy=strategy).remote(
-            args["project_root"], args["probe"], args["smi"], args["timeout"], args["targets"]
+            args["project_root"], args["probe"], args["smi"], args["timeout"], args["targets"], args["resources"]
         )
         asked[ref] = node
     ready, pending = (
@@ -162,6 +172,7 @@ class NodeAnswer:
     environment: Environment | None = None  # None: no environment at that path on the node
     interpreter: str = ""
     problem: str | None = None  # the node did not answer, or its task failed
+    resources: Resources | None = None  # the CPUs and memory a build can use there
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -199,6 +210,7 @@ def run_driver(interpreter: Path, *, address: str, project_root: Path, timeout: 
         "smi": SMI,
         "timeout": timeout,
         "targets": list(TARGET_VARIABLES),
+        "resources": resources.source(),
     }
     with tempfile.TemporaryDirectory(prefix="llm-sync-ray-") as neutral:
         result = proc.run(
@@ -358,6 +370,22 @@ def _answer(raw: dict[str, Any], name: str, catalog: Catalog) -> NodeAnswer:
         environment=_environment(interpreter, raw.get("probe")),
         interpreter=interpreter,
         raw=raw,
+        resources=_resources(raw.get("resources")),
+    )
+
+
+def _resources(answer: object) -> Resources | None:
+    """A node's resources as its task found them; None when it could not tell."""
+    if not isinstance(answer, dict):
+        return None
+    cpus, memory = answer.get("cpus"), answer.get("memory_bytes")
+    if not isinstance(cpus, int) or cpus < 1 or not (memory is None or isinstance(memory, int)):
+        return None
+    return Resources(
+        cpus=cpus,
+        cpu_reason=str(answer.get("cpu_reason", "")),
+        memory_bytes=memory,
+        memory_reason=str(answer.get("memory_reason", "")),
     )
 
 
@@ -571,6 +599,7 @@ def report(
                 "node_id": n.node_id,
                 "problem": n.problem,
                 "machine": n.machine.to_json() if n.machine else None,
+                "resources": dataclasses.asdict(n.resources) if n.resources else None,
                 "environment": (
                     {"interpreter": n.interpreter, "problem": n.environment.problem, **n.environment.facts}
                     if n.environment is not None

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from uvx_llm import fleet, pipeline
+    from uvx_llm.actions import Plan
     from uvx_llm.catalog import Catalog
     from uvx_llm.cluster import NodeAnswer
     from uvx_llm.wheelhouse import Key
@@ -75,7 +76,7 @@ except ImportError as error:
     say("error", kind="no-ray", detail=str(error))
     sys.exit(0)
 
-def sync_node(project_root, uv_args, keys, house, wheelcopy, run_id, carried):
+def sync_node(project_root, uv_args, keys, house, wheelcopy, run_id, carried, env):
     import importlib.util, os, shutil, signal, subprocess, sys, tempfile, time
     from pathlib import Path
     from collections import deque
@@ -107,7 +108,7 @@ def sync_node(project_root, uv_args, keys, house, wheelcopy, run_id, carried):
     started = time.monotonic()
     with open(log_path, "w", encoding="utf-8") as log:
         child = subprocess.Popen(
-            [*uv, "sync", "--project", project_root, *uv_args],
+            [*uv, "sync", "--project", project_root, *uv_args], env={**os.environ, **env},
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         try:
@@ -167,7 +168,7 @@ try:
                 num_cpus=0, max_retries=0, num_returns=2, scheduling_strategy=strategy
             ).remote(
                 args["project_root"], args["uv_args"], args["keys"], args["house"], args["wheelcopy"],
-                args["run_id"], carried,
+                args["run_id"], carried, node.get("env", {}),
             )
             asked[ref] = node["name"]
         deadline = time.monotonic() + args["timeout"]
@@ -269,13 +270,34 @@ def silent(nodes: Sequence[NodeAnswer], *, timeout: float) -> LlmSyncError | Non
     )
 
 
-def waves(nodes: Sequence[NodeAnswer], *, builds: bool) -> list[list[dict[str, str]]]:
+def waves(nodes: Sequence[NodeAnswer], *, builds: bool) -> list[list[dict[str, Any]]]:
     """The order of the node syncs: when the plan builds a package, the first node alone (it
     compiles and shares the build), then every other node at once; otherwise all at once."""
     ordered = [{"node_id": n.node_id, "name": n.name} for n in sorted(nodes, key=lambda n: n.name)]
     if not builds or len(ordered) < 2:  # noqa: PLR2004 - one node needs no second wave
         return [ordered]
     return [ordered[:1], ordered[1:]]
+
+
+def node_environment(plan: Plan, node: NodeAnswer) -> tuple[dict[str, str], str]:
+    """uv's environment on ``node`` (the plan's build settings, MAX_JOBS for the node's own CPUs and
+    memory: it compiles there, not here) and a line that says why."""
+    from uvx_llm import build  # noqa: PLC0415 - see fleet_nodes
+
+    env = plan.uv_environment()
+    if plan.gib_per_build_thread is None or "MAX_JOBS" not in env:
+        return env, ""
+    if node.resources is None:
+        left = {k: v for k, v in env.items() if k not in {"MAX_JOBS", "CMAKE_BUILD_PARALLEL_LEVEL"}}
+        return left, "its CPUs and memory are unknown: MAX_JOBS is left to the package"
+    try:
+        threads = max(1, int(env.get("NVCC_THREADS", "1")))
+    except ValueError:
+        threads = 1
+    tuned = build.job_settings(
+        host=node.resources, gib_per_thread=plan.gib_per_build_thread, threads=threads, env={}
+    )
+    return env | {s.name: s.value for s in tuned}, f"MAX_JOBS={tuned[0].value}: {tuned[0].reason}"
 
 
 def key_arguments(keys: Sequence[Key]) -> list[dict[str, str]]:
@@ -406,7 +428,7 @@ def sync_nodes(
     *,
     address: str,
     project_root: Path,
-    plan: list[list[dict[str, str]]],
+    plan: list[list[dict[str, Any]]],
     uv_args: Sequence[str],
     keys: Sequence[Key],
     house: Path | None,
@@ -572,6 +594,12 @@ def finish(surveyed: Surveyed, run: pipeline.Run, uv_args: Sequence[str]) -> int
             python=python,
         )
     order = waves(surveyed.nodes, builds=bool(keys))
+    by_name = {n.name: n for n in surveyed.nodes}
+    for wave in order:
+        for entry in wave:
+            entry["env"], why = node_environment(run.plan, by_name[entry["name"]])
+            if why and keys and wave is order[0]:  # the node that compiles
+                logger.info(f"{entry['name']} compiles with {why}")
     if len(order) > 1:
         through = f"in {house}" if house is not None else "through Ray's object store"
         logger.info(f"{order[0][0]['name']} builds first and shares it {through}; then the other nodes")

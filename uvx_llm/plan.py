@@ -392,4 +392,5 @@ def make(
         tuple(blockers),
         tuple(p.name for p in packages),
         expected,
+        build.gib_per_thread(packages) if packages else None,
     )

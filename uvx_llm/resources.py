@@ -1,5 +1,7 @@
 """CPUs and memory a build can really use: scheduler affinity, cgroup v1/v2 limits, MemAvailable.
 
+Standard library only: `sync --ray` runs this text on each node (``source``).
+
 Inside a container the host's totals lie: a 64-core host may give the container
 4 CPUs and 16 GiB. flash-attn's own MAX_JOBS heuristic (os.cpu_count(),
 MemAvailable) ignores that and gets OOM-killed. Every file is read under
@@ -164,6 +166,12 @@ def usable_memory(root: Path) -> tuple[int | None, str]:
         return None, "memory unknown"
     room, reason = min(candidates)
     return room, f"{room / 2**30:.1f} GiB free by {reason}"
+
+
+def source() -> str:
+    """This module's text: `sync --ray` and `doctor --ray` run it on each node, where llm-sync is
+    not installed (so nothing here imports beyond the standard library)."""
+    return Path(__file__).read_text(encoding="utf-8")
 
 
 def detect(root: Path = Path("/"), affinity: int | None = None) -> Resources:
