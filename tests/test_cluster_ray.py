@@ -395,6 +395,9 @@ def test_one_build_for_every_architecture_and_identical_environments(ray_cluster
 
 
 def test_without_a_wheelhouse_the_build_goes_through_rays_object_store(ray_cluster: RealCluster) -> None:
+    for node in ray_cluster.nodes.values():  # the build prints ninja's steps
+        (node.folder / "bin" / "uv").unlink()
+        _script(node.folder / "bin" / "uv", f'#!/bin/sh\nLLM_SYNC_TEST_MODE=steps exec {uv_binary()} "$@"\n')
     done = sync(ray_cluster)
     assert done.returncode == 0, done.stderr
     nodes = list(ray_cluster.nodes.values())
@@ -405,6 +408,16 @@ def test_without_a_wheelhouse_the_build_goes_through_rays_object_store(ray_clust
     installed = [node.installed() for node in nodes]
     assert installed[0] == installed[1] == installed[2]
     assert "flash_attn-9.9.9.dist-info" in installed[0]
+    # this machine's toolkit and size say nothing of the node's: no word of them here
+    assert "cannot build flash-attn" not in done.stderr
+    assert "will compile" not in done.stderr
+    # the build's progress, from the node that compiles, as it went
+    [builder] = [node for node in nodes if node.builds()]
+    progress = [
+        line for line in done.stderr.splitlines() if line.startswith(f"{builder.name}: building flash-attn")
+    ]
+    assert any("[1/3] 33%" in line for line in progress), done.stderr
+    assert any("[3/3] 100%" in line and "last finished: kernel3.cu" in line for line in progress), done.stderr
 
 
 def test_a_failing_node_fails_the_command_with_its_log(ray_cluster: RealCluster) -> None:

@@ -25,6 +25,7 @@ uv's process group. Everything between the edges is pure: ``waves``, ``fleet_nod
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -33,9 +34,10 @@ import time
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO, cast, final
 
 from uvx_llm import log, proc
+from uvx_llm.cluster_sync_driver import DRIVER
 from uvx_llm.errors import ExitCode, LlmSyncError
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from uvx_llm.actions import Plan
     from uvx_llm.catalog import Catalog
     from uvx_llm.cluster import NodeAnswer
+    from uvx_llm.progress import Progress
     from uvx_llm.wheelhouse import Key
 
 logger = log.get_logger("llm-sync")
@@ -56,170 +59,6 @@ INSTALL_HINT = (
     "installs ray; pin the cluster's version: `--with ray==X.Y.Z`), or give --python an interpreter "
     "that has the cluster's ray (the project's own .venv/bin/python once it has ray)"
 )
-
-# Runs in the chosen interpreter on this machine: standard library and ray only.
-DRIVER = r"""
-import json, signal, sys, time
-args = json.loads(sys.argv[1])
-
-def say(event, **fields):
-    print("llm-sync-event " + json.dumps({"event": event, **fields}), file=sys.stderr, flush=True)
-
-def on_term(signum, frame):
-    raise KeyboardInterrupt
-signal.signal(signal.SIGTERM, on_term)
-
-try:
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-except ImportError as error:
-    say("error", kind="no-ray", detail=str(error))
-    sys.exit(0)
-
-def sync_node(project_root, uv_args, keys, house, wheelcopy, run_id, carried, env):
-    import importlib.util, os, shutil, signal, subprocess, sys, tempfile, time
-    from pathlib import Path
-    from collections import deque
-    found = shutil.which("uv")
-    if found:
-        uv = [found]
-    elif importlib.util.find_spec("uv") is not None:
-        uv = [sys.executable, "-m", "uv"]
-    else:
-        return {"error": "no-uv", "detail": f"no uv on PATH and no uv module in {sys.executable}"}, None
-    cache_root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    log_path = os.path.join(cache_root, "llm-sync", "logs", "ray", f"{run_id}.log")
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    out = {"uv": " ".join(uv), "log": log_path, "restored": 0, "shared": []}
-    tools = {"__name__": "llm_sync_wheelcopy"}
-    exec(wheelcopy, tools)
-    cache = None
-    if keys:
-        asked = subprocess.run([*uv, "cache", "dir"], capture_output=True, text=True, timeout=60)
-        cache = Path(asked.stdout.strip()) if asked.returncode == 0 and asked.stdout.strip() else None
-    if cache is not None:
-        with tempfile.TemporaryDirectory(prefix="llm-sync-carried-") as unpacked:
-            if carried:  # the first node's build, through Ray's object store
-                tools["unpack"](carried, Path(unpacked))
-            source = Path(house) if house else Path(unpacked)
-            for key in keys:
-                for entry in tools["entries_of"](source / key["build"]):
-                    out["restored"] += tools["restore"](house_entry=entry, cache=cache)
-    started = time.monotonic()
-    with open(log_path, "w", encoding="utf-8") as log:
-        child = subprocess.Popen(
-            [*uv, "sync", "--project", project_root, *uv_args], env={**os.environ, **env},
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        try:
-            out["rc"] = child.wait()
-        except BaseException:  # cancelled (Ctrl-C on the driver) or the worker stopping: uv goes too
-            for signum, grace in ((signal.SIGINT, 5), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
-                try:
-                    os.killpg(child.pid, signum)
-                except ProcessLookupError:
-                    break
-                try:
-                    child.wait(timeout=grace)
-                    break
-                except subprocess.TimeoutExpired:
-                    pass
-            raise
-    out["seconds"] = round(time.monotonic() - started, 1)
-    with open(log_path, encoding="utf-8", errors="replace") as log:
-        out["tail"] = list(deque((line.rstrip("\n") for line in log), maxlen=30))
-    if out["rc"] != 0 or cache is None or (not house and carried is not None):
-        return out, None
-    chosen = os.environ.get("UV_PROJECT_ENVIRONMENT")
-    venv = Path(project_root) / chosen if chosen else Path(project_root) / ".venv"
-    python = tools["python_of_venv"](venv)
-    with tempfile.TemporaryDirectory(prefix="llm-sync-share-") as staging:
-        folder = Path(house) if house else Path(staging)
-        for key in keys if python else ():
-            target = folder / key["build"] / f"py{python}"
-            try:
-                if tools["export"](cache=cache, target=target, name=key["name"], version=key["version"]):
-                    out["shared"].append(str(target) if house else "Ray's object store")
-            except OSError as error:
-                out.setdefault("warnings", []).append(f"could not share {target}: {error}")
-        packed = tools["pack"](folder) if out["shared"] and not house else None
-    return out, packed
-
-try:
-    ray.init(address=args["address"], logging_level="ERROR", log_to_driver=False)
-except Exception as error:
-    say("error", kind="connect", detail=f"{type(error).__name__}: {error}")
-    sys.exit(0)
-say("ray", version=ray.__version__)
-asked = {}
-try:
-    alive = {node["NodeID"] for node in ray.nodes() if node.get("Alive")}
-    task = ray.remote(sync_node)
-    carried = None  # the first node's build for the others, when no wheelhouse is set
-    for wave in args["waves"]:
-        built = {}
-        for node in wave:
-            if node["node_id"] not in alive:
-                say("node", name=node["name"], status="gone")
-                continue
-            strategy = NodeAffinitySchedulingStrategy(node_id=node["node_id"], soft=False)
-            say("node", name=node["name"], status="started")
-            ref, built[ref] = task.options(
-                num_cpus=0, max_retries=0, num_returns=2, scheduling_strategy=strategy
-            ).remote(
-                args["project_root"], args["uv_args"], args["keys"], args["house"], args["wheelcopy"],
-                args["run_id"], carried, node.get("env", {}),
-            )
-            asked[ref] = node["name"]
-        deadline = time.monotonic() + args["timeout"]
-        failed = False
-        while asked:
-            left = deadline - time.monotonic()
-            ready, _ = ray.wait(list(asked), num_returns=1, timeout=max(left, 0)) if left > 0 else ([], None)
-            if not ready:
-                for ref, name in asked.items():
-                    try:
-                        ray.cancel(ref, force=True)
-                    except Exception:
-                        pass
-                    say("node", name=name, status="timed-out")
-                asked.clear()
-                failed = True
-                break
-            for ref in ready:
-                name = asked.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except Exception as error:
-                    died = type(error).__name__ in ("NodeDiedError", "WorkerCrashedError")
-                    status = "died" if died else "task-failed"
-                    say("node", name=name, status=status, detail=f"{type(error).__name__}: {error}"[:2000])
-                    failed = True
-                    continue
-                ok = result.get("rc") == 0 and "error" not in result
-                failed = failed or not ok
-                if ok and result.get("shared") and not args["house"]:
-                    carried = built[ref]  # passed on as it is: Ray hands each later node the bytes
-                say("node", name=name, status="done" if ok else "failed", **result)
-        if failed:
-            break
-    say("end")
-except KeyboardInterrupt:
-    for ref, name in asked.items():
-        try:
-            ray.cancel(ref)  # KeyboardInterrupt in the task: it stops its uv's process group
-        except Exception:
-            pass
-    try:  # a moment for the tasks to stop their uv before this driver, and its job, end
-        ray.wait(list(asked), num_returns=len(asked), timeout=20)
-    except BaseException:
-        pass
-    for name in asked.values():
-        say("node", name=name, status="cancelled")
-    raise
-finally:
-    ray.shutdown()
-"""
 
 
 @dataclass(frozen=True)
@@ -451,6 +290,7 @@ def sync_nodes(
     }
     results: list[NodeResult] = []
     problem: list[dict[str, Any]] = []
+    builds = BuildProgress({n["name"]: n.get("env", {}) for wave in plan for n in wave})
 
     def on_line(line: str) -> None:
         if not line.startswith(EVENT):
@@ -461,14 +301,17 @@ def sync_nodes(
             problem.append(event)
         elif event["event"] == "ray":
             logger.debug(f"ray {event.get('version')} drives the sync")
+        elif event["event"] == "line":
+            builds.feed(str(event["name"]), str(event["text"]))
         elif event["event"] == "node" and event.get("status") == "started":
             logger.info(f"{event['name']}: uv sync started")
         elif event["event"] == "node":
+            builds.close(str(event["name"]))
             result = result_of(event)
             results.append(result)
             (logger.info if result.ok else logger.error)(line_of(result))
 
-    with tempfile.TemporaryDirectory(prefix="llm-sync-ray-") as neutral:
+    with tempfile.TemporaryDirectory(prefix="llm-sync-ray-") as neutral, builds:
         code = proc.run_streaming(
             [str(interpreter), "-c", DRIVER, json.dumps(args)],
             cwd=Path(neutral),
@@ -484,6 +327,55 @@ def sync_nodes(
             exit_code=ExitCode.DIFFERENCES,
         )
     return results
+
+
+class Prefixed(io.TextIOBase):
+    """A text stream whose every line starts with ``prefix`` (a node's name)."""
+
+    def __init__(self, out: TextIO, prefix: str) -> None:
+        self.out, self.prefix, self.at_start = out, prefix, True
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines(keepends=True):
+            self.out.write((self.prefix if self.at_start else "") + line)
+            self.at_start = line.endswith("\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+@final
+class BuildProgress:
+    """A node's build, shown here as it goes: uv's progress lines from the node (through a Ray
+    queue) read by progress.py, in plain lines that start with the node's name (a line at the
+    start, every 10 % and every 30 s, with an ETA)."""
+
+    def __init__(self, environments: dict[str, dict[str, str]]) -> None:
+        self.environments = environments
+        self.shown: dict[str, Progress] = {}
+
+    def feed(self, name: str, text: str) -> None:
+        from uvx_llm import progress  # noqa: PLC0415 - see the module docstring
+
+        if name not in self.shown:
+            out = cast("TextIO", Prefixed(sys.stderr, f"{name}: "))
+            jobs = progress.parallel_jobs(self.environments.get(name, {}))
+            self.shown[name] = progress.Progress(out=out, terminal=False, log_dir=None, jobs=jobs)
+            self.shown[name].start()
+        self.shown[name].feed(text)
+
+    def close(self, name: str) -> None:
+        shown = self.shown.pop(name, None)
+        if shown is not None:
+            shown.close()
+
+    def __enter__(self) -> BuildProgress:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for name in list(self.shown):
+            self.close(name)
 
 
 def driver_error(event: dict[str, Any], *, interpreter: Path, address: str) -> LlmSyncError:

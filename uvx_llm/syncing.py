@@ -53,7 +53,8 @@ def sync(
     # with --ray the nodes build, not this machine: its toolkit says nothing about theirs
     refused = refusal(made, project, no_sync=no_sync, no_build_check=no_build_check or surveyed is not None)
     # each decision: shown with -v, in JSON logs always; a refused build's reason only once, in the error
-    pipeline.report(made, except_warnings=made.build_blockers if refused else ())
+    # (with --ray, never: they are about this machine's toolkit)
+    pipeline.report(made, except_warnings=made.build_blockers if refused or surveyed is not None else ())
     if refused is not None:
         raise refused
     edits = patch_module.changed(patch_module.render_all(project, made.actions))
@@ -66,7 +67,8 @@ def sync(
         pipeline.write_edits(project, edits)
         logger.debug("updated %s", ", ".join(str(file.path) for file, _ in edits))
     env = made.uv_environment()
-    announce(run, changed=changed, compiles=uv is not None, env=env)
+    # with --ray the nodes compile, each with its own MAX_JOBS (cluster_sync says so per node)
+    announce(run, changed=changed, compiles=uv is not None and surveyed is None, env=env)
     if uv is None:
         return ExitCode.OK
     env = {**env, **colour_environment()}

@@ -8,7 +8,9 @@ $LLM_SYNC_TEST_MODE picks what the build does besides:
 - "nvcc": compile tiny CUDA kernels with the real nvcc, driven by the real ninja
   (-j MAX_JOBS, one -gencode per FLASH_ATTN_CUDA_ARCHS entry), as flash-attn does;
 - "oom": with MAX_JOBS above 1, a "compiler" is killed with SIGKILL, as the OOM
-  killer does, and the build fails; with MAX_JOBS=1 it succeeds.
+  killer does, and the build fails; with MAX_JOBS=1 it succeeds;
+- "steps": print what torch's extension builder and ninja print (``Compiling objects...``,
+  then ``[N/3] nvcc ...`` a step at a time), without compiling.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -93,6 +96,11 @@ def build_wheel(
     mode = os.environ.get("LLM_SYNC_TEST_MODE", "")
     if mode == "nvcc":
         _compile_kernels()
+    elif mode == "steps":
+        print("Compiling objects...", flush=True)
+        for step in range(1, 4):
+            time.sleep(0.3)
+            print(f"[{step}/3] nvcc -c csrc/kernel{step}.cu -o build/kernel{step}.o", flush=True)
     elif mode == "oom" and int(os.environ.get("MAX_JOBS", "1")) > 1:
         killed = subprocess.run(["sh", "-c", "kill -9 $$"], check=False)
         print(
