@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from uvx_llm import proc, resources
+from uvx_llm import cluster_files, proc, resources
 from uvx_llm.catalog import show_sm
 from uvx_llm.doctor import Report, environment_findings
 from uvx_llm.errors import ExitCode, LlmSyncError
@@ -70,10 +70,18 @@ except ImportError as error:
     print(json.dumps({"error": "no-ray", "detail": str(error)}))
     sys.exit(0)
 
-def look(project_root, probe, smi, timeout, targets, resources):
-    import os, subprocess, sys, tempfile, types
+def look(project_root, probe, smi, timeout, targets, resources, files):
+    import hashlib, os, subprocess, sys, tempfile, types
     import ray
-    out = {}
+    out = {"files": {}}
+    for relative in files:  # the project's own files there: the same as here?
+        try:
+            with open(os.path.join(project_root, relative), "rb") as handle:
+                out["files"][relative] = hashlib.sha256(handle.read()).hexdigest()
+        except FileNotFoundError:
+            out["files"][relative] = None
+        except OSError as error:
+            out["files"][relative] = f"unreadable: {error}"
     try:  # the CPUs and memory a build can use there: llm-sync's resources.py, standard library only
         module = types.ModuleType("llm_sync_resources")
         sys.modules[module.__name__] = module
@@ -130,7 +138,8 @@ try:
     for node in alive:
         strategy = NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False)
         ref = task.options(num_cpus=0, max_retries=0, scheduling_strategy=strategy).remote(
-            args["project_root"], args["probe"], args["smi"], args["timeout"], args["targets"], args["resources"]
+            args["project_root"], args["probe"], args["smi"], args["timeout"], args["targets"], args["resources"],
+            args["files"],
         )
         asked[ref] = node
     ready, pending = (
@@ -173,6 +182,7 @@ class NodeAnswer:
     interpreter: str = ""
     problem: str | None = None  # the node did not answer, or its task failed
     resources: Resources | None = None  # the CPUs and memory a build can use there
+    files: dict[str, str | None] = field(default_factory=dict)  # the project's files there: SHA-256
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -200,8 +210,16 @@ def check_reachable(address: str, *, timeout: float = 5.0) -> None:
         ) from None
 
 
-def run_driver(interpreter: Path, *, address: str, project_root: Path, timeout: float) -> dict[str, Any]:
-    """The driver's answer; an error (what/why/fix) when Ray is missing or unreachable."""
+def run_driver(
+    interpreter: Path,
+    *,
+    address: str,
+    project_root: Path,
+    timeout: float,
+    files: Sequence[str] = ("pyproject.toml", "uv.lock"),
+) -> dict[str, Any]:
+    """The driver's answer; an error (what/why/fix) when Ray is missing or unreachable. ``files``:
+    the project's files whose digests each node reports (cluster_files.py)."""
     check_reachable(address)
     args = {
         "address": address,
@@ -211,6 +229,7 @@ def run_driver(interpreter: Path, *, address: str, project_root: Path, timeout: 
         "timeout": timeout,
         "targets": list(TARGET_VARIABLES),
         "resources": resources.source(),
+        "files": list(files),
     }
     with tempfile.TemporaryDirectory(prefix="llm-sync-ray-") as neutral:
         result = proc.run(
@@ -371,7 +390,14 @@ def _answer(raw: dict[str, Any], name: str, catalog: Catalog) -> NodeAnswer:
         interpreter=interpreter,
         raw=raw,
         resources=_resources(raw.get("resources")),
+        files=_files(raw.get("files")),
     )
+
+
+def _files(answer: object) -> dict[str, str | None]:
+    if not isinstance(answer, dict):
+        return {}
+    return {str(k): (str(v) if v is not None else None) for k, v in answer.items()}
 
 
 def _resources(answer: object) -> Resources | None:
@@ -459,6 +485,7 @@ def _values(answer: NodeAnswer) -> dict[str, str]:
         "NCCL": str(torch.get("nccl") or "unknown"),
     }
     values |= {name: packages.get(name, "not installed") for name in COMPARED}
+    values |= {f"the project's {path}": cluster_files.shown(value) for path, value in answer.files.items()}
     if machine is not None and machine.driver_version:
         values["driver major"] = machine.driver_version.split(".")[0]
     if machine is not None and machine.cuda_max is not None:
@@ -600,6 +627,7 @@ def report(
                 "problem": n.problem,
                 "machine": n.machine.to_json() if n.machine else None,
                 "resources": dataclasses.asdict(n.resources) if n.resources else None,
+                "files": n.files,
                 "environment": (
                     {"interpreter": n.interpreter, "problem": n.environment.problem, **n.environment.facts}
                     if n.environment is not None

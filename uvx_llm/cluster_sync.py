@@ -32,11 +32,11 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast, final
 
-from uvx_llm import log, proc
+from uvx_llm import cluster_files, log, proc
 from uvx_llm.cluster_sync_driver import DRIVER
 from uvx_llm.errors import ExitCode, LlmSyncError
 
@@ -153,8 +153,8 @@ def result_of(event: dict[str, Any]) -> NodeResult:
     """A driver's node event as a result."""
     tail = event.get("tail")
     detail = str(event.get("detail") or "")
-    if event.get("error") == "no-uv":
-        return NodeResult(str(event["name"]), "no-uv", detail, log=str(event.get("log", "")))
+    if event.get("error"):  # no-uv, differs: the task stopped before uv
+        return NodeResult(str(event["name"]), str(event["error"]), detail, log=str(event.get("log", "")))
     return NodeResult(
         name=str(event["name"]),
         status=str(event.get("status")),
@@ -183,6 +183,7 @@ def line_of(result: NodeResult) -> str:
         "gone": "left the cluster before its sync started",
         "cancelled": "cancelled",
         "no-uv": f"no uv: {result.detail}",
+        "differs": f"its project files differ: {result.detail}",
     }
     where = f"; its log on {result.name}: {result.log}" if result.log and result.status == "failed" else ""
     return f"{result.name}: {reasons.get(result.status, result.status)}{where}"
@@ -201,6 +202,8 @@ def outcome(results: Sequence[NodeResult], planned: Sequence[str], *, timeout: f
         "timed-out": f"check the node (`ray status`, its raylet log); raise --node-timeout (now {timeout:g} s) "
         "for a long build",
         "no-uv": "install uv on the node (`pip install uv` into the interpreter Ray runs, or uv on its PATH)",
+        "differs": "put the same project at that path on every node (a shared folder, or the same commit "
+        "checked out), then run `llm-sync sync --ray` again",
         "died": "bring the node back (or take it out of the cluster) and run `llm-sync sync --ray` again: "
         "nodes already in sync have nothing to do",
     }
@@ -225,13 +228,22 @@ def outcome(results: Sequence[NodeResult], planned: Sequence[str], *, timeout: f
 
 
 def survey(
-    interpreter: Path, *, address: str, project_root: Path, catalog: Catalog, timeout: float
+    interpreter: Path,
+    *,
+    address: str,
+    project_root: Path,
+    catalog: Catalog,
+    timeout: float,
+    files: Sequence[str] = (),
 ) -> tuple[tuple[NodeAnswer, ...], str | None]:
-    """Every alive node's machine (and environment), through doctor --ray's driver; the driver's ray."""
+    """Every alive node's machine (and environment, and the digests of the project's ``files``),
+    through doctor --ray's driver; the driver's ray."""
     from uvx_llm import cluster  # noqa: PLC0415 - see the module docstring
 
     document = run_or_explain(
-        lambda: cluster.run_driver(interpreter, address=address, project_root=project_root, timeout=timeout)
+        lambda: cluster.run_driver(
+            interpreter, address=address, project_root=project_root, timeout=timeout, files=files
+        )
     )
     nodes = cluster.answers(document, catalog)
     if not nodes:
@@ -272,6 +284,7 @@ def sync_nodes(
     keys: Sequence[Key],
     house: Path | None,
     timeout: float,
+    files: dict[str, dict[str, Any]] | None = None,
 ) -> list[NodeResult]:
     """Run ``DRIVER``: each wave's nodes synced, progress shown as the events come."""
     from uvx_llm import wheelcopy  # noqa: PLC0415 - see the module docstring
@@ -287,6 +300,7 @@ def sync_nodes(
         "wheelcopy": wheelcopy.source(),
         "run_id": f"sync-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}",
         "timeout": timeout,
+        "files": files or {},
     }
     results: list[NodeResult] = []
     problem: list[dict[str, Any]] = []
@@ -421,6 +435,7 @@ class Surveyed:
     interpreter: Path
     nodes: tuple[NodeAnswer, ...]
     options: pipeline.Options
+    before: dict[str, str | None] = field(default_factory=dict)  # the project's files here, as surveyed
 
     def finish(self, run: pipeline.Run, uv_args: Sequence[str]) -> int:
         return finish(self, run, uv_args)
@@ -433,13 +448,19 @@ def prepare(options: pipeline.Options, target: Target) -> Surveyed:
 
     project = pipeline.load_project(options)
     interpreter = driver_interpreter(project.root, target.python)
+    files = cluster_files.tracked(project)
+    before = cluster_files.digests(project.root, files)
     nodes, _ = survey(
         interpreter,
         address=target.address,
         project_root=project.root,
         catalog=catalog_module.load(),
         timeout=min(target.timeout, 120.0),
+        files=files,
     )
+    error = cluster_files.not_the_same_project(cluster_files.differing(nodes, before), project.root)
+    if error is not None:
+        raise error
     for node in nodes:
         logger.info(f"{node.name}: {describe(node)}")
     members = fleet_nodes(nodes)
@@ -448,7 +469,7 @@ def prepare(options: pipeline.Options, target: Target) -> Surveyed:
         combined = fleet.combine(members)
         source = f"Ray cluster at {target.address} ({len(members)} nodes)"
         planned = replace(combined, machine=replace(combined.machine, source=source))
-    return Surveyed(target, interpreter, nodes, replace(options, fleet=planned))
+    return Surveyed(target, interpreter, nodes, replace(options, fleet=planned), before)
 
 
 def describe(node: NodeAnswer) -> str:
@@ -504,6 +525,7 @@ def finish(surveyed: Surveyed, run: pipeline.Run, uv_args: Sequence[str]) -> int
         keys=keys,
         house=house,
         timeout=surveyed.target.timeout,
+        files=cluster_files.changes(run.project.root, surveyed.before),
     )
     error = outcome(results, [n["name"] for wave in order for n in wave], timeout=surveyed.target.timeout)
     if error is not None:

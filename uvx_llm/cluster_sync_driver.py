@@ -32,10 +32,16 @@ except ImportError as error:
 # uv's lines that make build progress (progress.py reads them on this machine)
 PROGRESS = re.compile(r"^(\s*Building |\s*Built |DEBUG \[\d+/\d+\]|DEBUG Compiling objects|DEBUG Emitting ninja|error: Failed to build)")
 
-def sync_node(project_root, uv_args, keys, house, wheelcopy, run_id, carried, env, name, lines):
+def sync_node(project_root, uv_args, keys, house, wheelcopy, run_id, carried, env, name, lines, files):
     import importlib.util, os, shutil, signal, subprocess, sys, tempfile, time
     from pathlib import Path
     from collections import deque
+    tools = {"__name__": "llm_sync_wheelcopy"}
+    exec(wheelcopy, tools)
+    try:
+        written = tools["carry_files"](Path(project_root), files)
+    except (OSError, ValueError) as error:
+        return {"error": "differs", "detail": str(error)}, None
     found = shutil.which("uv")
     if found:
         uv = [found]
@@ -46,9 +52,7 @@ def sync_node(project_root, uv_args, keys, house, wheelcopy, run_id, carried, en
     cache_root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     log_path = os.path.join(cache_root, "llm-sync", "logs", "ray", f"{run_id}.log")
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    out = {"uv": " ".join(uv), "log": log_path, "restored": 0, "shared": []}
-    tools = {"__name__": "llm_sync_wheelcopy"}
-    exec(wheelcopy, tools)
+    out = {"uv": " ".join(uv), "log": log_path, "restored": 0, "shared": [], "files": written}
     cache = None
     if keys:
         asked = subprocess.run([*uv, "cache", "dir"], capture_output=True, text=True, timeout=60)
@@ -164,7 +168,7 @@ try:
                 num_cpus=0, max_retries=0, num_returns=2, scheduling_strategy=strategy
             ).remote(
                 args["project_root"], args["uv_args"], args["keys"], args["house"], args["wheelcopy"],
-                args["run_id"], carried, node.get("env", {}), node["name"], lines,
+                args["run_id"], carried, node.get("env", {}), node["name"], lines, args["files"],
             )
             asked[ref] = node["name"]
         deadline = time.monotonic() + args["timeout"]

@@ -538,8 +538,11 @@ def diagnose_cluster(
             fix="run `llm-sync` to create the environment, or give --python an interpreter with ray",
         )
     from uvx_llm.build import recorded_archs  # noqa: PLC0415 - see the module docstring
+    from uvx_llm.cluster_files import tracked  # noqa: PLC0415 - see the module docstring
 
-    document = cluster.run_driver(driver, address=address, project_root=loaded.root, timeout=timeout)
+    document = cluster.run_driver(
+        driver, address=address, project_root=loaded.root, timeout=timeout, files=tracked(loaded)
+    )
     return cluster.report(
         document, catalog_module.load(), address=address, timeout=timeout, built_for=recorded_archs(loaded)
     )

@@ -1,4 +1,5 @@
-"""The wheelhouse's copying, standard library only: uv's cache entries to and from the folder.
+"""The copying a node does, standard library only: uv's cache entries to and from the
+wheelhouse folder, and the project files llm-sync changed (``carry_files``).
 
 Two callers run this same text: wheelhouse.py on this machine (around `uv sync`), and
 `sync --ray`'s node task, which gets this module's source and runs it on each node
@@ -8,6 +9,7 @@ imports beyond the standard library, and names come in canonical (`flash-attn`).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 import tarfile
@@ -118,6 +120,32 @@ def unpack(data: bytes, folder: Path) -> None:
         # Python's own "data" filter where it has one (3.10.12+, 3.11.4+): also quiet on 3.12+
         safe: dict[str, str] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
         archive.extractall(folder, members=members, **safe)  # type: ignore[arg-type]  # noqa: S202 - every member checked above
+
+
+def carry_files(root: Path, files: dict[str, dict[str, str | None]]) -> list[str]:
+    """The project files llm-sync changed on the head, onto this node's copy of the project
+    (cluster_files.py): each written only over the copy the survey saw (its ``before`` digest),
+    left alone where it reads the new text already (a shared folder); the files written.
+    ValueError for a copy that is neither: it changed there, and is never overwritten."""
+    written = []
+    for relative, change in sorted(files.items()):
+        path = root / relative
+        try:
+            current: str | None = hashlib.sha256(path.read_bytes()).hexdigest()
+        except FileNotFoundError:
+            current = None
+        if current == change["after"]:
+            continue
+        if current != change["before"]:
+            message = f"{relative} at {root} changed there since the survey; not overwritten"
+            raise ValueError(message)
+        staging = path.with_name(f".{path.name}.llm-sync-{uuid.uuid4().hex}")
+        staging.write_bytes(str(change["text"]).encode("utf-8"))
+        if current is not None:
+            shutil.copymode(path, staging)
+        staging.replace(path)
+        written.append(relative)
+    return written
 
 
 def source() -> str:
