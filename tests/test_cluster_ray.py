@@ -261,9 +261,10 @@ def test_doctor_names_the_node_that_differs_and_why(ray_cluster: RealCluster) ->
     assert h100["environment"]["interpreter"] == str(nodes["h100"].venv / "bin" / "python")
     assert facts[nodes["a100"].name]["machine"]["gpus"][0]["compute_capability"] == "8.0"
     assert facts[old]["machine"]["cuda_max"] == "12.8"
-    assert facts[old]["files"]["pyproject.toml"] == hashlib.sha256(
-        (ray_cluster.project / "pyproject.toml").read_bytes()
-    ).hexdigest()
+    assert (
+        facts[old]["files"]["pyproject.toml"]
+        == hashlib.sha256((ray_cluster.project / "pyproject.toml").read_bytes()).hexdigest()
+    )
     assert facts[old]["files"]["uv.lock"] is None
     assert facts[old]["machine"]["source"] == f"LLM_SYNC_CUDA=12.8, LLM_SYNC_ARCH=9.0 on {old}"
     ok = titles(document, "ok")

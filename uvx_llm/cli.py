@@ -222,9 +222,9 @@ def plan(as_json: bool, resolve: bool, uv_args: tuple[str, ...], **kwargs: Any) 
     preview = pipeline.preview(_options(kwargs), uv_args=uv_args)
     resolution = None
     if resolve:
-        from uvx_llm import syncing  # noqa: PLC0415 - uv loads only where it is used
+        from uvx_llm import trial  # noqa: PLC0415 - uv loads only where it is used
 
-        resolution = syncing.resolve(preview.run, uv_args=uv_args)
+        resolution = trial.resolve(preview.run, uv_args=uv_args)
     if as_json:
         _echo_json(render.plan_document(preview, resolution))
     else:
