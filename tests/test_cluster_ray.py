@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from helpers import environment, llm_sync, uv_binary, write_project
 
-from uvx_llm import build, catalog, resources
+from uvx_llm import resources
 from uvx_llm.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -373,13 +374,14 @@ def test_one_build_for_every_architecture_and_identical_environments(ray_cluster
     builds = [b for node in nodes for b in node.builds()]
     assert len(builds) == 1, builds
     assert builds[0]["FLASH_ATTN_CUDA_ARCHS"] == "80;90"
-    # tuned for the node that compiles, from its own CPUs and memory (as the survey read them there)
-    host = resources.detect()
-    gib = next(b.gib_per_nvcc_thread for b in catalog.load().builds if b.name == "flash-attn")
-    [jobs, _] = build.job_settings(host=host, gib_per_thread=gib, threads=2, env={})
-    assert builds[0]["MAX_JOBS"] == jobs.value
+    # tuned for the node that compiles, from its own CPUs and memory as the survey read them there
+    # (this machine's: its free memory moves between then and now, so the line says the number)
+    said = re.search(r"compiles with MAX_JOBS=(\d+): the smaller of: (\d+) usable CPUs", done.stderr)
+    assert said is not None, done.stderr
+    assert builds[0]["MAX_JOBS"] == said.group(1)
+    assert int(said.group(2)) == resources.detect().cpus
+    assert 1 <= int(said.group(1)) <= max(1, int(said.group(2)) // 2)  # two nvcc threads per job
     assert builds[0]["NVCC_THREADS"] == "2"
-    assert f"compiles with MAX_JOBS={jobs.value}: the smaller of: {host.cpus} usable CPUs" in done.stderr
     [shared] = [p.relative_to(house).as_posix() for p in house.glob("*/*/*/*/*")]
     assert shared.startswith("flash-attn/9.9.9/torch-2.9.0+cu128/sm_80-sm_90/py")
     assert done.stderr.count("built packages from the first node, no compile") == 2
