@@ -143,3 +143,35 @@ def test_a_ray_version_other_than_the_clusters_names_the_version_to_install() ->
     plain = cluster.connect_error("10.0.0.1:6379", "ConnectionError: no GCS")
     assert plain.what == "cannot connect to the Ray cluster at 10.0.0.1:6379"
     assert "ray start --head" in plain.fix
+
+
+AMD = Path(__file__).parent / "fixtures" / "amd"
+
+
+def test_an_amd_node_is_read_from_its_copied_sysfs_as_a_local_machine_is(tmp_path: Path) -> None:
+    from uvx_llm import accelerators, sysfs_copy  # noqa: PLC0415 - only here
+
+    copied = sysfs_copy.collect(AMD / "mi300x-rocm6.3")
+    assert "dev/kfd" in copied
+    assert "opt/rocm/.info/version" in copied
+    raw = _raw("mi300x-01", "1", smi={"rc": 127, "stderr": "nvidia-smi: not found"}, amd=copied)
+    [node] = cluster.answers({"nodes": [raw]}, catalog.load())
+    assert node.machine is not None
+    local = accelerators.detect_amd(AMD / "mi300x-rocm6.3", {}, amdsmi="absent", use_rocm_smi=False)
+    assert node.machine.amd == local.gpus
+    assert node.machine.rocm == local.rocm == "6.3.1"
+    assert cluster.architectures(node.machine) == ["gfx942"]
+    assert cluster.driver_text(node.machine) == "ROCm 6.3.1 (/opt/rocm/.info/version)"
+    # no AMD GPU there either: a node without GPUs, nvidia-smi's complaint kept
+    [bare] = cluster.answers(
+        {"nodes": [_raw("cpu-01", "2", smi={"rc": 127, "stderr": "not found"})]}, catalog.load()
+    )
+    assert bare.machine is not None
+    assert not bare.machine.amd
+    assert not bare.machine.gpus
+    assert bare.machine.notes == ("not found",)
+
+    # nothing outside the folder is written, whatever a node answers
+    sysfs_copy.rebuild({"../escaped": "x", "/etc/escaped": "x", "ok/file": "y"}, tmp_path / "copy")
+    assert (tmp_path / "copy" / "ok" / "file").read_text(encoding="utf-8") == "y"
+    assert not (tmp_path / "escaped").exists()

@@ -111,7 +111,7 @@ def test_each_node_compiles_with_jobs_for_its_own_cpus_and_memory() -> None:
     assert cluster_sync.node_environment(nothing_built, small) == ({}, "")
 
 
-@pytest.mark.parametrize("module", ["wheelcopy", "resources"])
+@pytest.mark.parametrize("module", ["wheelcopy", "resources", "sysfs_copy"])
 def test_the_modules_a_node_runs_import_only_the_standard_library(module: str) -> None:
     """`sync --ray` and `doctor --ray` run these modules' text on nodes without llm-sync installed."""
     import ast  # noqa: PLC0415 - only here

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from uvx_llm import cluster_files, proc, resources
+from uvx_llm import cluster_files, proc, resources, sysfs_copy
 from uvx_llm.catalog import show_sm
 from uvx_llm.cluster_driver import DRIVER
 from uvx_llm.doctor import Report, environment_findings
@@ -120,6 +120,7 @@ def run_driver(
         "targets": list(TARGET_VARIABLES),
         "resources": resources.source(),
         "files": list(files),
+        "sysfs": sysfs_copy.source(),
     }
     with tempfile.TemporaryDirectory(prefix="llm-sync-ray-") as neutral:
         result = proc.run(
@@ -181,12 +182,40 @@ def connect_error(address: str, detail: str) -> LlmSyncError:
 # --- pure: answers, findings, differences ------------------------------------------------------------
 
 
+def _amd_machine(files: object, *, rocm_path: object, notes: tuple[str, ...]) -> Machine | None:
+    """The node's AMD GPUs and ROCm release, read by accelerators.py from its copied files
+    (sysfs_copy.py); None without an AMD GPU."""
+    from uvx_llm import accelerators  # noqa: PLC0415 - only for nodes without nvidia-smi
+
+    if not isinstance(files, dict) or not files:
+        return None
+    with tempfile.TemporaryDirectory(prefix="llm-sync-node-") as copied:
+        root = Path(copied)
+        sysfs_copy.rebuild({str(k): str(v) for k, v in files.items()}, root)
+        env = {"ROCM_PATH": str(rocm_path)} if rocm_path else {}
+        amd = accelerators.detect_amd(
+            root, env, amdsmi="amdsmi is not asked on a Ray node", use_rocm_smi=False
+        )
+    if not amd.gpus:
+        return None
+    return Machine(
+        system="linux",
+        source=amd.source,
+        amd=amd.gpus,
+        rocm=amd.rocm,
+        rocm_source=amd.rocm_source,
+        notes=(*notes, *(n for n in amd.notes if "amdsmi" not in n)),
+    )
+
+
 def _machine(raw: dict[str, Any], catalog: Catalog) -> Machine | None:
     smi = raw.get("smi")
     if not isinstance(smi, dict):
         return None
     if smi.get("rc") != 0:
-        return Machine(system="linux", source="nvidia-smi", notes=(str(smi.get("stderr", ""))[:300],))
+        notes = (str(smi.get("stderr", ""))[:300],)
+        amd = _amd_machine(raw.get("amd"), rocm_path=raw.get("rocm_path"), notes=notes)
+        return amd or Machine(system="linux", source="nvidia-smi", notes=notes)
     gpus, driver = parse_smi_csv(str(smi.get("stdout", "")))
     found = Machine(
         system="linux",
@@ -311,10 +340,17 @@ def answers(document: dict[str, Any], catalog: Catalog) -> tuple[NodeAnswer, ...
     return tuple(sorted(found, key=lambda a: a.name))
 
 
+def architectures(machine: Machine) -> list[str]:
+    """The machine's GPU architectures, as a plan names them: sm_90, gfx942."""
+    return sorted({show_sm(g.capability) for g in machine.gpus if g.capability} | set(machine.gfx_targets))
+
+
 def driver_text(machine: Machine) -> str:
     """ "driver 580.159.04", or what a node that declares its machine says of its driver."""
     if machine.driver_version:
         return f"driver {machine.driver_version}"
+    if machine.has_amd:
+        return f"ROCm {machine.rocm} ({machine.rocm_source})" if machine.rocm else "ROCm release unknown"
     if machine.cuda_max is not None:
         return f"a driver for CUDA up to {machine.cuda_max[0]}.{machine.cuda_max[1]} ({machine.source})"
     return "driver unknown"
@@ -354,7 +390,7 @@ def node_findings(answer: NodeAnswer, catalog: Catalog, *, timeout: float) -> li
         if f.severity != OK
     ]
     torch = answer.facts.get("torch", {})
-    gpus = ", ".join(sorted({show_sm(g.capability) for g in machine.gpus if g.capability})) or "no GPU"
+    gpus = ", ".join(architectures(machine)) or "no GPU"
     summary = (
         f"{answer.name}: {driver_text(machine)}, {gpus}, "
         f"torch {torch.get('version', 'not importable')}"

@@ -22,10 +22,24 @@ except ImportError as error:
     print(json.dumps({"error": "no-ray", "detail": str(error)}))
     sys.exit(0)
 
-def look(project_root, probe, smi, timeout, targets, resources, files):
-    import hashlib, os, subprocess, sys, tempfile, types
+def load(name, text):  # one of llm-sync's standard-library modules, from its text
+    import sys, types
+    module = types.ModuleType(name)
+    sys.modules[name] = module
+    exec(text, module.__dict__)
+    return module
+
+def look(project_root, probe, smi, timeout, targets, resources, files, sysfs):
+    import hashlib, os, subprocess, sys, tempfile
+    from pathlib import Path
     import ray
     out = {"files": {}}
+    try:  # the files llm-sync reads for AMD GPUs there (no nvidia-smi on an AMD node)
+        out["rocm_path"] = os.environ.get("ROCM_PATH")
+        out["amd"] = load("llm_sync_sysfs_copy", sysfs).collect(Path("/"), out["rocm_path"])
+    except Exception as error:
+        out["amd"] = {}
+        out["amd_error"] = f"{type(error).__name__}: {error}"
     for relative in files:  # the project's own files there: the same as here?
         try:
             with open(os.path.join(project_root, relative), "rb") as handle:
@@ -35,10 +49,7 @@ def look(project_root, probe, smi, timeout, targets, resources, files):
         except OSError as error:
             out["files"][relative] = f"unreadable: {error}"
     try:  # the CPUs and memory a build can use there: llm-sync's resources.py, standard library only
-        module = types.ModuleType("llm_sync_resources")
-        sys.modules[module.__name__] = module
-        exec(resources, module.__dict__)
-        found = module.detect()
+        found = load("llm_sync_resources", resources).detect()
         out["resources"] = {key: getattr(found, key) for key in ("cpus", "cpu_reason", "memory_bytes", "memory_reason")}
     except Exception as error:
         out["resources"] = {"error": f"{type(error).__name__}: {error}"}
@@ -91,7 +102,7 @@ try:
         strategy = NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False)
         ref = task.options(num_cpus=0, max_retries=0, scheduling_strategy=strategy).remote(
             args["project_root"], args["probe"], args["smi"], args["timeout"], args["targets"], args["resources"],
-            args["files"],
+            args["files"], args["sysfs"],
         )
         asked[ref] = node
     ready, pending = (

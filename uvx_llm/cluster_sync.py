@@ -473,14 +473,13 @@ def prepare(options: pipeline.Options, target: Target) -> Surveyed:
 
 
 def describe(node: NodeAnswer) -> str:
-    from uvx_llm.catalog import show_sm  # noqa: PLC0415 - see the module docstring
-    from uvx_llm.cluster import driver_text  # noqa: PLC0415 - same
+    from uvx_llm.cluster import architectures, driver_text  # noqa: PLC0415 - see the module docstring
 
     machine = node.machine
-    if machine is None or not machine.gpus:
-        return "no NVIDIA GPU seen (nvidia-smi)"
-    archs = ", ".join(sorted({show_sm(g.capability) for g in machine.gpus if g.capability})) or "unknown"
-    return f"{len(machine.gpus)} GPU(s), {archs}, {driver_text(machine)}"
+    if machine is None or not (machine.gpus or machine.amd):
+        return "no GPU seen (nvidia-smi, the KFD topology)"
+    archs = ", ".join(architectures(machine)) or "unknown"
+    return f"{len(machine.gpus) + len(machine.amd)} GPU(s), {archs}, {driver_text(machine)}"
 
 
 def shared_folder(run: pipeline.Run) -> Path | None:
