@@ -290,6 +290,11 @@ def test_the_old_driver_cannot_run_the_others_build_and_is_named(ray_cluster: Re
     # looks as the node's jobs do)
     others = [f for f in document["findings"] if f["severity"] == "error" and old not in f["title"]]
     assert others == []
+    a100 = ray_cluster.nodes["a100"].name
+    [summary] = [f for f in document["findings"] if f["area"] == f"node {a100}" and f["severity"] == "ok"]
+    assert summary["detail"].endswith(
+        "(without the empty CUDA_VISIBLE_DEVICES Ray gives a task that asks for no GPU)"
+    )
 
 
 def test_a_node_whose_gpu_the_builds_leave_out_is_named(ray_cluster: RealCluster) -> None:

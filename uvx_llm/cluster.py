@@ -396,7 +396,12 @@ def node_findings(answer: NodeAnswer, catalog: Catalog, *, timeout: float) -> li
         f"torch {torch.get('version', 'not importable')}"
         + (f" (CUDA {torch['cuda']})" if torch.get("cuda") else "")
     )
-    return [*found, Finding(area, OK, summary, f"probed {answer.interpreter}")]
+    probed = f"probed {answer.interpreter}" + (
+        " (without the empty CUDA_VISIBLE_DEVICES Ray gives a task that asks for no GPU)"
+        if answer.raw.get("ray_hid_gpus")
+        else ""
+    )
+    return [*found, Finding(area, OK, summary, probed)]
 
 
 def _values(answer: NodeAnswer) -> dict[str, str]:
