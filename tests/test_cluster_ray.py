@@ -153,7 +153,6 @@ class RealCluster:
             "XDG_CACHE_HOME": str(folder / "cache"),
             "UV_CACHE_DIR": str(folder / "uv-cache"),
             "UV_PROJECT_ENVIRONMENT": str(folder / "venv"),
-            "UV_DEFAULT_INDEX": self.index.url("/simple"),
             "UV_PYTHON": str(BASE_PYTHON),
             "UV_PYTHON_DOWNLOADS": "never",
             "LLM_SYNC_TEST_RECORD": str(folder / "builds.jsonl"),

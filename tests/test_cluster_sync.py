@@ -131,3 +131,17 @@ def test_the_modules_a_node_runs_import_only_the_standard_library(module: str) -
         )
     }
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
+
+
+def test_every_node_gets_this_machines_index_locations_not_its_credentials() -> None:
+    environ = {
+        "UV_DEFAULT_INDEX": "https://mirror.example/simple",
+        "UV_INDEX_STRATEGY": "unsafe-best-match",
+        "UV_INDEX_INTERNAL_PASSWORD": "hunter2",
+        "UV_CACHE_DIR": "/here/cache",
+        "UV_FIND_LINKS": "",
+    }
+    assert cluster_sync.index_settings(environ) == {
+        "UV_DEFAULT_INDEX": "https://mirror.example/simple",
+        "UV_INDEX_STRATEGY": "unsafe-best-match",
+    }

@@ -41,7 +41,7 @@ from uvx_llm.cluster_sync_driver import DRIVER
 from uvx_llm.errors import ExitCode, LlmSyncError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from uvx_llm import fleet, pipeline
     from uvx_llm.actions import Plan
@@ -137,6 +137,25 @@ def node_environment(plan: Plan, node: NodeAnswer) -> tuple[dict[str, str], str]
         host=node.resources, gib_per_thread=plan.gib_per_build_thread, threads=threads, env={}
     )
     return env | {s.name: s.value for s in tuned}, f"MAX_JOBS={tuned[0].value}: {tuned[0].reason}"
+
+
+# Where uv looks for packages: `uv sync --locked` on a node accepts the lock only with the
+# index settings it was made with (a PyPI mirror in UV_DEFAULT_INDEX here and none on a node
+# is "the lockfile needs to be updated" there). Locations only: credentials stay each node's own.
+INDEX_VARIABLES = (
+    "UV_DEFAULT_INDEX",
+    "UV_INDEX",
+    "UV_INDEX_URL",
+    "UV_EXTRA_INDEX_URL",
+    "UV_FIND_LINKS",
+    "UV_NO_INDEX",
+    "UV_INDEX_STRATEGY",
+)
+
+
+def index_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """This machine's uv index settings, for every node's `uv sync` (the lock was made with them)."""
+    return {name: environ[name] for name in INDEX_VARIABLES if environ.get(name)}
 
 
 def key_arguments(keys: Sequence[Key]) -> list[dict[str, str]]:
@@ -507,9 +526,11 @@ def finish(surveyed: Surveyed, run: pipeline.Run, uv_args: Sequence[str]) -> int
         )
     order = waves(surveyed.nodes, builds=bool(keys))
     by_name = {n.name: n for n in surveyed.nodes}
+    shared_settings = index_settings(os.environ)
     for wave in order:
         for entry in wave:
-            entry["env"], why = node_environment(run.plan, by_name[entry["name"]])
+            env, why = node_environment(run.plan, by_name[entry["name"]])
+            entry["env"] = shared_settings | env
             if why and keys and wave is order[0]:  # the node that compiles
                 logger.info(f"{entry['name']} compiles with {why}")
     if len(order) > 1:
