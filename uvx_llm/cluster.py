@@ -107,14 +107,17 @@ def run_driver(
     project_root: Path,
     timeout: float,
     files: Sequence[str] = ("pyproject.toml", "uv.lock"),
+    probe: bool = True,
 ) -> dict[str, Any]:
     """The driver's answer; an error (what/why/fix) when Ray is missing or unreachable. ``files``:
-    the project's files whose digests each node reports (cluster_files.py)."""
+    the project's files whose digests each node reports (cluster_files.py); ``probe``: whether
+    each node's environment is probed too (`sync --ray` needs only the machines: the sync
+    replaces the environments, and the probe imports torch on every node)."""
     check_reachable(address)
     args = {
         "address": address,
         "project_root": str(project_root.absolute()),
-        "probe": PROBE % {"packages": PACKAGES},
+        "probe": PROBE % {"packages": PACKAGES} if probe else "",
         "smi": SMI,
         "timeout": timeout,
         "targets": list(TARGET_VARIABLES),

@@ -63,7 +63,7 @@ def look(project_root, probe, smi, timeout, targets, resources, files, sysfs):
         out["smi"] = {"rc": done.returncode, "stdout": done.stdout, "stderr": done.stderr[-2000:]}
     except (OSError, subprocess.SubprocessError) as error:
         out["smi"] = {"rc": -1, "stdout": "", "stderr": str(error)}
-    if not os.path.exists(python):
+    if not probe or not os.path.exists(python):  # no probe asked (sync --ray), or no environment
         out["probe"] = None
         return out
     env = dict(os.environ)

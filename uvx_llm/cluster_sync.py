@@ -261,7 +261,7 @@ def survey(
 
     document = run_or_explain(
         lambda: cluster.run_driver(
-            interpreter, address=address, project_root=project_root, timeout=timeout, files=files
+            interpreter, address=address, project_root=project_root, timeout=timeout, files=files, probe=False
         )
     )
     nodes = cluster.answers(document, catalog)
