@@ -330,6 +330,23 @@ def test_silent_nodes_and_missing_environments_are_findings_not_hangs(ray_cluste
     assert any(t.startswith(f"{nodes['old-driver'].name}: ") and "in time" in t for t in errors), errors
 
 
+def test_a_head_without_the_projects_environment_drives_ray_with_llm_syncs_own(
+    ray_cluster: RealCluster,
+) -> None:
+    """No --python and no .venv here (a head node that does not train): llm-sync's own
+    interpreter drives Ray (with the `llm-sync[ray]` extra it has ray), as for sync --ray."""
+    for node in ray_cluster.nodes.values():
+        node.probe_answers(RECORDED_PROBE)
+    assert not (ray_cluster.project / ".venv").exists()
+    done = llm_sync(
+        ["doctor", "--json", "--ray", ray_cluster.address],
+        env=ray_cluster.environment(),
+        cwd=ray_cluster.project,
+    )
+    assert done.returncode == ExitCode.DIFFERENCES, done.stderr  # the old driver's node, as above
+    assert len(json.loads(done.stdout)["facts"]["nodes"]) == 3
+
+
 def test_no_ray_and_no_cluster_are_clear_errors_at_once(ray_cluster: RealCluster) -> None:
     env = ray_cluster.environment()
     project = ray_cluster.project

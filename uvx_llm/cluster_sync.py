@@ -55,7 +55,8 @@ logger = log.get_logger("llm-sync")
 EVENT = "llm-sync-event "  # the driver's lines that are ours (Ray prints its own on stderr too)
 TAIL_LINES = 30
 INSTALL_HINT = (
-    "run llm-sync with ray beside it: `uvx --from 'llm-sync[ray]' llm-sync sync --ray` (the extra "
+    "add ray to the project (`uv add ray`; verl and OpenRLHF bring it), or run llm-sync with ray "
+    "beside it: `uvx --from 'llm-sync[ray]' llm-sync sync --ray` (or `doctor --ray`; the extra "
     "installs ray; pin the cluster's version: `--with ray==X.Y.Z`), or give --python an interpreter "
     "that has the cluster's ray (the project's own .venv/bin/python once it has ray)"
 )

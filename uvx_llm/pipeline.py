@@ -516,7 +516,6 @@ def diagnose_cluster(
     """`llm-sync doctor --ray`: every alive node of a Ray cluster probed, and their differences
     (docs/doctor.md#a-ray-cluster). Ray runs in the project's interpreter (or ``python``)."""
     from uvx_llm import cluster  # noqa: PLC0415 - see the module docstring
-    from uvx_llm import interpreter as interpreter_module  # noqa: PLC0415 - see the module docstring
 
     loaded = project_if_any(options)
     if loaded is None:
@@ -524,24 +523,16 @@ def diagnose_cluster(
             "doctor --ray needs the project: each node is probed in the project's environment at the same path",
             fix="run it in the project folder, or give --project",
         )
-    if python is not None and not python.exists():
-        raise LlmSyncError(
-            f"--python {python} does not exist",
-            fix="give the path of a Python interpreter that has the cluster's ray, e.g. .venv/bin/python",
-        )
-    driver = interpreter_module.interpreter_of(loaded.root, python, os.environ)
-    if driver is None:
-        where = interpreter_module.project_environment(loaded.root, os.environ)
-        raise LlmSyncError(
-            f"no environment to drive Ray with: {where} does not exist",
-            why="llm-sync drives Ray through the project's interpreter, which has the cluster's ray",
-            fix="run `llm-sync` to create the environment, or give --python an interpreter with ray",
-        )
     from uvx_llm.build import recorded_archs  # noqa: PLC0415 - see the module docstring
     from uvx_llm.cluster_files import tracked  # noqa: PLC0415 - see the module docstring
+    from uvx_llm.cluster_sync import driver_interpreter, run_or_explain  # noqa: PLC0415 - same
 
-    document = cluster.run_driver(
-        driver, address=address, project_root=loaded.root, timeout=timeout, files=tracked(loaded)
+    # as sync --ray: --python, else the project's environment here, else llm-sync's own (the [ray] extra)
+    driver = driver_interpreter(loaded.root, python)
+    document = run_or_explain(
+        lambda: cluster.run_driver(
+            driver, address=address, project_root=loaded.root, timeout=timeout, files=tracked(loaded)
+        )
     )
     return cluster.report(
         document, catalog_module.load(), address=address, timeout=timeout, built_for=recorded_archs(loaded)
