@@ -33,6 +33,18 @@ def release_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackageIn
         yield served
 
 
+def prebuilt_environment(
+    package_index: PackageIndex, release_host: PackageIndex, record: Path
+) -> dict[str, str]:
+    """Release wheels preferred, from the loopback release host; builds recorded in ``record``."""
+    return environment(
+        package_index,
+        LLM_SYNC_PREFER="prebuilt",
+        LLM_SYNC_PREBUILT_URL=release_host.base_url,
+        LLM_SYNC_TEST_RECORD=str(record),
+    )
+
+
 def records(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
 
@@ -42,12 +54,7 @@ def test_a_fitting_release_wheel_is_locked_with_its_hash_and_nothing_is_built(
 ) -> None:
     project = write_project(tmp_path / "app", "torch", "flash-attn")
     record = tmp_path / "builds.jsonl"
-    env = environment(
-        package_index,
-        LLM_SYNC_PREFER="prebuilt",
-        LLM_SYNC_PREBUILT_URL=release_host.base_url,
-        LLM_SYNC_TEST_RECORD=str(record),
-    )
+    env = prebuilt_environment(package_index, release_host, record)
     # No --no-build-check and no nvcc here: nothing is built, so no toolkit is needed.
     result = llm_sync(["-v", "--cuda", "12.8", "--arch", "9.0"], env=env, cwd=project)
     assert result.returncode == 0, result.stderr
@@ -83,12 +90,7 @@ def test_without_a_fitting_wheel_it_compiles_and_says_why(
 ) -> None:
     project = write_project(tmp_path / "app", "torch>=2.9", "flash-attn")
     record = tmp_path / "builds.jsonl"
-    env = environment(
-        package_index,
-        LLM_SYNC_PREFER="prebuilt",
-        LLM_SYNC_PREBUILT_URL=release_host.base_url,
-        LLM_SYNC_TEST_RECORD=str(record),
-    )
+    env = prebuilt_environment(package_index, release_host, record)
     result = llm_sync(["-v", "--cuda", "12.8", "--arch", "9.0", "--no-build-check"], env=env, cwd=project)
     assert result.returncode == 0, result.stderr
     assert "none for flash-attn: compiles" in result.stderr

@@ -77,16 +77,21 @@ def test_llm_sync_bounds_vllm_to_releases_that_pin_a_torch_of_the_plan(
     assert "# llm-sync: bound:" in text
 
 
-def test_a_lock_outside_the_plan_stops_before_installing(
-    real_shape_index: PackageIndex, tmp_path: Path
-) -> None:
+def vllm_kept_out_of_the_plan(tmp_path: Path) -> Path:
+    """A project whose own constraint keeps uv from every vllm the plan allows."""
     project = write_project(tmp_path / "app", "vllm")
     text = (project / "pyproject.toml").read_text(encoding="utf-8")
-    # The user's own constraint keeps uv from every vllm the plan allows.
     (project / "pyproject.toml").write_text(
         text.replace("package = false", 'package = false\nconstraint-dependencies = ["vllm<0.5"]'),
         encoding="utf-8",
     )
+    return project
+
+
+def test_a_lock_outside_the_plan_stops_before_installing(
+    real_shape_index: PackageIndex, tmp_path: Path
+) -> None:
+    project = vllm_kept_out_of_the_plan(tmp_path)
     env = environment(real_shape_index)
     result = llm_sync(["--cuda", "13.0", "--arch", "10.0"], env=env, cwd=project)
     assert result.returncode == 1, result.stderr
@@ -131,12 +136,7 @@ def test_plan_resolve_exits_1_when_the_lock_leaves_the_plan(
 ) -> None:
     import json  # noqa: PLC0415 - only this test reads the document
 
-    project = write_project(tmp_path / "app", "vllm")
-    text = (project / "pyproject.toml").read_text(encoding="utf-8")
-    (project / "pyproject.toml").write_text(
-        text.replace("package = false", 'package = false\nconstraint-dependencies = ["vllm<0.5"]'),
-        encoding="utf-8",
-    )
+    project = vllm_kept_out_of_the_plan(tmp_path)
     env = environment(real_shape_index)
     result = llm_sync(
         ["plan", "--json", "--resolve", "--cuda", "13.0", "--arch", "10.0"], env=env, cwd=project
