@@ -255,9 +255,10 @@ def survey(
     catalog: Catalog,
     timeout: float,
     files: Sequence[str] = (),
-) -> tuple[tuple[NodeAnswer, ...], str | None]:
-    """Every alive node's machine (and environment, and the digests of the project's ``files``),
-    through doctor --ray's driver; the driver's ray."""
+) -> tuple[NodeAnswer, ...]:
+    """Every alive node's machine, resources and digests of the project's ``files``, through
+    doctor --ray's driver without its probe. (A driver whose Ray is not the cluster's is refused
+    by ray.init itself; the nodes' environments get the lock's ray from the sync.)"""
     from uvx_llm import cluster  # noqa: PLC0415 - see the module docstring
 
     document = run_or_explain(
@@ -275,9 +276,7 @@ def survey(
     error = silent(nodes, timeout=timeout)
     if error is not None:
         raise error
-    for finding in cluster.ray_versions(document.get("ray"), nodes):
-        logger.warning(f"{finding.title}: {finding.fix}")
-    return nodes, document.get("ray")
+    return nodes
 
 
 def run_or_explain(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -470,7 +469,7 @@ def prepare(options: pipeline.Options, target: Target) -> Surveyed:
     interpreter = driver_interpreter(project.root, target.python)
     files = cluster_files.tracked(project)
     before = cluster_files.digests(project.root, files)
-    nodes, _ = survey(
+    nodes = survey(
         interpreter,
         address=target.address,
         project_root=project.root,
